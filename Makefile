@@ -1,0 +1,36 @@
+# The README's two set-up commands: `make demo` and `make test`. Each creates .venv if needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lakescore-installed
+
+.PHONY: demo test lint install check-java clean bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory check-java
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { echo "lakescore needs Java 17 or newer (Spark runs on the JVM): install a JDK 17+ and put java on PATH, or set JAVA_HOME." >&2; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	 if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "lakescore needs Java 17 or newer; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; fi
+
+demo: $(STAMP)
+	$(BIN)/lakescore demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests jobs notebooks bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests jobs notebooks bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) lakehouse spark-warehouse metastore_db derby.log

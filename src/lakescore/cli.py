@@ -1,0 +1,179 @@
+"""Command line: argument parsing → config → runner. Nothing else.
+
+Exit codes: 0 succeeded, 1 failed, 2 bad usage or deployment file, 3 aborted by an error limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from lakescore import __version__
+from lakescore.config import Deployment, load_deployment
+from lakescore.errors import EXIT_FAILED, EXIT_OK, LakescoreError
+from lakescore.progress import Progress
+from lakescore.report import print_deployment, print_run, print_runs, to_json
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakescore", description="Batch inference for the lakehouse."
+    )
+    parser.add_argument("--version", action="version", version=f"lakescore {__version__}")
+    verbs = parser.add_subparsers(dest="command", required=True)
+
+    score = verbs.add_parser("score", help="run a deployment once")
+    score.add_argument("deployment", help="deployment file (YAML)")
+    score.add_argument("--run-id", help="run id; rerunning one replaces that run's rows")
+    score.add_argument("--input", help="read this input path instead of the deployment's")
+    _common(score)
+
+    deployment = verbs.add_parser("deployment", help="inspect a deployment")
+    deployment_verbs = deployment.add_subparsers(dest="action", required=True)
+    show = deployment_verbs.add_parser("show", help="the resolved deployment and its model")
+    show.add_argument("deployment")
+    _common(show)
+
+    runs = verbs.add_parser("runs", help="the runs table of a deployment")
+    runs_verbs = runs.add_subparsers(dest="action", required=True)
+    listing = runs_verbs.add_parser("list", help="recent runs, newest first")
+    listing.add_argument("deployment")
+    listing.add_argument("--limit", type=int, default=20)
+    _common(listing)
+    one = runs_verbs.add_parser("show", help="one run")
+    one.add_argument("deployment")
+    one.add_argument("run_id")
+    _common(one)
+
+    demo = verbs.add_parser("demo", help="build a small lakehouse and score it")
+    demo.add_argument("--dir", default="lakehouse", help="folder to build it in")
+    demo.add_argument("--rows", type=int, default=60_000, help="rows of sample data")
+    _common(demo, with_json=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return _dispatch(args)
+    except LakescoreError as exc:
+        print(f"lakescore: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("lakescore: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"lakescore: error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(rerun with --verbose for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from lakescore.demo import run_demo
+
+        return run_demo(args.dir, args.rows, verbose=args.verbose)
+    deployment = load_deployment(args.deployment)
+    if args.command == "score":
+        return _score(args, deployment)
+    if args.command == "deployment":
+        return _show_deployment(args, deployment)
+    return _runs(args, deployment)
+
+
+def _score(args: argparse.Namespace, deployment: Deployment) -> int:
+    from lakescore.runner import score
+    from lakescore.session import get_spark
+
+    if args.input:
+        deployment = deployment.with_input_path(args.input)
+    progress = Progress(enabled=not args.json)
+    spark = get_spark(verbose=args.verbose, show_progress=progress.interactive)
+    try:
+        result = score(spark, deployment, args.run_id, progress)
+    except LakescoreError as exc:
+        if args.json:
+            from lakescore.runs import get_run
+
+            record = get_run(spark, deployment.runs.path, args.run_id) if args.run_id else None
+            print(to_json({"error": str(exc), "exit_code": exc.exit_code, "run": record}))
+        raise
+    if args.json:
+        print(to_json(asdict(result.record)))
+    else:
+        print_run(asdict(result.record), deployment)
+    return EXIT_OK
+
+
+def _show_deployment(args: argparse.Namespace, deployment: Deployment) -> int:
+    from lakescore.model import resolve_model
+
+    model = resolve_model(deployment.model.uri, deployment.model.tracking_uri)
+    shown: dict[str, Any] = {
+        "deployment": asdict(deployment),
+        "model": {
+            "requested_uri": model.version.requested_uri,
+            "pinned_uri": model.pinned_uri,
+            "name": model.name,
+            "version": model.version_label,
+            "inputs": [asdict(c) for c in model.inputs] if model.inputs is not None else None,
+            "outputs": [asdict(c) for c in model.outputs],
+        },
+    }
+    if args.json:
+        print(to_json(shown))
+    else:
+        print_deployment(shown)
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace, deployment: Deployment) -> int:
+    from lakescore.runs import get_run, list_runs
+    from lakescore.session import get_spark
+
+    spark = get_spark(verbose=args.verbose)
+    if args.action == "list":
+        runs = list_runs(spark, deployment.runs.path, args.limit)
+        print(to_json(runs) if args.json else print_runs(runs))
+        return EXIT_OK
+    record = get_run(spark, deployment.runs.path, args.run_id)
+    if record is None:
+        raise LakescoreError(
+            f"Run {args.run_id} is not in the runs table {deployment.runs.path}."
+        )
+    if args.json:
+        print(to_json(record))
+    else:
+        print_run(record, deployment)
+    return EXIT_OK
+
+
+def _common(parser: argparse.ArgumentParser, with_json: bool = True) -> None:
+    if with_json:
+        parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+    parser.add_argument("--verbose", action="store_true", help="show Spark's and MLflow's logs")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("mlflow", "py4j", "alembic", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

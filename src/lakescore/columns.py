@@ -1,0 +1,41 @@
+"""Names of lineage, error and run-table columns, in one place.
+
+Lineage columns start with ``_`` so they never collide with user columns.
+"""
+
+from __future__ import annotations
+
+RUN_ID = "_run_id"
+MODEL_NAME = "_model_name"
+MODEL_VERSION = "_model_version"
+MODEL_URI = "_model_uri"
+SCORED_AT = "_scored_at"
+SOURCE_FILE = "_source_file"
+SOURCE_FILE_MODIFIED_AT = "_source_file_modified_at"
+SOURCE_TABLE_VERSION = "_source_table_version"
+ERRORS = "_errors"
+WARNINGS = "_warnings"
+QUARANTINED_AT = "_quarantined_at"
+
+# Error struct fields, and the stages an error can come from.
+STAGE_READ = "read"
+STAGE_VALIDATE = "validate"
+STAGE_SCORE = "score"
+
+# Input lineage columns added when the input is read (not user columns).
+SOURCE_LINEAGE = (SOURCE_FILE, SOURCE_FILE_MODIFIED_AT, SOURCE_TABLE_VERSION)
+
+DEFAULT_PREDICTION = "prediction"
+
+COMMENTS: dict[str, str] = {
+    RUN_ID: "lakescore run that wrote this row",
+    MODEL_NAME: "registered model name (null for a run or local-path model)",
+    MODEL_VERSION: "model version pinned for the run (run id or content hash when unregistered)",
+    MODEL_URI: "model URI pinned for the run",
+    SCORED_AT: "driver time at which the run scored its rows (UTC)",
+    SOURCE_FILE: "input file the row was read from",
+    SOURCE_FILE_MODIFIED_AT: "modification time of the input file",
+    SOURCE_TABLE_VERSION: "version of the Delta input table that was read",
+    ERRORS: "why the row was quarantined: stage, rule, column, message",
+    QUARANTINED_AT: "driver time at which the run quarantined the row (UTC)",
+}

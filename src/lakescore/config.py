@@ -1,0 +1,258 @@
+"""The deployment file as frozen dataclasses: parsed once, at the edge, with errors naming the key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lakescore.errors import DeploymentError
+
+INPUT_FORMATS = ("parquet", "delta")
+RULE_ACTIONS = ("quarantine", "warn", "fail")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    uri: str
+    tracking_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    format: str
+    path: str
+    key: str | None = None
+    passthrough: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    path: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    expr: str
+    action: str = "quarantine"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_error_fraction: float | None = None
+    max_error_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    batch_size: int = 10_000
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    model: ModelConfig
+    input: InputConfig
+    output: TableConfig
+    quarantine: TableConfig
+    runs: TableConfig
+    rules: tuple[Rule, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    source_file: str | None = None
+
+    def with_input_path(self, path: str) -> Deployment:
+        """The same deployment reading another input (the `--input` override)."""
+        return replace(self, input=replace(self.input, path=str(Path(path).resolve())))
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read and validate a deployment file; relative paths resolve against its folder."""
+    file = Path(path)
+    if not file.is_file():
+        raise DeploymentError(f"Deployment file {file} does not exist.")
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DeploymentError(f"Deployment file {file} is not valid YAML{where}.") from exc
+    return parse_deployment(raw, base_dir=file.resolve().parent, source=str(file))
+
+
+def parse_deployment(raw: Any, base_dir: Path, source: str = "<deployment>") -> Deployment:
+    """Turn the parsed YAML mapping into a Deployment, naming the first wrong key."""
+    top = _mapping(raw, "", source)
+    _check_keys(
+        top,
+        required={"name", "model", "input", "output", "quarantine", "runs"},
+        optional={"rules", "limits", "scoring"},
+        where="",
+        source=source,
+    )
+    name = _string(top["name"], "name", source)
+    if not _NAME_PATTERN.match(name):
+        raise DeploymentError(
+            f"{source}: name {name!r} may hold only letters, digits, '_', '.', '-'."
+        )
+    return Deployment(
+        name=name,
+        model=_model(top["model"], base_dir, source),
+        input=_input(top["input"], base_dir, source),
+        output=_table(top["output"], "output", base_dir, source),
+        quarantine=_table(top["quarantine"], "quarantine", base_dir, source),
+        runs=_table(top["runs"], "runs", base_dir, source),
+        rules=_rules(top.get("rules"), source),
+        limits=_limits(top.get("limits"), source),
+        scoring=_scoring(top.get("scoring"), source),
+        source_file=source,
+    )
+
+
+def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
+    data = _mapping(raw, "model", source)
+    _check_keys(data, {"uri"}, {"tracking_uri"}, "model", source)
+    uri = _string(data["uri"], "model.uri", source)
+    if "://" not in uri and not uri.startswith(("models:/", "runs:/")):
+        uri = str(_resolve(uri, base_dir))
+    tracking = data.get("tracking_uri")
+    tracking_uri = None
+    if tracking is not None:
+        tracking_uri = _resolve_sqlite(_string(tracking, "model.tracking_uri", source), base_dir)
+    return ModelConfig(uri=uri, tracking_uri=tracking_uri)
+
+
+def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
+    data = _mapping(raw, "input", source)
+    _check_keys(data, {"format", "path"}, {"key", "passthrough"}, "input", source)
+    fmt = _string(data["format"], "input.format", source).lower()
+    if fmt not in INPUT_FORMATS:
+        raise DeploymentError(
+            f"{source}: input.format is {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}."
+        )
+    key = data.get("key")
+    passthrough = data.get("passthrough") or []
+    if not isinstance(passthrough, list) or not all(isinstance(c, str) for c in passthrough):
+        raise DeploymentError(f"{source}: input.passthrough must be a list of column names.")
+    return InputConfig(
+        format=fmt,
+        path=str(_resolve(_string(data["path"], "input.path", source), base_dir)),
+        key=_string(key, "input.key", source) if key is not None else None,
+        passthrough=tuple(passthrough),
+    )
+
+
+def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:
+    data = _mapping(raw, where, source)
+    _check_keys(data, {"path"}, set(), where, source)
+    return TableConfig(path=str(_resolve(_string(data["path"], f"{where}.path", source), base_dir)))
+
+
+def _rules(raw: Any, source: str) -> tuple[Rule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise DeploymentError(f"{source}: rules must be a list of {{name, expr, action}}.")
+    rules: list[Rule] = []
+    for index, item in enumerate(raw):
+        where = f"rules[{index}]"
+        data = _mapping(item, where, source)
+        _check_keys(data, {"name", "expr"}, {"action"}, where, source)
+        rule = Rule(
+            name=_string(data["name"], f"{where}.name", source),
+            expr=_string(data["expr"], f"{where}.expr", source),
+            action=_string(data.get("action", "quarantine"), f"{where}.action", source),
+        )
+        if rule.action not in RULE_ACTIONS:
+            raise DeploymentError(
+                f"{source}: {where}.action is {rule.action!r}; "
+                f"expected one of {', '.join(RULE_ACTIONS)}."
+            )
+        if any(r.name == rule.name for r in rules):
+            raise DeploymentError(f"{source}: rule name {rule.name!r} appears twice.")
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _limits(raw: Any, source: str) -> Limits:
+    if raw is None:
+        return Limits()
+    data = _mapping(raw, "limits", source)
+    _check_keys(data, set(), {"max_error_fraction", "max_error_rows"}, "limits", source)
+    fraction = data.get("max_error_fraction")
+    rows = data.get("max_error_rows")
+    if fraction is not None and (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, int | float)
+        or not 0 <= fraction <= 1
+    ):
+        raise DeploymentError(
+            f"{source}: limits.max_error_fraction must be a number between 0 and 1."
+        )
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+        raise DeploymentError(f"{source}: limits.max_error_rows must be a whole number >= 0.")
+    return Limits(
+        max_error_fraction=float(fraction) if fraction is not None else None,
+        max_error_rows=rows,
+    )
+
+
+def _scoring(raw: Any, source: str) -> ScoringConfig:
+    if raw is None:
+        return ScoringConfig()
+    data = _mapping(raw, "scoring", source)
+    _check_keys(data, set(), {"batch_size"}, "scoring", source)
+    size = data.get("batch_size", ScoringConfig.batch_size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DeploymentError(f"{source}: scoring.batch_size must be a whole number >= 1.")
+    return ScoringConfig(batch_size=size)
+
+
+def _mapping(raw: Any, where: str, source: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        what = where or "the file"
+        raise DeploymentError(f"{source}: {what} must be a mapping of keys to values.")
+    return raw
+
+
+def _check_keys(
+    data: Mapping[str, Any], required: set[str], optional: set[str], where: str, source: str
+) -> None:
+    prefix = f"{where}." if where else ""
+    for key in data:
+        if key not in required | optional:
+            allowed = ", ".join(sorted(required | optional))
+            raise DeploymentError(
+                f"{source}: unknown key {prefix}{key!s}; allowed here: {allowed}."
+            )
+    for key in sorted(required):
+        if key not in data:
+            raise DeploymentError(f"{source}: missing required key {prefix}{key}.")
+
+
+def _string(value: Any, key: str, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DeploymentError(f"{source}: {key} must be a non-empty string.")
+    return value.strip()
+
+
+def _resolve(path: str, base_dir: Path) -> str | Path:
+    """Resolve a relative local path against the deployment file's folder; leave URIs alone."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path):
+        return path
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else (base_dir / candidate).resolve()
+
+
+def _resolve_sqlite(uri: str, base_dir: Path) -> str:
+    """Make `sqlite:///relative.db` relative to the deployment file, as every other path is."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((base_dir / uri[len(prefix) :]).resolve())
+    return uri

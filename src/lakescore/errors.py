@@ -1,0 +1,50 @@
+"""Exceptions that carry one clear sentence and the exit code the CLI returns for them."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ABORTED = 3
+
+
+class LakescoreError(Exception):
+    """An expected failure: its message is shown to the operator as-is, without a traceback."""
+
+    exit_code = EXIT_FAILED
+
+
+class DeploymentError(LakescoreError):
+    """The deployment file (or a command-line override) is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelNotFoundError(DeploymentError):
+    """The model name, version, alias or path does not exist."""
+
+
+class RegistryUnreachableError(LakescoreError):
+    """The MLflow tracking server or registry could not be reached."""
+
+
+class InputError(LakescoreError):
+    """The input path is missing, empty or unreadable."""
+
+
+class RuleFailedError(LakescoreError):
+    """A rule with action `fail` matched at least one row."""
+
+
+class ScoringError(LakescoreError):
+    """The model raised, or returned something lakescore cannot store."""
+
+
+class LimitExceededError(LakescoreError):
+    """Too many rows were quarantined: the run is aborted and no predictions are committed."""
+
+    exit_code = EXIT_ABORTED
+
+
+class EnvironmentProblem(LakescoreError):
+    """The machine lacks something Spark needs (Java 17+)."""

@@ -1,0 +1,309 @@
+"""Driver side of the model: resolve a URI to a pinned version, its signature and a local copy.
+
+Only this module talks to the MLflow tracking server or registry. Executors get the downloaded
+copy through Spark (see scoring.py), so a cluster whose workers cannot reach the server works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lakescore.columns import DEFAULT_PREDICTION
+from lakescore.errors import (
+    DeploymentError,
+    LakescoreError,
+    ModelNotFoundError,
+    RegistryUnreachableError,
+)
+
+_log = logging.getLogger(__name__)
+
+# MLflow's type names -> Spark SQL DDL types.
+MLFLOW_TO_SPARK = {
+    "boolean": "boolean",
+    "integer": "int",
+    "long": "bigint",
+    "float": "float",
+    "double": "double",
+    "string": "string",
+    "binary": "binary",
+    "datetime": "timestamp",
+}
+NUMPY_TO_SPARK = {
+    "bool": "boolean",
+    "int8": "int",
+    "int16": "int",
+    "int32": "int",
+    "int64": "bigint",
+    "uint8": "int",
+    "uint16": "int",
+    "uint32": "bigint",
+    "float16": "float",
+    "float32": "float",
+    "float64": "double",
+    "str": "string",
+    "object": "string",
+}
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)$")
+_RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One named input of the model's signature, with its Spark type."""
+
+    name: str
+    spark_type: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One prediction column, named and typed from the model's output signature."""
+
+    name: str
+    spark_type: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """Which model a URI means right now, pinned so the whole run uses exactly that one."""
+
+    requested_uri: str
+    pinned_uri: str
+    name: str | None
+    version: str
+    download_uri: str
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A pinned model, its local copy and its signature."""
+
+    version: ModelVersion
+    local_path: str
+    inputs: tuple[InputColumn, ...] | None
+    outputs: tuple[OutputColumn, ...]
+
+    @property
+    def name(self) -> str | None:
+        return self.version.name
+
+    @property
+    def version_label(self) -> str:
+        return self.version.version
+
+    @property
+    def pinned_uri(self) -> str:
+        return self.version.pinned_uri
+
+    def describe(self) -> str:
+        return f"{self.version.pinned_uri} (from {self.version.requested_uri})"
+
+
+def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion:
+    """Resolve an alias (or `latest`) to a version once, on the driver."""
+    if uri.startswith("models:/"):
+        return _pin_registered(uri, tracking_uri)
+    run = _RUN_URI.match(uri)
+    if run:
+        with _registry_errors(uri, tracking_uri):
+            client = _client(tracking_uri)
+            client.get_run(run["run_id"])
+        return ModelVersion(uri, uri, None, run["run_id"], uri)
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+    if not (path / "MLmodel").is_file():
+        raise ModelNotFoundError(f"Model path {path} is not an MLflow model (no MLmodel file).")
+    return ModelVersion(uri, str(path), None, "sha256:" + _content_hash(path), str(path))
+
+
+def resolve_model(
+    uri: str, tracking_uri: str | None = None, download_dir: str | None = None
+) -> ResolvedModel:
+    """Pin the version, download the model once on the driver and read its signature."""
+    pinned = pin_model_version(uri, tracking_uri)
+    local_path = _download(pinned, tracking_uri, download_dir)
+    return read_signature(pinned, local_path)
+
+
+def read_signature(pinned: ModelVersion, local_path: str) -> ResolvedModel:
+    """Read the input and output columns from the MLmodel file of a local copy."""
+    from mlflow.models import Model
+
+    signature = Model.load(local_path).signature
+    if signature is None:
+        return ResolvedModel(pinned, local_path, None, (OutputColumn(DEFAULT_PREDICTION, "double"),))
+    inputs = _signature_inputs(signature.inputs, pinned)
+    outputs = _signature_outputs(signature.outputs, pinned)
+    return ResolvedModel(pinned, local_path, inputs, outputs)
+
+
+def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
+    alias = _ALIAS_URI.match(uri)
+    numbered = _VERSION_URI.match(uri)
+    if not alias and not numbered:
+        raise DeploymentError(
+            f"Model URI {uri!r} is not models:/NAME@ALIAS, models:/NAME/VERSION or "
+            "models:/NAME/latest."
+        )
+    with _registry_errors(uri, tracking_uri):
+        client = _client(tracking_uri)
+        if alias:
+            found = client.get_model_version_by_alias(alias["name"], alias["alias"])
+        else:
+            assert numbered is not None
+            name, version = numbered["name"], numbered["version"]
+            if version.lower() == "latest":
+                versions = client.search_model_versions(f"name = '{name}'")
+                if not versions:
+                    raise ModelNotFoundError(f"Registered model {name!r} has no versions.")
+                found = max(versions, key=lambda v: int(v.version))
+            elif version.isdigit():
+                found = client.get_model_version(name, version)
+            else:
+                raise DeploymentError(
+                    f"Model URI {uri!r}: stages are not supported; use an alias (models:/NAME@ALIAS)."
+                )
+        pinned = f"models:/{found.name}/{found.version}"
+        download_uri = client.get_model_version_download_uri(found.name, found.version)
+        return ModelVersion(uri, pinned, found.name, str(found.version), download_uri)
+
+
+def _download(pinned: ModelVersion, tracking_uri: str | None, download_dir: str | None) -> str:
+    if Path(pinned.download_uri).is_dir():
+        return pinned.download_uri
+    import mlflow.artifacts
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    target = download_dir or tempfile.mkdtemp(prefix="lakescore-model-")
+    # runs:/ URIs of MLflow 3 logged models resolve through the global tracking URI only.
+    scope = _use_tracking_uri(tracking_uri) if tracking_uri else contextlib.nullcontext()
+    with _registry_errors(pinned.requested_uri, tracking_uri), scope:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=pinned.download_uri, dst_path=target, tracking_uri=tracking_uri
+        )
+    return str(path)
+
+
+def _signature_inputs(schema: Any, pinned: ModelVersion) -> tuple[InputColumn, ...] | None:
+    if schema is None:
+        return None
+    if schema.is_tensor_spec():
+        raise DeploymentError(
+            f"Model {pinned.pinned_uri} has a tensor input signature; lakescore needs named "
+            "columns (log the model with a pandas DataFrame input example)."
+        )
+    columns = []
+    for spec in schema.inputs:
+        if spec.name is None:
+            raise DeploymentError(f"Model {pinned.pinned_uri} has an unnamed input column.")
+        columns.append(
+            InputColumn(spec.name, _spark_type(spec.type, spec.name, pinned), spec.required)
+        )
+    return tuple(columns)
+
+
+def _signature_outputs(schema: Any, pinned: ModelVersion) -> tuple[OutputColumn, ...]:
+    if schema is None or not schema.inputs:
+        return (OutputColumn(DEFAULT_PREDICTION, "double"),)
+    if schema.is_tensor_spec():
+        spec = schema.inputs[0]
+        spark_type = NUMPY_TO_SPARK.get(str(spec.type), "double")
+        shape = tuple(spec.shape)
+        width = shape[1] if len(shape) == 2 and shape[1] not in (-1, 1) else 1
+        if width == 1:
+            return (OutputColumn(DEFAULT_PREDICTION, spark_type),)
+        return tuple(OutputColumn(f"{DEFAULT_PREDICTION}_{i}", spark_type) for i in range(width))
+    specs = list(schema.inputs)
+    if len(specs) == 1 and specs[0].name is None:
+        return (OutputColumn(DEFAULT_PREDICTION, _spark_type(specs[0].type, None, pinned)),)
+    return tuple(
+        OutputColumn(
+            spec.name if spec.name is not None else f"{DEFAULT_PREDICTION}_{i}",
+            _spark_type(spec.type, spec.name, pinned),
+        )
+        for i, spec in enumerate(specs)
+    )
+
+
+def _spark_type(mlflow_type: Any, column: str | None, pinned: ModelVersion) -> str:
+    name = getattr(mlflow_type, "name", str(mlflow_type))
+    if name not in MLFLOW_TO_SPARK:
+        raise DeploymentError(
+            f"Model {pinned.pinned_uri}: column {column or '(unnamed)'} has type {mlflow_type}, "
+            "which lakescore does not support yet."
+        )
+    return MLFLOW_TO_SPARK[name]
+
+
+def _content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _client(tracking_uri: str | None) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    _fail_fast_on_unreachable_servers()
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _fail_fast_on_unreachable_servers() -> None:
+    """MLflow retries an unreachable server for minutes by default; a batch job should not hang."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+@contextlib.contextmanager
+def _registry_errors(uri: str, tracking_uri: str | None) -> Iterator[None]:
+    """Turn MLflow and network exceptions into one clear sentence."""
+    from mlflow.exceptions import MlflowException
+
+    where = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "the default MLflow store"
+    try:
+        yield
+    except LakescoreError:
+        raise
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            raise ModelNotFoundError(f"Model {uri} was not found in {where}: {text}") from exc
+        if _looks_unreachable(text):
+            raise RegistryUnreachableError(
+                f"MLflow registry {where} could not be reached while resolving {uri}: {text}"
+            ) from exc
+        raise LakescoreError(f"MLflow failed while resolving {uri} in {where}: {text}") from exc
+    except (OSError, ConnectionError) as exc:
+        raise RegistryUnreachableError(
+            f"MLflow registry {where} could not be reached while resolving {uri}: {exc}"
+        ) from exc
+    except Exception as exc:
+        if _looks_unreachable(str(exc)):
+            raise RegistryUnreachableError(
+                f"MLflow registry {where} could not be reached while resolving {uri}: "
+                f"{type(exc).__name__}"
+            ) from exc
+        raise
+
+
+def _looks_unreachable(text: str) -> bool:
+    lowered = text.lower()
+    return any(
+        marker in lowered
+        for marker in ("max retries", "connection", "unable to open database", "timed out")
+    )

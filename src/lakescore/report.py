@@ -1,0 +1,78 @@
+"""Human and JSON renderings of runs and deployments for the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from lakescore.config import Deployment
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=_default)
+
+
+def print_run(record: dict[str, Any], deployment: Deployment) -> None:
+    """A short summary: counts, reasons, model version and table paths."""
+    print(f"run {record['run_id']} {record['status']}")
+    if record.get("model_uri"):
+        print(f"  model        {record['model_uri']} (version {record['model_version']})")
+    print(f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "
+          f"file(s) in {record['input']}")
+    print(f"  scored       {_n(record.get('rows_scored'))} rows -> {deployment.output.path}")
+    print(f"  quarantined  {_n(record.get('rows_quarantined'))} rows -> "
+          f"{deployment.quarantine.path}")
+    for reason, count in sorted((record.get("quarantined_by_reason") or {}).items()):
+        print(f"    {reason:<34} {count:>10,}")
+    for rule, count in sorted((record.get("warnings_by_rule") or {}).items()):
+        print(f"  warned       {rule}: {count:,} rows (scored anyway)")
+    print(f"  runs table   {deployment.runs.path}")
+    if record.get("error"):
+        print(f"  error        {record['error']}")
+
+
+def print_runs(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "no runs yet"
+    lines = [f"{'run_id':<34} {'status':<10} {'read':>10} {'scored':>10} {'quarantined':>11}  "
+             f"model"]
+    for run in runs:
+        lines.append(
+            f"{run['run_id']:<34} {run['status']:<10} {_n(run.get('rows_read')):>10} "
+            f"{_n(run.get('rows_scored')):>10} {_n(run.get('rows_quarantined')):>11}  "
+            f"{run.get('model_uri') or ''}"
+        )
+    return "\n".join(lines)
+
+
+def print_deployment(shown: dict[str, Any]) -> None:
+    deployment, model = shown["deployment"], shown["model"]
+    print(f"deployment {deployment['name']} ({deployment['source_file']})")
+    print(f"  model      {model['requested_uri']} -> {model['pinned_uri']}")
+    print(f"  input      {deployment['input']['format']} {deployment['input']['path']}")
+    for table in ("output", "quarantine", "runs"):
+        print(f"  {table:<10} {deployment[table]['path']}")
+    print("  model inputs:")
+    for column in model["inputs"] or []:
+        optional = "" if column["required"] else " (optional)"
+        print(f"    {column['name']:<24} {column['spark_type']}{optional}")
+    if model["inputs"] is None:
+        print("    (no signature: every input column except the key is sent to the model)")
+    print("  model outputs:")
+    for column in model["outputs"]:
+        print(f"    {column['name']:<24} {column['spark_type']}")
+    for rule in deployment["rules"]:
+        print(f"  rule {rule['name']} [{rule['action']}]: {rule['expr']}")
+
+
+def _n(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple | set):
+        return list(value)
+    return str(value)

@@ -1,0 +1,316 @@
+"""One scoring run end to end: read → validate → score → split → commit → record.
+
+Only orchestration lives here; the logic is in pipeline.py (pure) and the I/O in io.py/runs.py.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from py4j.protocol import Py4JJavaError
+
+from lakescore import __version__, pipeline
+from lakescore import columns as C
+from lakescore.config import Deployment, Limits
+from lakescore.errors import (
+    DeploymentError,
+    LakescoreError,
+    LimitExceededError,
+    RuleFailedError,
+    ScoringError,
+)
+from lakescore.io import Commit, ensure_delta_table, read_input, read_table, replace_run_rows
+from lakescore.model import ResolvedModel, resolve_model
+from lakescore.progress import SILENT, Progress
+from lakescore.runs import ABORTED, FAILED, RUNNING, SUCCEEDED, RunRecord, write_run
+from lakescore.scoring import scoring_udf, ship_model
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    record: RunRecord
+    deployment: Deployment
+
+    @property
+    def succeeded(self) -> bool:
+        return self.record.status == SUCCEEDED
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id made on the driver."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def score(
+    spark: SparkSession,
+    deployment: Deployment,
+    run_id: str | None = None,
+    progress: Progress = SILENT,
+) -> RunResult:
+    """Run the deployment once. Raises a LakescoreError (after recording the run) on failure."""
+    run_id = run_id or new_run_id()
+    if not _RUN_ID.match(run_id):
+        raise DeploymentError(
+            f"Run id {run_id!r} may hold only letters, digits, '_', '.', ':' and '-'."
+        )
+    started = datetime.now(timezone.utc)
+    record = RunRecord(run_id, deployment.name, RUNNING, started, deployment.input.path)
+    progress.stage(f"run {run_id} of {deployment.name} started")
+    write_run(spark, deployment.runs.path, record)
+    state = _RunState(record)
+    try:
+        record = _score(spark, deployment, state, progress)
+    except LakescoreError as exc:
+        status = ABORTED if isinstance(exc, LimitExceededError) else FAILED
+        _finish(spark, deployment, _failed(state.record, exc, status), progress)
+        raise
+    except (Py4JJavaError, PySparkException) as exc:
+        error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
+        _finish(spark, deployment, _failed(state.record, error, FAILED), progress)
+        raise error from exc
+    _finish(spark, deployment, record, progress)
+    if record.status != SUCCEEDED:
+        raise LakescoreError(record.error or f"Run {run_id} failed.")
+    return RunResult(record, deployment)
+
+
+class _RunState:
+    """The record as far as the run got, so a failure is recorded with everything known."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+
+    def update(self, **changes: Any) -> RunRecord:
+        self.record = self.record.with_(**changes)
+        return self.record
+
+
+def _score(
+    spark: SparkSession, deployment: Deployment, state: _RunState, progress: Progress
+) -> RunRecord:
+    record = state.record
+    progress.stage(f"resolving model {deployment.model.uri}")
+    model = resolve_model(deployment.model.uri, deployment.model.tracking_uri)
+    record = state.update(
+        model_uri=model.pinned_uri, model_name=model.name, model_version=model.version_label
+    )
+    progress.stage(f"model pinned to {model.describe()}")
+
+    data = read_input(spark, deployment.input)
+    record = state.update(files_read=len(data.files))
+    progress.stage(f"reading {len(data.files)} {deployment.input.format} file(s) from "
+                   f"{deployment.input.path}")
+    inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
+    carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
+    pipeline.check_input_columns(
+        data.frame, inputs, deployment.input.key, deployment.input.passthrough, model.outputs,
+        model.describe(),
+    )
+    _check_rules_parse(data.frame, deployment)
+    validated = pipeline.validate(data.frame, inputs, deployment.rules)
+
+    progress.stage("validating rows")
+    summary = validated.frame.agg(*pipeline.validation_summary(validated)).first()
+    assert summary is not None
+    counts = {c.reason: int(summary[n]) for c, n in
+              zip(validated.checks, validated.check_columns, strict=True)}
+    by_action = {
+        action: {c.reason: counts[c.reason] for c in validated.checks
+                 if c.action == action and counts[c.reason]}
+        for action in ("quarantine", "warn", "fail")
+    }
+    rows_read, rows_invalid = int(summary["rows_read"]), int(summary["rows_invalid"])
+    record = state.update(
+        rows_read=rows_read,
+        quarantined_by_reason=by_action["quarantine"],
+        warnings_by_rule=by_action["warn"],
+    )
+    progress.stage(f"validated {rows_read:,} rows: {rows_read - rows_invalid:,} to score, "
+                   f"{rows_invalid:,} to quarantine")
+    if by_action["fail"]:
+        failed = ", ".join(f"{rule} ({n:,} rows)" for rule, n in by_action["fail"].items())
+        raise RuleFailedError(
+            f"Rule(s) with action fail matched: {failed}; nothing was committed."
+        )
+
+    stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
+    quarantined = pipeline.quarantine(validated, stamp)
+    limit_error = _limit_exceeded(deployment.limits, rows_read, rows_invalid)
+    if limit_error:
+        _remove_run_predictions(spark, deployment, record)
+        commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
+        state.update(rows_quarantined=commit.rows, quarantine_version=commit.version,
+                     rows_scored=0)
+        raise LimitExceededError(limit_error)
+
+    progress.stage(f"scoring {rows_read - rows_invalid:,} rows with {model.pinned_uri} and "
+                   f"committing predictions")
+    predictions = _predictions(spark, deployment, validated, inputs, carried, model, stamp,
+                               data.table_version is not None)
+    ensure_delta_table(
+        spark, deployment.output.path, predictions.schema, C.COMMENTS,
+        {"delta.enableChangeDataFeed": "true", "lakescore.deployment": deployment.name,
+         "lakescore.version": __version__},
+    )
+    out = _guard_scoring(model, lambda: replace_run_rows(
+        predictions, deployment.output.path, C.RUN_ID, record.run_id,
+        _metadata(deployment, record, model, "predictions"),
+    ))
+    record = state.update(rows_scored=out.rows, output_version=out.version)
+    progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
+
+    quarantine_commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
+    record = state.update(
+        rows_quarantined=quarantine_commit.rows, quarantine_version=quarantine_commit.version,
+        finished_at=datetime.now(timezone.utc),
+    )
+    if not record.reconciles():
+        return record.with_(status=FAILED, error=(
+            f"Counts do not reconcile: read {record.rows_read}, scored {record.rows_scored}, "
+            f"quarantined {record.rows_quarantined}."
+        ))
+    return record.with_(status=SUCCEEDED)
+
+
+def _predictions(
+    spark: SparkSession,
+    deployment: Deployment,
+    validated: pipeline.Validated,
+    inputs: Any,
+    carried: list[str],
+    model: ResolvedModel,
+    stamp: pipeline.RunStamp,
+    with_table_version: bool,
+) -> DataFrame:
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch",
+                   str(deployment.scoring.batch_size))
+    archive = ship_model(spark, model.local_path)
+    udf = scoring_udf(archive, model.outputs, model.describe())
+    return pipeline.predictions(validated, inputs, model.outputs, udf, carried, stamp,
+                                with_table_version)
+
+
+def _commit_quarantine(
+    spark: SparkSession,
+    deployment: Deployment,
+    record: RunRecord,
+    quarantined: DataFrame,
+    model: ResolvedModel,
+    progress: Progress,
+) -> Commit:
+    ensure_delta_table(
+        spark, deployment.quarantine.path, quarantined.schema, C.COMMENTS,
+        {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
+    )
+    commit = replace_run_rows(
+        quarantined, deployment.quarantine.path, C.RUN_ID, record.run_id,
+        _metadata(deployment, record, model, "quarantine"),
+    )
+    progress.stage(f"committed {commit.rows:,} quarantined rows (version {commit.version})")
+    return commit
+
+
+def _remove_run_predictions(spark: SparkSession, deployment: Deployment, record: RunRecord) -> None:
+    """An aborted rerun must not leave an earlier attempt's predictions behind."""
+    existing = read_table(spark, deployment.output.path)
+    if existing is not None and existing.where(F.col(C.RUN_ID) == record.run_id).limit(1).count():
+        replace_run_rows(
+            existing.limit(0), deployment.output.path, C.RUN_ID, record.run_id,
+            {"lakescore_run_id": record.run_id, "table": "predictions", "action": "abort"},
+        )
+
+
+def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | None:
+    if limits.max_error_rows is not None and rows_invalid > limits.max_error_rows:
+        return (f"{rows_invalid:,} rows failed validation, more than limits.max_error_rows "
+                f"({limits.max_error_rows:,}); no predictions were committed.")
+    if limits.max_error_fraction is not None and rows_read:
+        fraction = rows_invalid / rows_read
+        if fraction > limits.max_error_fraction:
+            return (f"{fraction:.1%} of rows failed validation ({rows_invalid:,} of "
+                    f"{rows_read:,}), more than limits.max_error_fraction "
+                    f"({limits.max_error_fraction:.1%}); no predictions were committed.")
+    return None
+
+
+def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:
+    for rule in deployment.rules:
+        try:
+            frame.select(F.expr(rule.expr).cast("boolean")).schema  # noqa: B018 (analysis only)
+        except PySparkException as exc:
+            raise DeploymentError(
+                f"Rule {rule.name} ({rule.expr}) is not a valid Spark SQL boolean expression "
+                f"over the input: {spark_error_message(exc)}"
+            ) from exc
+
+
+def _guard_scoring(model: ResolvedModel, write: Callable[[], _T]) -> _T:
+    """Turn a model failure inside the UDF into one sentence naming the model version."""
+    try:
+        return write()
+    except (Py4JJavaError, PySparkException) as exc:
+        text = str(exc)
+        if "ScoringError" in text or "PythonException" in text or "PYTHON_" in text:
+            raise ScoringError(
+                f"Model {model.describe()} failed while scoring: {python_error_message(text)}"
+            ) from exc
+        raise
+
+
+def _metadata(
+    deployment: Deployment, record: RunRecord, model: ResolvedModel, table: str
+) -> dict[str, str]:
+    return {
+        "lakescore_run_id": record.run_id,
+        "deployment": deployment.name,
+        "table": table,
+        "model_uri": model.pinned_uri,
+        "attempt_started_at": record.started_at.isoformat(),
+    }
+
+
+def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
+    return record.with_(status=status, error=str(exc), finished_at=datetime.now(timezone.utc))
+
+
+def _finish(
+    spark: SparkSession, deployment: Deployment, record: RunRecord, progress: Progress
+) -> None:
+    if record.finished_at is None:
+        record = record.with_(finished_at=datetime.now(timezone.utc))
+    write_run(spark, deployment.runs.path, record)
+    progress.stage(f"run {record.run_id} {record.status}")
+
+
+def spark_error_message(exc: BaseException) -> str:
+    """The first meaningful line of a Spark or Py4J error, without the JVM stack."""
+    text = str(exc)
+    if isinstance(exc, Py4JJavaError):
+        text = str(exc.java_exception)
+    if "PythonException" in text or "Traceback" in text:
+        return python_error_message(text)
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("at ", "JVM stacktrace", "An error occurred")):
+            return line[:500]
+    return type(exc).__name__
+
+
+def python_error_message(text: str) -> str:
+    """The last `Error: message` line of a Python traceback relayed through Spark."""
+    found = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", text, re.MULTILINE)
+    for name, message in reversed(found):
+        if name not in ("PythonException", "Py4JJavaError", "SparkException"):
+            return f"{name}: {message.strip()}"[:500]
+    return text.strip().splitlines()[-1][:500] if text.strip() else "unknown error"

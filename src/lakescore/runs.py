@@ -1,0 +1,134 @@
+"""The runs table: one row per run, written when it starts and replaced when it ends."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakescore import __version__
+from lakescore.io import ensure_delta_table, read_table, replace_run_rows
+
+RUNNING, SUCCEEDED, FAILED, ABORTED = "running", "succeeded", "failed", "aborted"
+
+RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType()),
+        T.StructField("deployment", T.StringType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("started_at", T.TimestampType()),
+        T.StructField("finished_at", T.TimestampType()),
+        T.StructField("model_uri", T.StringType()),
+        T.StructField("model_name", T.StringType()),
+        T.StructField("model_version", T.StringType()),
+        T.StructField("input", T.StringType()),
+        T.StructField("rows_read", T.LongType()),
+        T.StructField("rows_scored", T.LongType()),
+        T.StructField("rows_quarantined", T.LongType()),
+        T.StructField("files_read", T.LongType()),
+        T.StructField(
+            "files_failed",
+            T.ArrayType(
+                T.StructType(
+                    [T.StructField("path", T.StringType()), T.StructField("error", T.StringType())]
+                )
+            ),
+        ),
+        T.StructField("output_version", T.LongType()),
+        T.StructField("quarantine_version", T.LongType()),
+        T.StructField("error", T.StringType()),
+        T.StructField("quarantined_by_reason", T.MapType(T.StringType(), T.LongType())),
+        T.StructField("warnings_by_rule", T.MapType(T.StringType(), T.LongType())),
+        T.StructField("lakescore_version", T.StringType()),
+    ]
+)
+
+RUNS_COMMENTS = {
+    "run_id": "run identifier (--run-id, or generated on the driver)",
+    "deployment": "deployment name",
+    "status": "running, succeeded, failed or aborted",
+    "started_at": "when the run started (UTC)",
+    "finished_at": "when the run ended (UTC); null while running",
+    "model_uri": "model URI pinned for the run",
+    "model_name": "registered model name",
+    "model_version": "model version the run used",
+    "input": "input path read",
+    "rows_read": "rows read from the input",
+    "rows_scored": "rows committed to the predictions table",
+    "rows_quarantined": "rows committed to the quarantine table",
+    "files_read": "input files read",
+    "files_failed": "input files that could not be read, with the error",
+    "output_version": "Delta version of the predictions commit",
+    "quarantine_version": "Delta version of the quarantine commit",
+    "error": "why the run failed or was aborted, or why the counts do not reconcile",
+    "quarantined_by_reason": "quarantined rows per check (rule or rule:column)",
+    "warnings_by_rule": "rows that broke a warn rule (still scored)",
+    "lakescore_version": "lakescore version that ran",
+}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the runs table."""
+
+    run_id: str
+    deployment: str
+    status: str
+    started_at: datetime
+    input: str
+    finished_at: datetime | None = None
+    model_uri: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    rows_read: int | None = None
+    rows_scored: int | None = None
+    rows_quarantined: int | None = None
+    files_read: int | None = None
+    files_failed: list[dict[str, str]] = field(default_factory=list)
+    output_version: int | None = None
+    quarantine_version: int | None = None
+    error: str | None = None
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    warnings_by_rule: dict[str, int] = field(default_factory=dict)
+    lakescore_version: str = __version__
+
+    def with_(self, **changes: Any) -> RunRecord:
+        return replace(self, **changes)
+
+    def reconciles(self) -> bool:
+        """rows_read == rows_scored + rows_quarantined."""
+        return (
+            self.rows_read is not None
+            and self.rows_read == (self.rows_scored or 0) + (self.rows_quarantined or 0)
+        )
+
+
+def write_run(spark: SparkSession, path: str, record: RunRecord) -> None:
+    """Insert or replace this run's row."""
+    ensure_delta_table(spark, path, RUNS_SCHEMA, RUNS_COMMENTS)
+    frame = spark.createDataFrame([asdict(record)], RUNS_SCHEMA)
+    replace_run_rows(
+        frame, path, "run_id", record.run_id,
+        {"lakescore_run_id": record.run_id, "table": "runs", "status": record.status},
+    )
+
+
+def list_runs(spark: SparkSession, path: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest runs first."""
+    table = read_table(spark, path)
+    if table is None:
+        return []
+    rows = table.orderBy(F.desc("started_at")).limit(limit).collect()
+    return [row.asDict(recursive=True) for row in rows]
+
+
+def get_run(spark: SparkSession, path: str, run_id: str) -> dict[str, Any] | None:
+    table = read_table(spark, path)
+    if table is None:
+        return None
+    row = table.where(F.col("run_id") == run_id).first()
+    return row.asDict(recursive=True) if row else None

@@ -1,0 +1,94 @@
+"""Getting a SparkSession with Delta Lake: reuse the one spark-submit or a notebook made, else build
+a local one whose Delta jars Spark resolves from Maven Central on first use."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from importlib import resources
+
+from pyspark.sql import SparkSession
+
+from lakescore.errors import EnvironmentProblem, LakescoreError
+
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+
+# The same settings as spark_conf/local.conf, for sessions lakescore builds itself.
+LOCAL_CONF: dict[str, str] = {
+    "spark.jars.packages": DELTA_PACKAGE,
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "4g",
+}
+
+
+def get_spark(verbose: bool = False, show_progress: bool = False) -> SparkSession:
+    """The active session if there is one (notebook, spark-submit), else a local one."""
+    active = SparkSession.getActiveSession()
+    if active is None and "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Under spark-submit: the properties file configured everything.
+        active = SparkSession.builder.getOrCreate()
+    if active is not None:
+        require_delta(active)
+        _quiet(active, verbose)
+        return active
+    check_java()
+    builder = SparkSession.builder.master(os.environ.get("LAKESCORE_SPARK_MASTER", "local[*]"))
+    builder = builder.appName("lakescore")
+    for key, value in LOCAL_CONF.items():
+        builder = builder.config(key, value)
+    builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
+    if not verbose:
+        log_config = resources.files("lakescore").joinpath("log4j2.properties")
+        builder = builder.config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}"
+        )
+    spark = builder.getOrCreate()
+    _quiet(spark, verbose)
+    return spark
+
+
+def require_delta(spark: SparkSession) -> None:
+    """Fail clearly when a session we were handed cannot read or write Delta tables."""
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    if "DeltaSparkSessionExtension" not in extensions:
+        raise LakescoreError(
+            "The Spark session has no Delta Lake: set spark.sql.extensions="
+            "io.delta.sql.DeltaSparkSessionExtension and spark.sql.catalog.spark_catalog="
+            "org.apache.spark.sql.delta.catalog.DeltaCatalog, and add the package "
+            f"{DELTA_PACKAGE} (see spark_conf/local.conf)."
+        )
+
+
+def check_java() -> None:
+    """Spark needs Java 17+; say so plainly instead of failing deep inside the gateway."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise EnvironmentProblem(
+            "lakescore needs Java 17 or newer to run Spark: install a JDK and put java on "
+            "PATH, or set JAVA_HOME."
+        )
+    try:
+        shown = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+    except OSError as exc:
+        raise EnvironmentProblem(f"Could not run {java}: {exc}.") from exc
+    match = re.search(r'version "(\d+)', shown)
+    if match is None or int(match.group(1)) < 17:
+        first = shown.splitlines()[0] if shown else "unknown"
+        raise EnvironmentProblem(
+            f"lakescore needs Java 17 or newer to run Spark; {java} is {first}."
+        )
+
+
+def _quiet(spark: SparkSession, verbose: bool) -> None:
+    spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")

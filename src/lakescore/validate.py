@@ -1,0 +1,153 @@
+"""Row checks as Columns: each returns an error struct when the row fails, else null. Pure, no I/O.
+
+A row whose `_errors` array is non-empty goes to quarantine. Checks come from two places: the
+model's input signature (type, required, NaN, infinity) and the deployment's rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakescore.columns import ERRORS, STAGE_VALIDATE, WARNINGS
+from lakescore.config import Rule
+from lakescore.model import InputColumn
+
+ERROR_TYPE = T.StructType(
+    [
+        T.StructField("stage", T.StringType()),
+        T.StructField("rule", T.StringType()),
+        T.StructField("column", T.StringType()),
+        T.StructField("message", T.StringType()),
+    ]
+)
+ERRORS_TYPE = T.ArrayType(ERROR_TYPE, containsNull=False)
+
+# Names of the built-in checks that come from the model's signature.
+RULE_TYPE = "type_mismatch"
+RULE_REQUIRED = "required_null"
+RULE_NAN = "nan"
+RULE_INFINITE = "infinite"
+
+_FLOATING = ("float", "double")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check: `error` is an error struct Column, null when the row passes."""
+
+    rule: str
+    column: str | None
+    action: str
+    error: Column
+
+    @property
+    def reason(self) -> str:
+        """The key under which the run record counts this check's failures."""
+        return f"{self.rule}:{self.column}" if self.column else self.rule
+
+
+def error_struct(stage: str, rule: str, column: str | None, message: Column) -> Column:
+    """Build one `_errors` element."""
+    return F.struct(
+        F.lit(stage).alias("stage"),
+        F.lit(rule).alias("rule"),
+        F.lit(column).cast("string").alias("column"),
+        message.cast("string").alias("message"),
+    )
+
+
+def missing_inputs(inputs: Sequence[InputColumn], columns: Sequence[str]) -> list[str]:
+    """Required signature columns that the input does not have at all."""
+    present = set(columns)
+    return [c.name for c in inputs if c.required and c.name not in present]
+
+
+def signature_checks(inputs: Sequence[InputColumn], schema: T.StructType) -> list[Check]:
+    """Checks from the model's input signature, for the columns the input has."""
+    present = {field.name: field.dataType for field in schema.fields}
+    checks: list[Check] = []
+    for spec in inputs:
+        if spec.name not in present:
+            continue  # an optional input the data lacks; required ones fail the run earlier
+        raw = F.col(_quoted(spec.name))
+        cast = raw.try_cast(spec.spark_type)
+        if present[spec.name].simpleString() != spec.spark_type:
+            checks.append(_check(
+                RULE_TYPE, spec.name, raw.isNotNull() & cast.isNull(),
+                F.concat(F.lit(f"{spec.name} value '"), F.substring(raw.cast("string"), 1, 200),
+                         F.lit(f"' cannot be cast to {spec.spark_type}")),
+            ))
+        if spec.required:
+            checks.append(_check(
+                RULE_REQUIRED, spec.name, raw.isNull(),
+                F.lit(f"{spec.name} is null but the model requires it"),
+            ))
+        if spec.spark_type in _FLOATING:
+            checks.append(_check(
+                RULE_NAN, spec.name, F.isnan(cast), F.lit(f"{spec.name} is NaN"),
+            ))
+            infinite = cast.isin(float("inf"), float("-inf"))
+            checks.append(_check(
+                RULE_INFINITE, spec.name, infinite,
+                F.concat(F.lit(f"{spec.name} is "), cast.cast("string")),
+            ))
+    return checks
+
+
+def rule_checks(rules: Sequence[Rule]) -> list[Check]:
+    """The deployment's rules; a rule that evaluates to null counts as violated."""
+    return [
+        Check(
+            rule=rule.name,
+            column=None,
+            action=rule.action,
+            error=F.when(
+                ~F.coalesce(F.expr(rule.expr).cast("boolean"), F.lit(False)),
+                error_struct(STAGE_VALIDATE, rule.name, None, F.lit(f"rule failed: {rule.expr}")),
+            ),
+        )
+        for rule in rules
+    ]
+
+
+def with_check_columns(df: DataFrame, checks: Sequence[Check]) -> tuple[DataFrame, list[str]]:
+    """Add one column per check (error struct or null); returns the frame and the column names."""
+    names = [f"__check_{index}" for index in range(len(checks))]
+    return df.select("*", *[c.error.alias(n) for c, n in zip(checks, names, strict=True)]), names
+
+
+def collect_errors(checks: Sequence[Check], check_columns: Sequence[str]) -> tuple[Column, Column]:
+    """`_errors` (quarantine checks) and `_warnings` (warn rules) from the per-check columns."""
+    quarantine = [F.col(n) for c, n in zip(checks, check_columns, strict=True)
+                  if c.action == "quarantine"]
+    warnings = [F.col(n) for c, n in zip(checks, check_columns, strict=True) if c.action == "warn"]
+    return _non_null_array(quarantine).alias(ERRORS), _non_null_array(warnings).alias(WARNINGS)
+
+
+def cast_inputs(inputs: Sequence[InputColumn]) -> list[Column]:
+    """The model's input columns cast to the signature's types (valid rows cast cleanly)."""
+    return [F.col(_quoted(c.name)).try_cast(c.spark_type).alias(c.name) for c in inputs]
+
+
+def _check(rule: str, column: str, failed: Column, message: Column) -> Check:
+    return Check(
+        rule=rule,
+        column=column,
+        action="quarantine",
+        error=F.when(failed, error_struct(STAGE_VALIDATE, rule, column, message)),
+    )
+
+
+def _non_null_array(items: Sequence[Column]) -> Column:
+    if not items:
+        return F.array().cast(ERRORS_TYPE)
+    return F.filter(F.array(*items), lambda e: e.isNotNull()).cast(ERRORS_TYPE)
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
