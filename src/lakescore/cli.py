@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -170,7 +171,8 @@ def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
-        for noisy in ("mlflow", "py4j", "alembic", "urllib3"):
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+        for noisy in ("mlflow", "py4j", "alembic", "urllib3", "DataFrameQueryContextLogger"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore")
 

@@ -66,11 +66,12 @@ def spoil(frame: pd.DataFrame, seed: int = 11) -> pd.DataFrame:
     """A realistic handful (~0.5%) of bad rows: nulls, NaN, infinity, negative usage."""
     rng = np.random.default_rng(seed)
     bad = frame.copy()
+    bad["kwh_7d"] = bad["kwh_7d"].astype(object)
     picks = rng.choice(len(bad), size=max(5, len(bad) // 200), replace=False)
     for n, index in enumerate(picks):
         match n % 5:
             case 0:
-                bad.loc[index, "kwh_7d"] = None
+                bad.loc[index, "kwh_7d"] = None  # object column cell: a real null
             case 1:
                 bad.loc[index, "peak_ratio"] = float("nan")
             case 2:
@@ -87,9 +88,24 @@ def write_parquet_files(frame: pd.DataFrame, folder: Path, files: int = FILES) -
     paths = []
     for index, part in enumerate(np.array_split(frame, files)):
         path = folder / f"meters-{index:03d}.parquet"
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), path)
+        pq.write_table(_arrow_table(part), path)
         paths.append(path)
     return paths
+
+
+def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """Keep NaN as NaN (pandas would make it null); `None` marks the real nulls."""
+    arrays = {}
+    for name in frame.columns:
+        values = frame[name]
+        if values.dtype == object:
+            arrays[name] = pa.array(values.tolist())
+        else:
+            nulls = values.map(lambda v: v is None or v is pd.NA).to_numpy(dtype=bool)
+            arrays[name] = pa.array(values.to_numpy(dtype="float64", na_value=np.nan)
+                                    if values.dtype.kind == "f" else values.to_numpy(),
+                                    mask=nulls if nulls.any() else None)
+    return pa.table(arrays)
 
 
 def register_model(train: pd.DataFrame, tracking_uri: str, artifacts: Path) -> str:

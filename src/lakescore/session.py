@@ -7,7 +7,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from importlib import resources
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -17,7 +19,6 @@ DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 
 # The same settings as spark_conf/local.conf, for sessions lakescore builds itself.
 LOCAL_CONF: dict[str, str] = {
-    "spark.jars.packages": DELTA_PACKAGE,
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -26,6 +27,7 @@ LOCAL_CONF: dict[str, str] = {
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.ui.enabled": "false",
     "spark.driver.memory": "4g",
+    "spark.sql.debug.maxToStringFields": "200",
 }
 
 
@@ -44,6 +46,11 @@ def get_spark(verbose: bool = False, show_progress: bool = False) -> SparkSessio
     builder = builder.appName("lakescore")
     for key, value in LOCAL_CONF.items():
         builder = builder.config(key, value)
+    # Python workers must run the interpreter that has lakescore installed, not whatever
+    # `python3` is first on PATH.
+    # PySpark reads the worker interpreter from PYSPARK_PYTHON only.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = builder.config("spark.jars", ",".join(delta_jars()))
     builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
     if not verbose:
         log_config = resources.files("lakescore").joinpath("log4j2.properties")
@@ -53,6 +60,38 @@ def get_spark(verbose: bool = False, show_progress: bool = False) -> SparkSessio
     spark = builder.getOrCreate()
     _quiet(spark, verbose)
     return spark
+
+
+def delta_jars() -> list[str]:
+    """Local paths of Delta's jars, resolved from Maven Central on first use and then cached.
+
+    Resolution runs in a child process with its output captured, so Ivy's long report stays off
+    the terminal; on failure its last lines are part of the error.
+    """
+    cache_dir = Path(os.environ.get("LAKESCORE_CACHE_DIR", Path.home() / ".cache" / "lakescore"))
+    listing = cache_dir / (DELTA_PACKAGE.replace(":", "_") + ".jars")
+    if listing.is_file():
+        jars = listing.read_text().split()
+        if jars and all(Path(j).is_file() for j in jars):
+            return jars
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lakescore.resolve_jars"],
+            capture_output=True, text=True, timeout=900, check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EnvironmentProblem(
+            f"Resolving {DELTA_PACKAGE} from Maven Central took over 15 minutes."
+        ) from exc
+    jars = [line for line in done.stdout.split() if line.endswith(".jar")]
+    if done.returncode != 0 or not jars:
+        tail = " | ".join(line.strip() for line in done.stderr.strip().splitlines()[-4:])
+        raise EnvironmentProblem(
+            f"Could not resolve Delta Lake's jars ({DELTA_PACKAGE}) from Maven Central: {tail}"
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    listing.write_text("\n".join(jars) + "\n")
+    return jars
 
 
 def require_delta(spark: SparkSession) -> None:

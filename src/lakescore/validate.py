@@ -25,7 +25,7 @@ ERROR_TYPE = T.StructType(
         T.StructField("message", T.StringType()),
     ]
 )
-ERRORS_TYPE = T.ArrayType(ERROR_TYPE, containsNull=False)
+ERRORS_TYPE = T.ArrayType(ERROR_TYPE)
 
 # Names of the built-in checks that come from the model's signature.
 RULE_TYPE = "type_mismatch"
