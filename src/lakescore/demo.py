@@ -86,7 +86,9 @@ def spoil(frame: pd.DataFrame, seed: int = 11) -> pd.DataFrame:
 def write_parquet_files(frame: pd.DataFrame, folder: Path, files: int = FILES) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index, part in enumerate(np.array_split(frame, files)):
+    bounds = np.linspace(0, len(frame), files + 1).astype(int)
+    for index in range(files):
+        part = frame.iloc[bounds[index] : bounds[index + 1]]
         path = folder / f"meters-{index:03d}.parquet"
         pq.write_table(_arrow_table(part), path)
         paths.append(path)
@@ -126,7 +128,7 @@ def register_model(train: pd.DataFrame, tracking_uri: str, artifacts: Path) -> s
         if experiment
         else client.create_experiment("lakescore-demo", artifact_location=artifacts.as_uri())
     )
-    previous = mlflow.get_tracking_uri()
+    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
@@ -136,7 +138,8 @@ def register_model(train: pd.DataFrame, tracking_uri: str, artifacts: Path) -> s
                 registered_model_name=MODEL_NAME, pip_requirements=["scikit-learn", "pandas"],
             )
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     version = str(info.registered_model_version)
     client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
     return version

@@ -1,0 +1,56 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # Score a deployment with lakescore
+# MAGIC Runs one deployment file end to end (read, validate, score, quarantine, commit, record) and
+# MAGIC shows the run record. Set the widgets, or outside Databricks the environment variables
+# MAGIC `LAKESCORE_DEPLOYMENT` and `LAKESCORE_RUN_ID`.
+
+# COMMAND ----------
+
+import os
+from dataclasses import asdict
+
+
+def widget(name: str, default: str) -> str:
+    """A text widget on Databricks; an environment variable (or the default) elsewhere."""
+    try:
+        widgets = dbutils.widgets  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return os.environ.get(f"LAKESCORE_{name.upper()}", default)
+    widgets.text(name, default)
+    return str(widgets.get(name))
+
+
+deployment_path = widget("deployment", "lakehouse/deployment.yaml")
+run_id = widget("run_id", "") or None
+
+# COMMAND ----------
+
+from lakescore.config import load_deployment  # noqa: E402
+from lakescore.runner import score  # noqa: E402
+from lakescore.session import get_spark  # noqa: E402
+
+spark = get_spark()
+deployment = load_deployment(deployment_path)
+result = score(spark, deployment, run_id)
+record = asdict(result.record)
+print(f"run {record['run_id']}: {record['status']}, read {record['rows_read']}, "
+      f"scored {record['rows_scored']}, quarantined {record['rows_quarantined']}")
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Quarantined rows of this run, by reason
+
+# COMMAND ----------
+
+from pyspark.sql import functions as F  # noqa: E402
+
+quarantine_by_reason = (
+    spark.read.format("delta").load(deployment.quarantine.path)
+    .where(F.col("_run_id") == record["run_id"])
+    .select(F.explode("_errors").alias("error"))
+    .groupBy("error.rule", "error.column").count()
+    .orderBy(F.desc("count"))
+)
+quarantine_by_reason.show(truncate=False)

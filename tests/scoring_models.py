@@ -1,0 +1,43 @@
+"""Small pyfunc models for the tests. Logged with `code_paths` so executors import this file
+from the model itself, as a user's custom model code would travel."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+class CountingModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Doubles kwh_7d, and logs each load and each batch (pid, rows) to a file."""
+
+    def __init__(self, log_path: str) -> None:
+        self.log_path = log_path
+
+    def load_context(self, context: Any) -> None:
+        _append(self.log_path, f"load {os.getpid()}")
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        _append(self.log_path, f"batch {os.getpid()} {len(model_input)}")
+        return model_input["kwh_7d"].astype("float64") * 2.0
+
+
+class BrokenModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Raises on every batch."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        raise ValueError("the model cannot score this batch")
+
+
+class ShortModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Returns one prediction too few."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        return model_input["kwh_7d"].astype("float64").iloc[1:]

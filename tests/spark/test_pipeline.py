@@ -1,0 +1,102 @@
+"""Reading with lineage, the split into scored and quarantined, and scoring each row once."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from lakescore import pipeline
+from lakescore.config import InputConfig, Rule, load_deployment
+from lakescore.io import read_input
+from lakescore.model import resolve_model
+from lakescore.runner import score
+from lakescore.scoring import scoring_udf, ship_model
+
+
+def test_parquet_rows_keep_their_source_file_and_its_modification_time(
+    spark: Any, lakehouse: Any
+) -> None:
+    deployment = load_deployment(lakehouse(rows=90, files=3, bad=False))
+    data = read_input(spark, deployment.input)
+    files = sorted(Path(deployment.input.path).glob("*.parquet"))
+    per_file = {
+        r["_source_file"]: (r["n"], r["modified"])
+        for r in data.frame.groupBy("_source_file")
+        .agg(F.count("*").alias("n"), F.max("_source_file_modified_at").alias("modified"))
+        .collect()
+    }
+    assert len(data.files) == 3
+    assert sorted(Path(p.removeprefix("file:")).name for p in per_file) == [f.name for f in files]
+    for path, (rows, modified) in per_file.items():
+        local = Path(path.removeprefix("file:"))
+        assert rows == 30
+        mtime = datetime.fromtimestamp(os.stat(local).st_mtime, tz=timezone.utc)
+        assert abs(modified.replace(tzinfo=timezone.utc) - mtime).total_seconds() < 1
+    assert data.frame.where(F.col("_source_table_version").isNotNull()).count() == 0
+
+
+def test_delta_input_records_the_table_version_read(spark: Any, lakehouse: Any) -> None:
+    deployment = load_deployment(lakehouse(rows=40, files=2, fmt="delta", bad=False))
+    path = deployment.input.path
+    more = spark.read.format("delta").load(path).limit(10).withColumn(
+        "meter_id", F.concat(F.lit("X"), "meter_id")
+    )
+    more.write.format("delta").mode("append").save(path)  # version 1
+    data = read_input(spark, InputConfig("delta", path))
+    versions = {r[0] for r in data.frame.select("_source_table_version").distinct().collect()}
+    assert data.table_version == 1
+    assert versions == {1}
+    assert data.frame.where(F.col("_source_file").endswith(".parquet")).count() == 50
+
+
+def test_every_row_is_either_scored_or_quarantined_never_both(
+    spark: Any, lakehouse: Any, registry: Any
+) -> None:
+    deployment = load_deployment(lakehouse(rows=400, model="models:/sk_meter/1"))
+    model = resolve_model(deployment.model.uri, registry.tracking_uri)
+    data = read_input(spark, deployment.input)
+    inputs = pipeline.model_inputs(model, data.frame, "meter_id")
+    validated = pipeline.validate(data.frame, inputs, (Rule("nonneg", "kwh_7d >= 0"),))
+    stamp = pipeline.RunStamp("run-split", datetime.now(timezone.utc), model)
+    udf = scoring_udf(ship_model(spark, model.local_path), model.outputs, model.describe())
+    scored = pipeline.predictions(validated, inputs, model.outputs, udf, ["meter_id"], stamp, False)
+    quarantined = pipeline.quarantine(validated, stamp)
+
+    scored_keys = scored.select("meter_id")
+    quarantined_keys = quarantined.select("meter_id")
+    all_keys = data.frame.select("meter_id")
+    assert scored_keys.join(quarantined_keys, "meter_id").count() == 0
+    assert_df_equality(
+        scored_keys.unionByName(quarantined_keys), all_keys, ignore_row_order=True
+    )
+    assert quarantined.where(F.size("_errors") == 0).count() == 0
+    assert scored.columns == [
+        "meter_id", "prediction", "_run_id", "_model_name", "_model_version", "_model_uri",
+        "_scored_at", "_source_file", "_source_file_modified_at",
+    ]
+    assert {r[0] for r in scored.select("prediction").distinct().collect()} <= {0, 1}
+
+
+def test_each_valid_row_reaches_the_model_once_and_the_model_loads_once_per_worker(
+    spark: Any, lakehouse: Any, registry: Any
+) -> None:
+    registry.counting_log.unlink(missing_ok=True)
+    deployment = load_deployment(lakehouse(rows=1_000, files=4, model="models:/counting/1",
+                                           scoring={"batch_size": 50}))
+    result = score(spark, deployment)
+
+    events = [line.split() for line in registry.counting_log.read_text().splitlines()]
+    batches = [e for e in events if e[0] == "batch"]
+    loads = Counter(e[1] for e in events if e[0] == "load")
+    assert sum(int(e[2]) for e in batches) == result.record.rows_scored
+    assert result.record.rows_scored > 900
+    assert max(int(e[2]) for e in batches) <= 50
+    assert len(batches) >= 20
+    assert set(loads.values()) == {1}, f"a worker loaded the model more than once: {loads}"
+    assert set(loads) == {e[1] for e in batches}

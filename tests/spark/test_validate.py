@@ -1,0 +1,127 @@
+"""Validation checks as Columns: signature checks and rules, on small local DataFrames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakescore import pipeline
+from lakescore.config import Rule
+from lakescore.model import InputColumn
+from lakescore.validate import ERRORS_TYPE
+
+INPUTS = (InputColumn("kwh", "double"), InputColumn("tariff", "string"))
+SCHEMA = T.StructType(
+    [
+        T.StructField("id", T.StringType()),
+        T.StructField("kwh", T.StringType()),  # as read from a messy source
+        T.StructField("tariff", T.StringType()),
+    ]
+)
+
+
+def _errors(spark: Any, rows: list[tuple[Any, ...]], rules: tuple[Rule, ...] = ()) -> Any:
+    validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
+    return validated.frame.select(
+        "id", F.transform("_errors", lambda e: F.concat_ws("|", e.rule, e.column)).alias("why")
+    )
+
+
+def _expected(spark: Any, rows: list[tuple[str, list[str]]]) -> Any:
+    schema = T.StructType(
+        [T.StructField("id", T.StringType()), T.StructField("why", T.ArrayType(T.StringType()))]
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def test_signature_checks_name_the_rule_and_column(spark: Any) -> None:
+    actual = _errors(
+        spark,
+        [
+            ("ok", "1.5", "smart"),
+            ("text", "n/a", "smart"),
+            ("null", None, "smart"),
+            ("nan", "NaN", "smart"),
+            ("inf", "Infinity", "smart"),
+            ("neg-inf", "-Infinity", None),
+        ],
+    )
+    expected = _expected(
+        spark,
+        [
+            ("ok", []),
+            ("text", ["type_mismatch|kwh"]),
+            ("null", ["required_null|kwh"]),
+            ("nan", ["nan|kwh"]),
+            ("inf", ["infinite|kwh"]),
+            ("neg-inf", ["infinite|kwh", "required_null|tariff"]),
+        ],
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_error_struct_carries_stage_and_message(spark: Any) -> None:
+    validated = pipeline.validate(spark.createDataFrame([("x", "abc", "s")], SCHEMA), INPUTS, ())
+    error = validated.frame.select(F.col("_errors")[0].alias("e")).first()["e"]
+    assert error["stage"] == "validate"
+    assert error["message"] == "kwh value 'abc' cannot be cast to double"
+    assert validated.frame.schema["_errors"].dataType == ERRORS_TYPE
+
+
+def test_rules_quarantine_and_warn_and_null_counts_as_violated(spark: Any) -> None:
+    rules = (
+        Rule("positive", "cast(kwh as double) > 0", "quarantine"),
+        Rule("known_tariff", "tariff IN ('smart', 'standard')", "warn"),
+    )
+    rows = [("ok", "2", "smart"), ("neg", "-1", "smart"), ("odd", "3", "other"),
+            ("nulltariff", "3", None)]
+    validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
+    got = {
+        r["id"]: (sorted(e["rule"] for e in r["_errors"]), list(r["_warnings"]))
+        for r in validated.frame.collect()
+    }
+    assert got["ok"] == ([], [])
+    assert got["neg"] == (["positive"], [])
+    assert [w["rule"] for w in got["odd"][1]] == ["known_tariff"] and got["odd"][0] == []
+    assert got["nulltariff"][0] == ["required_null"]
+    assert [w["rule"] for w in got["nulltariff"][1]] == ["known_tariff"]
+
+
+def test_summary_counts_each_check_in_one_pass(spark: Any) -> None:
+    rules = (Rule("stop", "cast(kwh as double) < 100", "fail"),)
+    rows = [("a", "1", "s"), ("b", "500", "s"), ("c", None, "s")]
+    validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
+    summary = validated.frame.agg(*pipeline.validation_summary(validated)).first()
+    counts = {c.reason: summary[n] for c, n in zip(validated.checks, validated.check_columns)}
+    assert summary["rows_read"] == 3
+    assert summary["rows_invalid"] == 1  # fail rules do not quarantine, they stop the run
+    assert counts["required_null:kwh"] == 1
+    assert counts["stop"] == 2  # b breaks it, and c's null makes it null: violated
+
+
+@pytest.mark.parametrize("typed", ["bigint", "int"])
+def test_integral_signature_rejects_fractional_strings_only_when_uncastable(
+    spark: Any, typed: str
+) -> None:
+    inputs = (InputColumn("kwh", typed),)
+    rows = [("a", "12", "s"), ("b", "twelve", "s")]
+    validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), inputs, ())
+    bad = {r["id"] for r in pipeline.invalid_rows(validated).collect()}
+    assert bad == {"b"}
+
+
+def test_missing_required_inputs_are_named(spark: Any) -> None:
+    df = spark.createDataFrame([("a", "1", "s")], SCHEMA)
+    from lakescore.errors import DeploymentError
+    from lakescore.model import OutputColumn
+
+    with pytest.raises(DeploymentError, match="peak_ratio, temp_c"):
+        pipeline.check_input_columns(
+            df,
+            (*INPUTS, InputColumn("peak_ratio", "double"), InputColumn("temp_c", "double")),
+            "id", ["id"], [OutputColumn("prediction", "double")], "models:/m/1",
+        )
