@@ -69,7 +69,7 @@ class Deployment:
 
     def with_input_path(self, path: str) -> Deployment:
         """The same deployment reading another input (the `--input` override)."""
-        return replace(self, input=replace(self.input, path=str(Path(path).resolve())))
+        return replace(self, input=replace(self.input, path=str(_resolve(path, Path.cwd()))))
 
 
 def load_deployment(path: str | Path) -> Deployment:

@@ -103,7 +103,9 @@ def replace_run_rows(
     history = DeltaTable.forPath(frame.sparkSession, path).history(50)
     ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
     if ours is None:
-        raise RuntimeError(f"The commit to {path} for run {run_id} is missing from its history.")
+        # Delta skips the commit when there was nothing to add and nothing to replace.
+        latest = history.orderBy(F.desc("version")).first()
+        return Commit(version=int(latest["version"]) if latest else 0, rows=0)
     metrics = ours["operationMetrics"] or {}
     return Commit(version=int(ours["version"]), rows=int(metrics.get("numOutputRows", 0)))
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from lakescore.columns import DEFAULT_PREDICTION
 from lakescore.errors import (
@@ -121,7 +122,7 @@ def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion
             client = _client(tracking_uri)
             client.get_run(run["run_id"])
         return ModelVersion(uri, uri, None, run["run_id"], uri)
-    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+    path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri)
     if not (path / "MLmodel").is_file():
         raise ModelNotFoundError(f"Model path {path} is not an MLflow model (no MLmodel file).")
     return ModelVersion(uri, str(path), None, "sha256:" + _content_hash(path), str(path))
@@ -166,7 +167,10 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
             if version.lower() == "latest":
                 versions = client.search_model_versions(f"name = '{name}'")
                 if not versions:
-                    raise ModelNotFoundError(f"Registered model {name!r} has no versions.")
+                    raise ModelNotFoundError(
+                        f"Model {uri} was not found in {_where(tracking_uri)}: "
+                        f"registered model {name!r} has no versions."
+                    )
                 found = max(versions, key=lambda v: int(v.version))
             elif version.isdigit():
                 found = client.get_model_version(name, version)
@@ -273,7 +277,7 @@ def _registry_errors(uri: str, tracking_uri: str | None) -> Iterator[None]:
     """Turn MLflow and network exceptions into one clear sentence."""
     from mlflow.exceptions import MlflowException
 
-    where = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "the default MLflow store"
+    where = _where(tracking_uri)
     try:
         yield
     except LakescoreError:
@@ -299,6 +303,10 @@ def _registry_errors(uri: str, tracking_uri: str | None) -> Iterator[None]:
                 f"{type(exc).__name__}"
             ) from exc
         raise
+
+
+def _where(tracking_uri: str | None) -> str:
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "the default MLflow store"
 
 
 def _looks_unreachable(text: str) -> bool:

@@ -94,9 +94,10 @@ def scoring_udf(
 def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd.DataFrame:
     names = [c.name for c in outputs]
     if isinstance(raw, pd.DataFrame):
+        unnamed = all(not isinstance(c, str) for c in raw.columns)
         if set(names) <= set(map(str, raw.columns)):
             frame = raw.rename(columns=str)[names]
-        elif raw.shape[1] == len(names):
+        elif unnamed and raw.shape[1] == len(names):
             frame = raw.set_axis(names, axis=1)
         else:
             raise ScoringError(
@@ -127,6 +128,9 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         return values
     if target == "object":
         return values.map(lambda v: None if pd.isna(v) else str(v))
-    if target.startswith("int") and values.isna().any():
-        raise ValueError("missing values in an integer column")
+    if target == "bool" or target.startswith("int"):
+        if values.isna().any():
+            raise ValueError(f"missing values in a {spark_type} column")
+        if target.startswith("int") and values.dtype.kind == "f" and (values % 1 != 0).any():
+            raise ValueError("fractional values in an integer column")
     return values.astype(target)

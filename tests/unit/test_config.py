@@ -432,11 +432,6 @@ def test_with_input_path_keeps_an_absolute_path(tmp_path: Path) -> None:
     assert original.with_input_path(str(target)).input.path == str(target)
 
 
-@pytest.mark.xfail(
-    reason="Deployment.with_input_path runs Path(path).resolve() on URIs, so "
-    "'s3://bucket/raw' becomes '<cwd>/s3:/bucket/raw'",
-    strict=True,
-)
 def test_with_input_path_leaves_a_uri_alone(tmp_path: Path) -> None:
     """`--input s3://bucket/raw` is kept as a URI, as an input.path URI in the file is."""
     original = parse_deployment(minimal(), base_dir=tmp_path)

@@ -36,6 +36,8 @@ MODEL_NAME = "risk"
 FEATURES = pd.DataFrame({"kwh_7d": [0.0, 1.0, 2.0, 3.0, 4.0], "temp": [1.0, 0.0, 1.0, 0.0, 1.0]})
 LABELS = np.array([0, 0, 1, 1, 1])
 EXPECTED_INPUTS = (InputColumn("kwh_7d", "double"), InputColumn("temp", "double"))
+# Explicit requirements skip MLflow's slow requirement inference.
+SKLEARN_REQUIREMENTS = ["scikit-learn"]
 EXPECTED_OUTPUTS = (OutputColumn("prediction", "bigint"),)
 
 
@@ -61,7 +63,7 @@ def _fit(c: float) -> LogisticRegression:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def risk_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """Create the SQLite registry once for the module; global MLflow state is restored after."""
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -83,6 +85,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
                         name="model",
                         signature=infer_signature(FEATURES, model.predict(FEATURES)),
                         registered_model_name=MODEL_NAME,
+                        pip_requirements=SKLEARN_REQUIREMENTS,
                     )
                 run_ids.append(run.info.run_id)
     client.set_registered_model_alias(MODEL_NAME, "champion", "1")
@@ -105,7 +108,10 @@ def local_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("local") / "model"
     model = _fit(1.0)
     mlflow.sklearn.save_model(
-        model, str(path), signature=infer_signature(FEATURES, model.predict(FEATURES))
+        model,
+        str(path),
+        signature=infer_signature(FEATURES, model.predict(FEATURES)),
+        pip_requirements=SKLEARN_REQUIREMENTS,
     )
     return path
 
@@ -113,22 +119,22 @@ def local_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- pinning registered models ----------------------------------------------------------------
 
 
-def test_alias_pins_to_the_version_it_points_to(registry: Registry) -> None:
+def test_alias_pins_to_the_version_it_points_to(risk_registry: Registry) -> None:
     """models:/risk@champion pins to version 1 while the alias points there."""
-    pinned = pin_model_version("models:/risk@champion", registry.uri)
+    pinned = pin_model_version("models:/risk@champion", risk_registry.uri)
     assert pinned.requested_uri == "models:/risk@champion"
     assert pinned.pinned_uri == "models:/risk/1"
     assert pinned.name == MODEL_NAME
     assert pinned.version == "1"
 
 
-def test_moving_the_alias_changes_the_pinned_version(registry: Registry) -> None:
+def test_moving_the_alias_changes_the_pinned_version(risk_registry: Registry) -> None:
     """After champion moves to version 2, the same URI pins to 2."""
-    registry.client.set_registered_model_alias(MODEL_NAME, "champion", "2")
+    risk_registry.client.set_registered_model_alias(MODEL_NAME, "champion", "2")
     try:
-        pinned = pin_model_version("models:/risk@champion", registry.uri)
+        pinned = pin_model_version("models:/risk@champion", risk_registry.uri)
     finally:
-        registry.client.set_registered_model_alias(MODEL_NAME, "champion", "1")
+        risk_registry.client.set_registered_model_alias(MODEL_NAME, "champion", "1")
     assert pinned.pinned_uri == "models:/risk/2"
     assert pinned.version == "2"
 
@@ -137,19 +143,19 @@ def test_moving_the_alias_changes_the_pinned_version(registry: Registry) -> None
     ("uri", "version"),
     [("models:/risk/2", "2"), ("models:/risk/1", "1"), ("models:/risk/latest", "2")],
 )
-def test_numbered_and_latest_uris_pin(registry: Registry, uri: str, version: str) -> None:
+def test_numbered_and_latest_uris_pin(risk_registry: Registry, uri: str, version: str) -> None:
     """A version number pins to itself; `latest` pins to the highest version."""
-    pinned = pin_model_version(uri, registry.uri)
+    pinned = pin_model_version(uri, risk_registry.uri)
     assert pinned.pinned_uri == f"models:/risk/{version}"
     assert pinned.version == version
     assert pinned.name == MODEL_NAME
 
 
-def test_run_uri_pins_to_the_run_id(registry: Registry) -> None:
+def test_run_uri_pins_to_the_run_id(risk_registry: Registry) -> None:
     """runs:/<id>/model has no registered name; its version is the run id."""
-    run_id = registry.run_ids[0]
+    run_id = risk_registry.run_ids[0]
     uri = f"runs:/{run_id}/model"
-    pinned = pin_model_version(uri, registry.uri)
+    pinned = pin_model_version(uri, risk_registry.uri)
     assert pinned.name is None
     assert pinned.version == run_id
     assert pinned.pinned_uri == uri
@@ -163,10 +169,10 @@ def test_run_uri_pins_to_the_run_id(registry: Registry) -> None:
     [("models:/risk@champion", "1"), ("models:/risk/2", "2"), ("models:/risk/latest", "2")],
 )
 def test_resolve_registered_model_reads_its_signature(
-    registry: Registry, tmp_path: Path, uri: str, version: str
+    risk_registry: Registry, tmp_path: Path, uri: str, version: str
 ) -> None:
     """A registered model is downloaded under download_dir and its signature read."""
-    resolved = resolve_model(uri, registry.uri, download_dir=str(tmp_path))
+    resolved = resolve_model(uri, risk_registry.uri, download_dir=str(tmp_path))
 
     assert isinstance(resolved, ResolvedModel)
     assert resolved.name == MODEL_NAME
@@ -178,10 +184,10 @@ def test_resolve_registered_model_reads_its_signature(
     assert resolved.outputs == EXPECTED_OUTPUTS
 
 
-def test_resolve_run_uri(registry: Registry, tmp_path: Path) -> None:
+def test_resolve_run_uri(risk_registry: Registry, tmp_path: Path) -> None:
     """A runs:/ model is downloaded and described by its run id."""
-    run_id = registry.run_ids[1]
-    resolved = resolve_model(f"runs:/{run_id}/model", registry.uri, download_dir=str(tmp_path))
+    run_id = risk_registry.run_ids[1]
+    resolved = resolve_model(f"runs:/{run_id}/model", risk_registry.uri, download_dir=str(tmp_path))
     assert resolved.name is None
     assert resolved.version_label == run_id
     assert (Path(resolved.local_path) / "MLmodel").is_file()
@@ -190,11 +196,13 @@ def test_resolve_run_uri(registry: Registry, tmp_path: Path) -> None:
 
 
 def test_resolve_run_uri_leaves_global_tracking_uri_alone(
-    registry: Registry, tmp_path: Path
+    risk_registry: Registry, tmp_path: Path
 ) -> None:
     """Resolving with an explicit tracking URI does not change MLflow's global one."""
     before = mlflow.get_tracking_uri()
-    resolve_model(f"runs:/{registry.run_ids[0]}/model", registry.uri, download_dir=str(tmp_path))
+    resolve_model(
+        f"runs:/{risk_registry.run_ids[0]}/model", risk_registry.uri, download_dir=str(tmp_path)
+    )
     assert mlflow.get_tracking_uri() == before
 
 
@@ -242,7 +250,7 @@ def test_local_folder_without_mlmodel_is_not_found(tmp_path: Path) -> None:
 def test_model_without_signature(tmp_path: Path) -> None:
     """No signature: inputs unknown (None) and one double `prediction` output."""
     path = tmp_path / "unsigned"
-    mlflow.sklearn.save_model(_fit(1.0), str(path))
+    mlflow.sklearn.save_model(_fit(1.0), str(path), pip_requirements=SKLEARN_REQUIREMENTS)
     resolved = resolve_model(str(path))
     assert resolved.inputs is None
     assert resolved.outputs == (OutputColumn("prediction", "double"),)
@@ -255,7 +263,9 @@ def test_pyfunc_with_two_output_columns(tmp_path: Path) -> None:
         inputs=Schema([ColSpec("double", "kwh_7d"), ColSpec("double", "temp")]),
         outputs=Schema([ColSpec("double", "score"), ColSpec("long", "label")]),
     )
-    mlflow.pyfunc.save_model(str(path), python_model=TwoScores(), signature=signature)
+    mlflow.pyfunc.save_model(
+        str(path), python_model=TwoScores(), signature=signature, pip_requirements=["pandas"]
+    )
     resolved = resolve_model(str(path))
     assert resolved.inputs == EXPECTED_INPUTS
     assert resolved.outputs == (OutputColumn("score", "double"), OutputColumn("label", "bigint"))
@@ -273,39 +283,34 @@ def test_pyfunc_with_two_output_columns(tmp_path: Path) -> None:
         "models:/risk/7",
     ],
 )
-def test_unknown_model_or_alias_is_not_found(registry: Registry, uri: str) -> None:
+def test_unknown_model_or_alias_is_not_found(risk_registry: Registry, uri: str) -> None:
     """An unknown name, alias or version raises ModelNotFoundError naming the URI."""
     with pytest.raises(ModelNotFoundError) as info:
-        pin_model_version(uri, registry.uri)
+        pin_model_version(uri, risk_registry.uri)
     assert info.value.exit_code == EXIT_USAGE
     assert uri in str(info.value)
-    assert registry.uri in str(info.value)
+    assert risk_registry.uri in str(info.value)
 
 
-@pytest.mark.xfail(
-    reason="model._pin_registered: for models:/NAME/latest of an unknown name the message is "
-    "\"Registered model 'nope' has no versions.\", without the URI or the registry",
-    strict=True,
-)
-def test_unknown_model_latest_names_the_uri(registry: Registry) -> None:
+def test_unknown_model_latest_names_the_uri(risk_registry: Registry) -> None:
     """models:/nope/latest is not found, and the message names the URI like the other forms."""
     with pytest.raises(ModelNotFoundError) as info:
-        pin_model_version("models:/nope/latest", registry.uri)
+        pin_model_version("models:/nope/latest", risk_registry.uri)
     assert "models:/nope/latest" in str(info.value)
 
 
-def test_unknown_model_latest_is_not_found(registry: Registry) -> None:
+def test_unknown_model_latest_is_not_found(risk_registry: Registry) -> None:
     """models:/nope/latest raises ModelNotFoundError naming the model."""
     with pytest.raises(ModelNotFoundError, match="'nope'") as info:
-        pin_model_version("models:/nope/latest", registry.uri)
+        pin_model_version("models:/nope/latest", risk_registry.uri)
     assert info.value.exit_code == EXIT_USAGE
 
 
-def test_unknown_run_is_not_found(registry: Registry) -> None:
+def test_unknown_run_is_not_found(risk_registry: Registry) -> None:
     """A runs:/ URI of a run that does not exist raises ModelNotFoundError."""
     uri = "runs:/0123456789abcdef0123456789abcdef/model"
     with pytest.raises(ModelNotFoundError) as info:
-        pin_model_version(uri, registry.uri)
+        pin_model_version(uri, risk_registry.uri)
     assert uri in str(info.value)
 
 
@@ -328,10 +333,10 @@ def test_unreachable_registry(monkeypatch: pytest.MonkeyPatch, uri: str) -> None
 @pytest.mark.parametrize(
     "uri", ["models:/", "models:/risk", "models:/risk/2/extra", "models:/risk/Production"]
 )
-def test_malformed_models_uri_is_a_deployment_error(registry: Registry, uri: str) -> None:
+def test_malformed_models_uri_is_a_deployment_error(risk_registry: Registry, uri: str) -> None:
     """A models:/ URI that is not NAME@ALIAS, NAME/VERSION or NAME/latest is bad usage."""
     with pytest.raises(DeploymentError) as info:
-        pin_model_version(uri, registry.uri)
+        pin_model_version(uri, risk_registry.uri)
     assert type(info.value) is DeploymentError
     assert info.value.exit_code == EXIT_USAGE
     assert uri in str(info.value)

@@ -1,0 +1,203 @@
+"""The `lakescore` command end to end, in-process on the shared session: tables, counts, lineage,
+alias pinning, limits, reruns, and read-back with a reader that is not Spark (delta-rs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable as RustDeltaTable
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+
+PREDICTION_COLUMNS = [
+    "meter_id", "region", "risk_score", "high_risk", "_run_id", "_model_name", "_model_version",
+    "_model_uri", "_scored_at", "_source_file", "_source_file_modified_at",
+]
+QUARANTINE_LINEAGE = ["_errors", "_run_id", "_quarantined_at", "_source_file", "_model_version"]
+INPUT_COLUMNS = ["meter_id", "region", "tariff", "kwh_7d", "kwh_30d", "peak_ratio", "temp_c"]
+
+
+def score_json(deployment: Path, capsys: Any, *extra: str) -> tuple[int, dict[str, Any]]:
+    code = main(["score", str(deployment), "--json", *extra])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def rust_table(path: str) -> Any:
+    return RustDeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def test_parquet_run_writes_three_tables_that_delta_rs_reads(
+    lakehouse: Any, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=600, files=3)
+    deployment = load_deployment(deployment_file)
+    code, record = score_json(deployment_file, capsys, "--run-id", "parquet-1")
+
+    assert code == 0
+    assert record["status"] == "succeeded"
+    assert record["rows_read"] == 600
+    assert record["rows_read"] == record["rows_scored"] + record["rows_quarantined"]
+    assert record["rows_quarantined"] > 0 and record["files_read"] == 3
+    assert record["model_version"] == "2" and record["model_uri"] == "models:/meter_risk/2"
+
+    predictions = rust_table(deployment.output.path)
+    assert list(predictions.columns) == PREDICTION_COLUMNS
+    assert len(predictions) == record["rows_scored"]
+    assert predictions["_run_id"].eq("parquet-1").all()
+    assert predictions["_model_version"].eq("2").all()
+    assert predictions["_model_name"].eq("meter_risk").all()
+    assert predictions["_source_file"].str.endswith(".parquet").all()
+    assert predictions["_source_file"].nunique() == 3
+    assert predictions["_scored_at"].nunique() == 1
+    assert predictions["risk_score"].between(0, 1).all()
+
+    quarantine = rust_table(deployment.quarantine.path)
+    assert list(quarantine.columns) == INPUT_COLUMNS + QUARANTINE_LINEAGE
+    assert len(quarantine) == record["rows_quarantined"]
+    assert all(len(errors) >= 1 for errors in quarantine["_errors"])
+    reasons = {e["rule"] for errors in quarantine["_errors"] for e in errors}
+    assert {"required_null", "nan", "infinite", "usage_non_negative"} <= reasons
+    assert sum(record["quarantined_by_reason"].values()) >= record["rows_quarantined"]
+
+    keys = set(predictions["meter_id"]) | set(quarantine["meter_id"])
+    assert len(keys) == 600 and not set(predictions["meter_id"]) & set(quarantine["meter_id"])
+
+    runs = rust_table(deployment.runs.path)
+    assert list(runs["status"]) == ["succeeded"]
+    history = RustDeltaTable(deployment.output.path).history()
+    assert any("parquet-1" in json.dumps(h.get("userMetadata", "")) for h in history)
+
+
+def test_delta_input_sets_source_table_version(lakehouse: Any, capsys: Any, spark: Any) -> None:
+    deployment_file = lakehouse(rows=200, files=2, fmt="delta")
+    code, record = score_json(deployment_file, capsys)
+    deployment = load_deployment(deployment_file)
+    predictions = rust_table(deployment.output.path)
+    assert code == 0
+    assert list(predictions.columns) == [*PREDICTION_COLUMNS, "_source_table_version"]
+    assert predictions["_source_table_version"].eq(0).all()
+    assert record["rows_read"] == 200 == record["rows_scored"] + record["rows_quarantined"]
+
+
+def test_alias_is_pinned_to_a_version_per_run(
+    lakehouse: Any, capsys: Any, registry: Any
+) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=registry.tracking_uri,
+                                 registry_uri=registry.tracking_uri)
+    deployment_file = lakehouse(rows=100, files=1)
+    deployment = load_deployment(deployment_file)
+    client.set_registered_model_alias("meter_risk", "champion", "1")
+    try:
+        assert score_json(deployment_file, capsys, "--run-id", "on-v1")[0] == 0
+    finally:
+        client.set_registered_model_alias("meter_risk", "champion", "2")
+    assert score_json(deployment_file, capsys, "--run-id", "on-v2")[0] == 0
+
+    predictions = rust_table(deployment.output.path)
+    versions = predictions.groupby("_run_id")["_model_version"].unique().to_dict()
+    assert {k: list(v) for k, v in versions.items()} == {"on-v1": ["1"], "on-v2": ["2"]}
+    assert set(predictions["_model_uri"]) == {"models:/meter_risk/1", "models:/meter_risk/2"}
+
+
+def test_rerunning_a_run_id_replaces_its_rows_in_every_table(
+    lakehouse: Any, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=300, files=2)
+    deployment = load_deployment(deployment_file)
+    first = score_json(deployment_file, capsys, "--run-id", "again")[1]
+    second = score_json(deployment_file, capsys, "--run-id", "again")[1]
+    assert first["rows_scored"] == second["rows_scored"]
+
+    predictions = rust_table(deployment.output.path)
+    quarantine = rust_table(deployment.quarantine.path)
+    runs = rust_table(deployment.runs.path)
+    assert len(predictions) == second["rows_scored"]
+    assert predictions["meter_id"].is_unique
+    assert len(quarantine) == second["rows_quarantined"]
+    assert quarantine["meter_id"].is_unique
+    assert list(runs["run_id"]) == ["again"]
+
+
+def test_limits_abort_with_nothing_committed_but_quarantine_and_record(
+    lakehouse: Any, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=300, files=2, limits={"max_error_rows": 0})
+    deployment = load_deployment(deployment_file)
+    code = main(["score", str(deployment_file), "--run-id", "too-bad"])
+    captured = capsys.readouterr()
+
+    assert code == 3
+    assert "max_error_rows" in captured.err and "Traceback" not in captured.err
+    assert not Path(deployment.output.path, "_delta_log").exists()
+    quarantine = rust_table(deployment.quarantine.path)
+    runs = rust_table(deployment.runs.path)
+    assert len(quarantine) > 0
+    run = runs.iloc[0]
+    assert run["status"] == "aborted" and "no predictions were committed" in run["error"]
+    assert run["rows_quarantined"] == len(quarantine) and run["rows_scored"] == 0
+
+
+def test_aborted_rerun_removes_an_earlier_attempts_predictions(
+    lakehouse: Any, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=200, files=2)
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file), "--run-id", "flip"]) == 0
+    strict = lakehouse(rows=200, files=2, limits={"max_error_fraction": 0.0})
+    assert main(["score", str(strict), "--run-id", "flip"]) == 3
+    capsys.readouterr()
+    assert len(rust_table(deployment.output.path)) == 0
+
+
+def test_warn_rules_are_counted_and_rows_still_scored(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(
+        rows=300, files=1, bad=False,
+        rules=[{"name": "small", "expr": "kwh_7d < 60", "action": "warn"}],
+    )
+    code, record = score_json(deployment_file, capsys)
+    assert code == 0
+    assert record["rows_scored"] == 300 and record["rows_quarantined"] == 0
+    assert 0 < record["warnings_by_rule"]["small"] < 300
+
+
+def test_sklearn_flavor_scores_with_one_prediction_column(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(rows=150, files=1, bad=False, model="models:/sk_meter/1")
+    code, record = score_json(deployment_file, capsys)
+    predictions = rust_table(load_deployment(deployment_file).output.path)
+    assert code == 0 and record["rows_scored"] == 150
+    assert "prediction" in predictions.columns
+    assert set(predictions["prediction"]) <= {0, 1}
+
+
+@pytest.mark.parametrize("verb", [["runs", "list"], ["deployment", "show"]])
+def test_show_and_list_print_json(lakehouse: Any, capsys: Any, verb: list[str]) -> None:
+    deployment_file = lakehouse(rows=50, files=1)
+    main(["score", str(deployment_file), "--run-id", "listed", "--json"])
+    capsys.readouterr()
+    assert main([*verb, str(deployment_file), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    if verb[0] == "runs":
+        assert [r["run_id"] for r in shown] == ["listed"]
+    else:
+        assert shown["model"]["pinned_uri"] == "models:/meter_risk/2"
+        assert [c["name"] for c in shown["model"]["outputs"]] == ["risk_score", "high_risk"]
+        assert {c["name"] for c in shown["model"]["inputs"]} == {
+            "kwh_7d", "kwh_30d", "peak_ratio", "temp_c", "tariff"}
+
+
+def test_runs_show_gives_one_run(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(rows=50, files=1)
+    main(["score", str(deployment_file), "--run-id", "shown", "--json"])
+    capsys.readouterr()
+    assert main(["runs", "show", str(deployment_file), "shown", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["run_id"] == "shown" and shown["rows_read"] == 50
+    assert main(["runs", "show", str(deployment_file), "nope"]) == 1
+    assert "nope" in capsys.readouterr().err

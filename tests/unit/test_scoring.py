@@ -1,0 +1,272 @@
+"""Unit tests for `predict_batch`: plain pandas in, one typed column per output out (no Spark)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from lakescore.errors import ScoringError
+from lakescore.model import OutputColumn
+from lakescore.scoring import predict_batch
+
+LABEL = "models:/meter_risk/3"
+PREDICTION = (OutputColumn("prediction", "bigint"),)
+
+
+class FnModel:
+    """A tiny model whose predict returns whatever `fn(batch)` returns."""
+
+    def __init__(self, fn: Callable[[pd.DataFrame], Any]) -> None:
+        self.fn = fn
+
+    def predict(self, batch: pd.DataFrame) -> Any:
+        return self.fn(batch)
+
+
+def returning(value: Any) -> FnModel:
+    """A model that returns `value` for any batch."""
+    return FnModel(lambda _batch: value)
+
+
+@pytest.fixture
+def batch() -> pd.DataFrame:
+    """Three rows with an index that does not start at 0, as a later Arrow batch might."""
+    return pd.DataFrame(
+        {"kwh_7d": [1.0, 5.0, 9.0], "temp": [10.0, 20.0, 30.0]}, index=[100, 101, 102]
+    )
+
+
+def scoring_error(model: Any, batch: pd.DataFrame, outputs: Any) -> str:
+    """Run predict_batch expecting a ScoringError; return its message."""
+    with pytest.raises(ScoringError) as info:
+        predict_batch(model, batch, outputs, LABEL)
+    return str(info.value)
+
+
+# --- shapes -----------------------------------------------------------------------------------
+
+
+def test_one_dimensional_numpy_output(batch: pd.DataFrame) -> None:
+    """A 1-D array becomes the single prediction column, on the batch's index."""
+    result = predict_batch(returning(np.array([1, 0, 1])), batch, PREDICTION, LABEL)
+    expected = pd.DataFrame({"prediction": np.array([1, 0, 1], dtype="int64")}, index=batch.index)
+    pd.testing.assert_frame_equal(result, expected)
+
+
+def test_column_vector_output(batch: pd.DataFrame) -> None:
+    """A 2-D array of one column is one prediction per row."""
+    result = predict_batch(returning(np.array([[1], [2], [3]])), batch, PREDICTION, LABEL)
+    assert result["prediction"].tolist() == [1, 2, 3]
+
+
+def test_series_output_is_taken_by_position(batch: pd.DataFrame) -> None:
+    """A Series is read in order, whatever its own index, and gets the batch's index."""
+    series = pd.Series([7, 8, 9], index=[2, 1, 0], name="whatever")
+    result = predict_batch(returning(series), batch, PREDICTION, LABEL)
+    expected = pd.DataFrame({"prediction": np.array([7, 8, 9], dtype="int64")}, index=batch.index)
+    pd.testing.assert_frame_equal(result, expected)
+
+
+def test_two_dimensional_array_with_two_outputs(batch: pd.DataFrame) -> None:
+    """A 2-D array gives one column per output, in the signature's order."""
+    outputs = (OutputColumn("p_ok", "double"), OutputColumn("p_fault", "double"))
+    array = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
+    result = predict_batch(returning(array), batch, outputs, LABEL)
+    expected = pd.DataFrame(
+        {"p_ok": [0.9, 0.4, 0.2], "p_fault": [0.1, 0.6, 0.8]}, index=batch.index
+    )
+    pd.testing.assert_frame_equal(result, expected)
+
+
+def test_dataframe_output_selected_and_ordered_by_name(batch: pd.DataFrame) -> None:
+    """Named DataFrame columns are picked by the output names, in their order; extras dropped."""
+    frame = pd.DataFrame(
+        {"debug": ["a", "b", "c"], "label": [1, 0, 1], "score": [0.7, 0.2, 0.9]},
+        index=[7, 8, 9],
+    )
+    outputs = (OutputColumn("score", "double"), OutputColumn("label", "bigint"))
+    result = predict_batch(returning(frame), batch, outputs, LABEL)
+    expected = pd.DataFrame(
+        {"score": [0.7, 0.2, 0.9], "label": np.array([1, 0, 1], dtype="int64")},
+        index=batch.index,
+    )
+    pd.testing.assert_frame_equal(result, expected)
+
+
+def test_dataframe_with_unnamed_columns_is_taken_by_position(batch: pd.DataFrame) -> None:
+    """A frame of default integer column names and the promised width is read in order."""
+    frame = pd.DataFrame(np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]]))
+    outputs = (OutputColumn("p_ok", "double"), OutputColumn("p_fault", "double"))
+    result = predict_batch(returning(frame), batch, outputs, LABEL)
+    assert list(result.columns) == ["p_ok", "p_fault"]
+    assert result["p_fault"].tolist() == [0.1, 0.6, 0.8]
+
+
+def test_result_keeps_the_batch_index(batch: pd.DataFrame) -> None:
+    """Every output shape comes back on exactly the batch's index."""
+    for value in (
+        np.array([1, 2, 3]),
+        pd.Series([1, 2, 3], index=[5, 6, 7]),
+        pd.DataFrame({"prediction": [1, 2, 3]}, index=[5, 6, 7]),
+    ):
+        result = predict_batch(returning(value), batch, PREDICTION, LABEL)
+        pd.testing.assert_index_equal(result.index, batch.index)
+
+
+def test_model_sees_the_batch(batch: pd.DataFrame) -> None:
+    """The model is called with the batch itself, so predictions follow its rows."""
+    model = FnModel(lambda b: b["kwh_7d"] * 2)
+    result = predict_batch(model, batch, (OutputColumn("prediction", "double"),), LABEL)
+    assert result["prediction"].tolist() == [2.0, 10.0, 18.0]
+
+
+# --- real sklearn models ----------------------------------------------------------------------
+
+
+def test_fitted_sklearn_classifier(batch: pd.DataFrame) -> None:
+    """A real LogisticRegression's class labels come back as int64 on the batch's index."""
+    train = pd.DataFrame({"kwh_7d": [0.0, 1.0, 8.0, 10.0], "temp": [10.0, 12.0, 28.0, 31.0]})
+    model = LogisticRegression().fit(train, [0, 0, 1, 1])
+    result = predict_batch(model, batch, PREDICTION, LABEL)
+    assert result.dtypes["prediction"] == np.dtype("int64")
+    assert result["prediction"].tolist() == model.predict(batch).tolist()
+    pd.testing.assert_index_equal(result.index, batch.index)
+
+
+def test_fitted_sklearn_regressor(batch: pd.DataFrame) -> None:
+    """A real LinearRegression's predictions come back as float64."""
+    train = pd.DataFrame({"kwh_7d": [0.0, 1.0, 2.0], "temp": [1.0, 0.0, 1.0]})
+    model = LinearRegression().fit(train, [1.0, 3.0, 5.0])
+    result = predict_batch(model, batch, (OutputColumn("prediction", "double"),), LABEL)
+    assert result.dtypes["prediction"] == np.dtype("float64")
+    np.testing.assert_allclose(result["prediction"], [3.0, 11.0, 19.0])
+
+
+# --- type coercion ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spark_type", "raw", "dtype", "values"),
+    [
+        ("bigint", np.array([1, 2, 3], dtype="int32"), "int64", [1, 2, 3]),
+        ("bigint", np.array([1.0, 2.0, 3.0]), "int64", [1, 2, 3]),
+        ("int", np.array([1, 2, 3], dtype="int64"), "int32", [1, 2, 3]),
+        ("double", np.array([1, 2, 3], dtype="int64"), "float64", [1.0, 2.0, 3.0]),
+        ("double", np.array([0.5, 1.5, 2.5], dtype="float32"), "float64", [0.5, 1.5, 2.5]),
+        ("float", np.array([0.5, 1.5, 2.5]), "float32", [0.5, 1.5, 2.5]),
+        ("boolean", np.array([1, 0, 1]), "bool", [True, False, True]),
+        ("boolean", np.array([True, False, False]), "bool", [True, False, False]),
+        ("string", np.array([1, 20, 300]), "object", ["1", "20", "300"]),
+        ("string", np.array(["low", "mid", "high"]), "object", ["low", "mid", "high"]),
+    ],
+)
+def test_values_are_coerced_to_the_output_type(
+    batch: pd.DataFrame, spark_type: str, raw: Any, dtype: str, values: list[Any]
+) -> None:
+    """Each Spark type gets the pandas dtype Arrow needs for it."""
+    outputs = (OutputColumn("prediction", spark_type),)
+    result = predict_batch(returning(raw), batch, outputs, LABEL)
+    assert result.dtypes["prediction"] == np.dtype(dtype)
+    assert result["prediction"].tolist() == values
+
+
+def test_string_output_keeps_nulls(batch: pd.DataFrame) -> None:
+    """None and NaN in a string output stay null, not the text 'None' or 'nan'."""
+    raw = np.array(["a", None, np.nan], dtype=object)
+    result = predict_batch(returning(raw), batch, (OutputColumn("prediction", "string"),), LABEL)
+    assert result["prediction"].tolist() == ["a", None, None]
+
+
+def test_double_output_keeps_nan(batch: pd.DataFrame) -> None:
+    """A missing value in a double output stays NaN."""
+    raw = np.array([1.0, np.nan, 3.0])
+    result = predict_batch(returning(raw), batch, (OutputColumn("prediction", "double"),), LABEL)
+    assert np.isnan(result["prediction"].iloc[1])
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [np.array([1, 2]), pd.Series([1, 2, 3, 4]), pd.DataFrame({"prediction": [1]})],
+)
+def test_wrong_number_of_rows_names_the_model(batch: pd.DataFrame, value: Any) -> None:
+    """Too few or too many predictions raise ScoringError naming the model and the counts."""
+    message = scoring_error(returning(value), batch, PREDICTION)
+    assert LABEL in message
+    assert f"for {len(batch)} rows" in message
+
+
+def test_dataframe_missing_promised_columns(batch: pd.DataFrame) -> None:
+    """A frame without the promised columns (and not of their width) raises ScoringError."""
+    frame = pd.DataFrame({"score": [0.1, 0.2, 0.3]})
+    outputs = (OutputColumn("score", "double"), OutputColumn("label", "bigint"))
+    message = scoring_error(returning(frame), batch, outputs)
+    assert LABEL in message
+    assert "label" in message
+
+
+def test_dataframe_of_the_right_width_missing_a_promised_column(batch: pd.DataFrame) -> None:
+    """Named columns that do not include every promised name raise, not get renamed."""
+    frame = pd.DataFrame({"label": [1, 0, 1], "debug": [0.5, 0.5, 0.5]})
+    outputs = (OutputColumn("score", "double"), OutputColumn("label", "bigint"))
+    message = scoring_error(returning(frame), batch, outputs)
+    assert "score" in message
+
+
+def test_one_value_per_row_for_two_outputs(batch: pd.DataFrame) -> None:
+    """A 1-D result cannot fill two promised outputs."""
+    outputs = (OutputColumn("a", "double"), OutputColumn("b", "double"))
+    assert LABEL in scoring_error(returning(np.array([1.0, 2.0, 3.0])), batch, outputs)
+
+
+def test_array_of_the_wrong_width(batch: pd.DataFrame) -> None:
+    """A 2-D result of three columns cannot fill two promised outputs."""
+    outputs = (OutputColumn("a", "double"), OutputColumn("b", "double"))
+    message = scoring_error(returning(np.ones((3, 3))), batch, outputs)
+    assert LABEL in message
+    assert "(3, 3)" in message
+
+
+@pytest.mark.parametrize("spark_type", ["bigint", "int"])
+def test_nulls_in_an_integer_output(batch: pd.DataFrame, spark_type: str) -> None:
+    """A missing value cannot be stored in an integer column: ScoringError naming the column."""
+    raw = pd.Series([1.0, None, 3.0])
+    message = scoring_error(returning(raw), batch, (OutputColumn("prediction", spark_type),))
+    assert LABEL in message
+    assert "prediction" in message
+    assert spark_type in message
+
+
+def test_text_in_a_bigint_output(batch: pd.DataFrame) -> None:
+    """Values that are not numbers raise ScoringError rather than a pandas error."""
+    raw = np.array(["1", "high", "3"])
+    message = scoring_error(returning(raw), batch, PREDICTION)
+    assert LABEL in message
+    assert "bigint" in message
+
+
+def test_fractions_in_a_bigint_output(batch: pd.DataFrame) -> None:
+    """Non-whole numbers for a bigint output raise rather than being truncated."""
+    scoring_error(returning(np.array([1.0, 1.7, 0.2])), batch, PREDICTION)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [np.array([True, None, False], dtype=object), np.array([1.0, np.nan, 0.0])],
+    ids=["None", "NaN"],
+)
+def test_nulls_in_a_boolean_output(batch: pd.DataFrame, raw: Any) -> None:
+    """A missing boolean is kept as null or rejected, never turned into True or False."""
+    outputs = (OutputColumn("prediction", "boolean"),)
+    try:
+        result = predict_batch(returning(raw), batch, outputs, LABEL)
+    except ScoringError:
+        return
+    assert pd.isna(result["prediction"].iloc[1])
