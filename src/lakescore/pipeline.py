@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from lakescore import columns as C
 from lakescore.config import Rule
-from lakescore.errors import DeploymentError
+from lakescore.errors import DeploymentError, InputError
 from lakescore.model import InputColumn, OutputColumn, ResolvedModel
 from lakescore.validate import (
     Check,
@@ -78,14 +78,14 @@ def check_input_columns(
     columns = user_columns(df)
     missing = missing_inputs(inputs, columns)
     if missing:
-        raise DeploymentError(
+        raise InputError(
             f"Input lacks column(s) {', '.join(missing)} required by model {model_label}; "
             f"it has {', '.join(columns)}."
         )
     carried = carried_columns(key, passthrough)
     absent = [c for c in carried if c not in columns]
     if absent:
-        raise DeploymentError(
+        raise InputError(
             f"input.key/passthrough name column(s) {', '.join(absent)} that the input lacks."
         )
     reserved = [c for c in columns if c.startswith("_") and c in _lineage_names()]

@@ -116,10 +116,10 @@ def test_integral_signature_rejects_fractional_strings_only_when_uncastable(
 
 def test_missing_required_inputs_are_named(spark: Any) -> None:
     df = spark.createDataFrame([("a", "1", "s")], SCHEMA)
-    from lakescore.errors import DeploymentError
+    from lakescore.errors import InputError
     from lakescore.model import OutputColumn
 
-    with pytest.raises(DeploymentError, match="peak_ratio, temp_c"):
+    with pytest.raises(InputError, match="peak_ratio, temp_c"):
         pipeline.check_input_columns(
             df,
             (*INPUTS, InputColumn("peak_ratio", "double"), InputColumn("temp_c", "double")),

@@ -1,0 +1,135 @@
+"""Each operator mistake gives its exit code and one clear sentence, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+
+
+def run(args: list[str], capsys: Any) -> tuple[int, str]:
+    code = main(args)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def edit(deployment_file: Path, change: Any) -> Path:
+    data = yaml.safe_load(deployment_file.read_text())
+    change(data)
+    deployment_file.write_text(yaml.safe_dump(data))
+    return deployment_file
+
+
+def test_unknown_key_in_deployment_is_bad_usage(lakehouse: Any, capsys: Any) -> None:
+    deployment = edit(lakehouse(rows=20, files=1), lambda d: d["output"].update(pth="x"))
+    code, err = run(["score", str(deployment)], capsys)
+    assert code == 2
+    assert "unknown key output.pth" in err
+
+
+def test_missing_deployment_file_is_bad_usage(tmp_path: Path, capsys: Any) -> None:
+    code, err = run(["score", str(tmp_path / "nope.yaml")], capsys)
+    assert code == 2 and "nope.yaml does not exist" in err
+
+
+def test_missing_input_fails_the_run_and_records_it(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(rows=20, files=1)
+    code, err = run(["score", str(deployment_file), "--input", "/no/such/input",
+                     "--run-id", "no-input"], capsys)
+    assert code == 1
+    assert "/no/such/input does not exist" in err
+    assert main(["runs", "show", str(deployment_file), "no-input", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"status": "failed"' in out and "/no/such/input" in out
+
+
+def test_empty_input_folder_is_a_clear_failure(lakehouse: Any, capsys: Any,
+                                               tmp_path: Path) -> None:
+    deployment_file = lakehouse(rows=20, files=1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = run(["score", str(deployment_file), "--input", str(empty)], capsys)
+    assert code == 1 and "holds no readable parquet files" in err
+
+
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [("models:/no_such_model/1", "no_such_model"), ("models:/meter_risk@nobody", "nobody")],
+)
+def test_unknown_model_or_alias_is_bad_usage(
+    lakehouse: Any, capsys: Any, uri: str, fragment: str
+) -> None:
+    code, err = run(["score", str(lakehouse(rows=20, files=1, model=uri))], capsys)
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("lakescore: error:")]
+    assert len(errors) == 1
+    assert fragment in errors[0] and "was not found" in errors[0]
+
+
+def test_unreachable_registry_fails(lakehouse: Any, capsys: Any,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    deployment = edit(
+        lakehouse(rows=20, files=1),
+        lambda d: d["model"].update(tracking_uri="http://127.0.0.1:9"),
+    )
+    code, err = run(["score", str(deployment)], capsys)
+    assert code == 1
+    assert "http://127.0.0.1:9 could not be reached" in err
+
+
+def test_missing_model_input_column_fails_before_any_work(
+    lakehouse: Any, capsys: Any, spark: Any
+) -> None:
+    from lakescore.demo import make_meter_frame
+
+    frame = make_meter_frame(30).drop(columns=["fault", "peak_ratio", "temp_c"])
+    deployment_file = lakehouse(frame=frame, files=1)
+    code, err = run(["score", str(deployment_file)], capsys)
+    assert code == 1
+    assert "lacks column(s) peak_ratio, temp_c" in err
+    assert not Path(load_deployment(deployment_file).output.path).exists()
+
+
+def test_fail_rule_stops_the_run_with_nothing_committed(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(
+        rows=100, files=1, rules=[{"name": "no_negatives", "expr": "kwh_7d >= 0",
+                                   "action": "fail"}],
+    )
+    code, err = run(["score", str(deployment_file)], capsys)
+    deployment = load_deployment(deployment_file)
+    assert code == 1 and "no_negatives" in err and "nothing was committed" in err
+    assert not Path(deployment.output.path).exists()
+    assert not Path(deployment.quarantine.path).exists()
+
+
+def test_invalid_rule_expression_is_bad_usage(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(
+        rows=20, files=1, rules=[{"name": "typo", "expr": "kwh_7dd >= 0"}],
+    )
+    code, err = run(["score", str(deployment_file)], capsys)
+    assert code == 2 and "Rule typo" in err
+
+
+def test_model_that_raises_fails_naming_the_model_version(lakehouse: Any, capsys: Any) -> None:
+    code, err = run(["score", str(lakehouse(rows=40, files=1, model="models:/broken/1"))], capsys)
+    assert code == 1
+    assert "models:/broken/1" in err and "the model cannot score this batch" in err
+
+
+def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, capsys: Any) -> None:
+    code, err = run(["score", str(lakehouse(rows=40, files=1, model="models:/short/1"))], capsys)
+    assert code == 1
+    assert "models:/short/1" in err and "predictions for" in err
+
+
+def test_bad_run_id_is_bad_usage(lakehouse: Any, capsys: Any) -> None:
+    code, err = run(["score", str(lakehouse(rows=20, files=1)), "--run-id", "a b'c"], capsys)
+    assert code == 2 and "Run id" in err

@@ -1,0 +1,81 @@
+"""The real entry points in their own processes: the `lakescore` console script, `spark-submit
+jobs/score.py` with spark_conf/local.conf, and the Databricks-format notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable as RustDeltaTable
+
+from lakescore.config import load_deployment
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+@pytest.mark.e2e
+def test_console_script_scores_and_keeps_stdout_for_json(lakehouse: Any, tmp_path: Path) -> None:
+    deployment_file = lakehouse(rows=200, files=2)
+    done = run([str(BIN / "lakescore"), "score", str(deployment_file), "--json",
+                "--run-id", "cli-1"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "succeeded" and record["run_id"] == "cli-1"
+    assert record["rows_read"] == 200 == record["rows_scored"] + record["rows_quarantined"]
+    assert "Traceback" not in done.stderr
+    assert "resolving dependencies" not in done.stderr  # Ivy's report is kept off the terminal
+
+
+@pytest.mark.e2e
+def test_console_script_error_is_one_sentence_and_exit_code(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {uri: models:/m/1}\n")
+    done = run([str(BIN / "lakescore"), "score", str(bad)], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("lakescore: error:")
+    assert "missing required key input" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.e2e
+def test_spark_submit_runs_the_job_on_a_delta_input(lakehouse: Any, tmp_path: Path) -> None:
+    deployment_file = lakehouse(rows=200, files=2, fmt="delta")
+    done = run([str(BIN / "spark-submit"), "--properties-file",
+                str(ROOT / "spark_conf" / "local.conf"), str(ROOT / "jobs" / "score.py"),
+                str(deployment_file), "--run-id", "submitted"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "run submitted succeeded" in done.stdout
+    deployment = load_deployment(deployment_file)
+    predictions = RustDeltaTable(deployment.output.path).to_pyarrow_table().to_pandas()
+    runs = RustDeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
+    assert predictions["_run_id"].eq("submitted").all()
+    assert predictions["_source_table_version"].eq(0).all()
+    run_row = runs.set_index("run_id").loc["submitted"]
+    assert run_row["status"] == "succeeded"
+    assert run_row["rows_read"] == 200 == run_row["rows_scored"] + run_row["rows_quarantined"]
+
+
+def test_notebook_runs_top_to_bottom_outside_databricks(
+    lakehouse: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=120, files=2)
+    monkeypatch.setenv("LAKESCORE_DEPLOYMENT", str(deployment_file))
+    monkeypatch.setenv("LAKESCORE_RUN_ID", "from-notebook")
+    runpy.run_path(str(ROOT / "notebooks" / "score.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "run from-notebook: succeeded, read 120" in out
+    runs = RustDeltaTable(load_deployment(deployment_file).runs.path).to_pyarrow_table()
+    assert runs.column("run_id").to_pylist() == ["from-notebook"]
