@@ -24,12 +24,12 @@ demo: $(STAMP)
 	$(BIN)/lakescore demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests jobs notebooks bench
+	$(BIN)/ruff check src tests jobs notebooks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests jobs notebooks bench
+	$(BIN)/ruff check src tests jobs notebooks
 	$(BIN)/mypy
 
 clean:

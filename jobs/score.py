@@ -1,6 +1,6 @@
 """spark-submit entry point: the same job as `lakescore score`.
 
-    spark-submit --properties-file spark_conf/local.conf jobs/score.py DEPLOYMENT [--run-id ID]
+spark-submit --properties-file spark_conf/local.conf jobs/score.py DEPLOYMENT [--run-id ID]
 """
 
 import sys

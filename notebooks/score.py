@@ -14,7 +14,7 @@ from dataclasses import asdict
 def widget(name: str, default: str) -> str:
     """A text widget on Databricks; an environment variable (or the default) elsewhere."""
     try:
-        widgets = dbutils.widgets  # type: ignore[name-defined]  # noqa: F821
+        widgets = dbutils.widgets  # type: ignore[name-defined]
     except NameError:
         return os.environ.get(f"LAKESCORE_{name.upper()}", default)
     widgets.text(name, default)
@@ -34,8 +34,10 @@ spark = get_spark()
 deployment = load_deployment(deployment_path)
 result = score(spark, deployment, run_id)
 record = asdict(result.record)
-print(f"run {record['run_id']}: {record['status']}, read {record['rows_read']}, "
-      f"scored {record['rows_scored']}, quarantined {record['rows_quarantined']}")
+print(
+    f"run {record['run_id']}: {record['status']}, read {record['rows_read']}, "
+    f"scored {record['rows_scored']}, quarantined {record['rows_quarantined']}"
+)
 
 # COMMAND ----------
 
@@ -47,10 +49,12 @@ print(f"run {record['run_id']}: {record['status']}, read {record['rows_read']}, 
 from pyspark.sql import functions as F  # noqa: E402
 
 quarantine_by_reason = (
-    spark.read.format("delta").load(deployment.quarantine.path)
+    spark.read.format("delta")
+    .load(deployment.quarantine.path)
     .where(F.col("_run_id") == record["run_id"])
     .select(F.explode("_errors").alias("error"))
-    .groupBy("error.rule", "error.column").count()
+    .groupBy("error.rule", "error.column")
+    .count()
     .orderBy(F.desc("count"))
 )
 quarantine_by_reason.show(truncate=False)

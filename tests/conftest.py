@@ -45,10 +45,10 @@ def spark() -> Iterator[Any]:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     """meter_risk v1, v2 (@champion -> 2); counting, broken, short, sk_meter (sklearn flavor)."""
     import mlflow
+    import scoring_models
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    import scoring_models
     from lakescore.demo import make_meter_frame, register_model
 
     root = tmp_path_factory.mktemp("registry")
@@ -58,7 +58,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     register_model(train, uri, root / "artifacts")
 
     counting_log = root / "counting.log"
-    example = train[FEATURES + ["tariff"]].head(20)
+    example = train[[*FEATURES, "tariff"]].head(20)
     previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -74,13 +74,18 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
             signature = infer_signature(example, pd.Series(np.zeros(len(example))))
             with mlflow.start_run(experiment_id=experiment):
                 mlflow.pyfunc.log_model(
-                    name="model", python_model=model, signature=signature,
-                    registered_model_name=name, code_paths=[scoring_models.__file__],
+                    name="model",
+                    python_model=model,
+                    signature=signature,
+                    registered_model_name=name,
+                    code_paths=[scoring_models.__file__],
                 )
         classifier = LogisticRegression().fit(train[FEATURES], train["fault"])
         with mlflow.start_run(experiment_id=experiment):
             mlflow.sklearn.log_model(
-                classifier, name="model", registered_model_name="sk_meter",
+                classifier,
+                name="model",
+                registered_model_name="sk_meter",
                 signature=infer_signature(train[FEATURES], classifier.predict(train[FEATURES])),
             )
     finally:
@@ -123,13 +128,18 @@ def lakehouse(tmp_path: Path, registry: Registry, spark: Any) -> LakehouseFactor
         deployment: dict[str, Any] = {
             "name": "meter-risk-test",
             "model": {"uri": model, "tracking_uri": registry.tracking_uri},
-            "input": {"format": fmt, "path": "raw/meters", "key": "meter_id",
-                      "passthrough": ["meter_id", "region"]},
+            "input": {
+                "format": fmt,
+                "path": "raw/meters",
+                "key": "meter_id",
+                "passthrough": ["meter_id", "region"],
+            },
             "output": {"path": "scored/predictions"},
             "quarantine": {"path": "scored/quarantine"},
             "runs": {"path": "scored/runs"},
-            "rules": [{"name": "usage_non_negative", "expr": "kwh_7d >= 0",
-                       "action": "quarantine"}],
+            "rules": [
+                {"name": "usage_non_negative", "expr": "kwh_7d >= 0", "action": "quarantine"}
+            ],
             "scoring": {"batch_size": 64},
         }
         deployment.update(overrides)

@@ -6,7 +6,6 @@ Exit codes: 0 succeeded, 1 failed, 2 bad usage or deployment file, 3 aborted by 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -74,11 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(
-            f"lakescore: error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            f"lakescore: error: unexpected {type(exc).__name__}: {_first_line(exc)} "
             "(rerun with --verbose for the traceback)",
             file=sys.stderr,
         )
         return EXIT_FAILED
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -151,9 +155,7 @@ def _runs(args: argparse.Namespace, deployment: Deployment) -> int:
         return EXIT_OK
     record = get_run(spark, deployment.runs.path, args.run_id)
     if record is None:
-        raise LakescoreError(
-            f"Run {args.run_id} is not in the runs table {deployment.runs.path}."
-        )
+        raise LakescoreError(f"Run {args.run_id} is not in the runs table {deployment.runs.path}.")
     if args.json:
         print(to_json(record))
     else:
@@ -168,8 +170,10 @@ def _common(parser: argparse.ArgumentParser, with_json: bool = True) -> None:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         for noisy in ("mlflow", "py4j", "alembic", "urllib3", "DataFrameQueryContextLogger"):

@@ -1,4 +1,4 @@
-"""The deployment file as frozen dataclasses: parsed once, at the edge, with errors naming the key."""
+"""The deployment file as frozen dataclasses: parsed once, at the edge, errors naming the key."""
 
 from __future__ import annotations
 

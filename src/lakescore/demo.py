@@ -104,9 +104,12 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
             arrays[name] = pa.array(values.tolist())
         else:
             nulls = values.map(lambda v: v is None or v is pd.NA).to_numpy(dtype=bool)
-            arrays[name] = pa.array(values.to_numpy(dtype="float64", na_value=np.nan)
-                                    if values.dtype.kind == "f" else values.to_numpy(),
-                                    mask=nulls if nulls.any() else None)
+            arrays[name] = pa.array(
+                values.to_numpy(dtype="float64", na_value=np.nan)
+                if values.dtype.kind == "f"
+                else values.to_numpy(),
+                mask=nulls if nulls.any() else None,
+            )
     return pa.table(arrays)
 
 
@@ -134,8 +137,11 @@ def register_model(train: pd.DataFrame, tracking_uri: str, artifacts: Path) -> s
     try:
         with mlflow.start_run(experiment_id=experiment_id):
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=model, signature=signature,
-                registered_model_name=MODEL_NAME, pip_requirements=["scikit-learn", "pandas"],
+                name="model",
+                python_model=model,
+                signature=signature,
+                registered_model_name=MODEL_NAME,
+                pip_requirements=["scikit-learn", "pandas"],
             )
     finally:
         mlflow.set_tracking_uri(previous[0])

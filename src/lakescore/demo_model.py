@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 FEATURES = ["kwh_7d", "kwh_30d", "peak_ratio", "temp_c"]
 TARIFFS = ["standard", "economy7", "smart"]
@@ -22,7 +22,7 @@ def encode(frame: pd.DataFrame) -> np.ndarray:
     return np.hstack([numeric, tariff])
 
 
-class MeterRiskModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class MeterRiskModel(PythonModel):
     """Outputs `risk_score` (probability of a fault) and `high_risk` (score above a threshold)."""
 
     def __init__(self, classifier: Any, threshold: float = 0.5) -> None:

@@ -39,7 +39,7 @@ class Commit:
 
 
 def read_input(spark: SparkSession, config: InputConfig) -> InputData:
-    """Read Parquet or Delta and attach each row's source file, its modification time and version."""
+    """Read Parquet or Delta; attach each row's source file, its modification time, version."""
     table_version: int | None = None
     try:
         if config.format == "delta":

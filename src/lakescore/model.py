@@ -143,7 +143,9 @@ def read_signature(pinned: ModelVersion, local_path: str) -> ResolvedModel:
 
     signature = Model.load(local_path).signature
     if signature is None:
-        return ResolvedModel(pinned, local_path, None, (OutputColumn(DEFAULT_PREDICTION, "double"),))
+        return ResolvedModel(
+            pinned, local_path, None, (OutputColumn(DEFAULT_PREDICTION, "double"),)
+        )
     inputs = _signature_inputs(signature.inputs, pinned)
     outputs = _signature_outputs(signature.outputs, pinned)
     return ResolvedModel(pinned, local_path, inputs, outputs)
@@ -176,7 +178,8 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
                 found = client.get_model_version(name, version)
             else:
                 raise DeploymentError(
-                    f"Model URI {uri!r}: stages are not supported; use an alias (models:/NAME@ALIAS)."
+                    f"Model URI {uri!r}: stages are not supported; "
+                    "use an alias (models:/NAME@ALIAS)."
                 )
         pinned = f"models:/{found.name}/{found.version}"
         download_uri = client.get_model_version_download_uri(found.name, found.version)

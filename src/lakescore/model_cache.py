@@ -20,7 +20,7 @@ _loads = 0
 
 
 def get_or_load(archive_name: str) -> Any:
-    """The pyfunc model shipped as `archive_name` (via SparkContext.addFile), loaded at most once."""
+    """The pyfunc model shipped as `archive_name` (SparkContext.addFile), loaded at most once."""
     global _loads
     with _lock:
         if archive_name in _models:

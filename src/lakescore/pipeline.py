@@ -32,7 +32,7 @@ _PREDICTION_STRUCT = "__prediction"
 
 @dataclass(frozen=True)
 class RunStamp:
-    """Values fixed on the driver for the whole run, so executors compute nothing nondeterministic."""
+    """Values fixed on the driver for the whole run: executors compute nothing nondeterministic."""
 
     run_id: str
     at: datetime
@@ -60,9 +60,7 @@ def model_inputs(model: ResolvedModel, df: DataFrame, key: str | None) -> tuple[
         return model.inputs
     types = dict(df.dtypes)
     return tuple(
-        InputColumn(name, types[name], required=False)
-        for name in user_columns(df)
-        if name != key
+        InputColumn(name, types[name], required=False) for name in user_columns(df) if name != key
     )
 
 
@@ -185,8 +183,16 @@ def quarantine(validated: Validated, stamp: RunStamp) -> DataFrame:
 
 def _lineage_names() -> set[str]:
     return {
-        C.RUN_ID, C.MODEL_NAME, C.MODEL_VERSION, C.MODEL_URI, C.SCORED_AT, C.SOURCE_FILE,
-        C.SOURCE_FILE_MODIFIED_AT, C.SOURCE_TABLE_VERSION, C.ERRORS, C.WARNINGS,
+        C.RUN_ID,
+        C.MODEL_NAME,
+        C.MODEL_VERSION,
+        C.MODEL_URI,
+        C.SCORED_AT,
+        C.SOURCE_FILE,
+        C.SOURCE_FILE_MODIFIED_AT,
+        C.SOURCE_TABLE_VERSION,
+        C.ERRORS,
+        C.WARNINGS,
         C.QUARANTINED_AT,
     }
 

@@ -18,11 +18,14 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     print(f"run {record['run_id']} {record['status']}")
     if record.get("model_uri"):
         print(f"  model        {record['model_uri']} (version {record['model_version']})")
-    print(f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "
-          f"file(s) in {record['input']}")
+    print(
+        f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "
+        f"file(s) in {record['input']}"
+    )
     print(f"  scored       {_n(record.get('rows_scored'))} rows -> {deployment.output.path}")
-    print(f"  quarantined  {_n(record.get('rows_quarantined'))} rows -> "
-          f"{deployment.quarantine.path}")
+    print(
+        f"  quarantined  {_n(record.get('rows_quarantined'))} rows -> {deployment.quarantine.path}"
+    )
     for reason, count in sorted((record.get("quarantined_by_reason") or {}).items()):
         print(f"    {reason:<34} {count:>10,}")
     for rule, count in sorted((record.get("warnings_by_rule") or {}).items()):
@@ -35,8 +38,9 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
 def print_runs(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no runs yet"
-    lines = [f"{'run_id':<34} {'status':<10} {'read':>10} {'scored':>10} {'quarantined':>11}  "
-             f"model"]
+    lines = [
+        f"{'run_id':<34} {'status':<10} {'read':>10} {'scored':>10} {'quarantined':>11}  model"
+    ]
     for run in runs:
         lines.append(
             f"{run['run_id']:<34} {run['status']:<10} {_n(run.get('rows_read')):>10} "

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from py4j.protocol import Py4JJavaError
 
 from lakescore import __version__, pipeline
 from lakescore import columns as C
@@ -109,12 +109,17 @@ def _score(
 
     data = read_input(spark, deployment.input)
     record = state.update(files_read=len(data.files))
-    progress.stage(f"reading {len(data.files)} {deployment.input.format} file(s) from "
-                   f"{deployment.input.path}")
+    progress.stage(
+        f"reading {len(data.files)} {deployment.input.format} file(s) from {deployment.input.path}"
+    )
     inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     pipeline.check_input_columns(
-        data.frame, inputs, deployment.input.key, deployment.input.passthrough, model.outputs,
+        data.frame,
+        inputs,
+        deployment.input.key,
+        deployment.input.passthrough,
+        model.outputs,
         model.describe(),
     )
     _check_rules_parse(data.frame, deployment)
@@ -123,11 +128,16 @@ def _score(
     progress.stage("validating rows")
     summary = validated.frame.agg(*pipeline.validation_summary(validated)).first()
     assert summary is not None
-    counts = {c.reason: int(summary[n]) for c, n in
-              zip(validated.checks, validated.check_columns, strict=True)}
+    counts = {
+        c.reason: int(summary[n])
+        for c, n in zip(validated.checks, validated.check_columns, strict=True)
+    }
     by_action = {
-        action: {c.reason: counts[c.reason] for c in validated.checks
-                 if c.action == action and counts[c.reason]}
+        action: {
+            c.reason: counts[c.reason]
+            for c in validated.checks
+            if c.action == action and counts[c.reason]
+        }
         for action in ("quarantine", "warn", "fail")
     }
     rows_read, rows_invalid = int(summary["rows_read"]), int(summary["rows_invalid"])
@@ -136,13 +146,13 @@ def _score(
         quarantined_by_reason=by_action["quarantine"],
         warnings_by_rule=by_action["warn"],
     )
-    progress.stage(f"validated {rows_read:,} rows: {rows_read - rows_invalid:,} to score, "
-                   f"{rows_invalid:,} to quarantine")
+    progress.stage(
+        f"validated {rows_read:,} rows: {rows_read - rows_invalid:,} to score, "
+        f"{rows_invalid:,} to quarantine"
+    )
     if by_action["fail"]:
         failed = ", ".join(f"{rule} ({n:,} rows)" for rule, n in by_action["fail"].items())
-        raise RuleFailedError(
-            f"Rule(s) with action fail matched: {failed}; nothing was committed."
-        )
+        raise RuleFailedError(f"Rule(s) with action fail matched: {failed}; nothing was committed.")
 
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
     quarantined = pipeline.quarantine(validated, stamp)
@@ -150,36 +160,54 @@ def _score(
     if limit_error:
         _remove_run_predictions(spark, deployment, record)
         commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
-        state.update(rows_quarantined=commit.rows, quarantine_version=commit.version,
-                     rows_scored=0)
+        state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
         raise LimitExceededError(limit_error)
 
-    progress.stage(f"scoring {rows_read - rows_invalid:,} rows with {model.pinned_uri} and "
-                   f"committing predictions")
-    predictions = _predictions(spark, deployment, validated, inputs, carried, model, stamp,
-                               data.table_version is not None)
-    ensure_delta_table(
-        spark, deployment.output.path, predictions.schema, C.COMMENTS,
-        {"delta.enableChangeDataFeed": "true", "lakescore.deployment": deployment.name,
-         "lakescore.version": __version__},
+    progress.stage(
+        f"scoring {rows_read - rows_invalid:,} rows with {model.pinned_uri} and "
+        f"committing predictions"
     )
-    out = _guard_scoring(model, lambda: replace_run_rows(
-        predictions, deployment.output.path, C.RUN_ID, record.run_id,
-        _metadata(deployment, record, model, "predictions"),
-    ))
+    predictions = _predictions(
+        spark, deployment, validated, inputs, carried, model, stamp, data.table_version is not None
+    )
+    ensure_delta_table(
+        spark,
+        deployment.output.path,
+        predictions.schema,
+        C.COMMENTS,
+        {
+            "delta.enableChangeDataFeed": "true",
+            "lakescore.deployment": deployment.name,
+            "lakescore.version": __version__,
+        },
+    )
+    out = _guard_scoring(
+        model,
+        lambda: replace_run_rows(
+            predictions,
+            deployment.output.path,
+            C.RUN_ID,
+            record.run_id,
+            _metadata(deployment, record, model, "predictions"),
+        ),
+    )
     record = state.update(rows_scored=out.rows, output_version=out.version)
     progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
 
     quarantine_commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
     record = state.update(
-        rows_quarantined=quarantine_commit.rows, quarantine_version=quarantine_commit.version,
+        rows_quarantined=quarantine_commit.rows,
+        quarantine_version=quarantine_commit.version,
         finished_at=datetime.now(timezone.utc),
     )
     if not record.reconciles():
-        return record.with_(status=FAILED, error=(
-            f"Counts do not reconcile: read {record.rows_read}, scored {record.rows_scored}, "
-            f"quarantined {record.rows_quarantined}."
-        ))
+        return record.with_(
+            status=FAILED,
+            error=(
+                f"Counts do not reconcile: read {record.rows_read}, scored {record.rows_scored}, "
+                f"quarantined {record.rows_quarantined}."
+            ),
+        )
     return record.with_(status=SUCCEEDED)
 
 
@@ -193,12 +221,14 @@ def _predictions(
     stamp: pipeline.RunStamp,
     with_table_version: bool,
 ) -> DataFrame:
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch",
-                   str(deployment.scoring.batch_size))
+    spark.conf.set(
+        "spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size)
+    )
     archive = ship_model(spark, model.local_path)
     udf = scoring_udf(archive, model.outputs, model.describe())
-    return pipeline.predictions(validated, inputs, model.outputs, udf, carried, stamp,
-                                with_table_version)
+    return pipeline.predictions(
+        validated, inputs, model.outputs, udf, carried, stamp, with_table_version
+    )
 
 
 def _commit_quarantine(
@@ -210,11 +240,17 @@ def _commit_quarantine(
     progress: Progress,
 ) -> Commit:
     ensure_delta_table(
-        spark, deployment.quarantine.path, quarantined.schema, C.COMMENTS,
+        spark,
+        deployment.quarantine.path,
+        quarantined.schema,
+        C.COMMENTS,
         {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
     )
     commit = replace_run_rows(
-        quarantined, deployment.quarantine.path, C.RUN_ID, record.run_id,
+        quarantined,
+        deployment.quarantine.path,
+        C.RUN_ID,
+        record.run_id,
         _metadata(deployment, record, model, "quarantine"),
     )
     progress.stage(f"committed {commit.rows:,} quarantined rows (version {commit.version})")
@@ -226,21 +262,28 @@ def _remove_run_predictions(spark: SparkSession, deployment: Deployment, record:
     existing = read_table(spark, deployment.output.path)
     if existing is not None and existing.where(F.col(C.RUN_ID) == record.run_id).limit(1).count():
         replace_run_rows(
-            existing.limit(0), deployment.output.path, C.RUN_ID, record.run_id,
+            existing.limit(0),
+            deployment.output.path,
+            C.RUN_ID,
+            record.run_id,
             {"lakescore_run_id": record.run_id, "table": "predictions", "action": "abort"},
         )
 
 
 def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | None:
     if limits.max_error_rows is not None and rows_invalid > limits.max_error_rows:
-        return (f"{rows_invalid:,} rows failed validation, more than limits.max_error_rows "
-                f"({limits.max_error_rows:,}); no predictions were committed.")
+        return (
+            f"{rows_invalid:,} rows failed validation, more than limits.max_error_rows "
+            f"({limits.max_error_rows:,}); no predictions were committed."
+        )
     if limits.max_error_fraction is not None and rows_read:
         fraction = rows_invalid / rows_read
         if fraction > limits.max_error_fraction:
-            return (f"{fraction:.1%} of rows failed validation ({rows_invalid:,} of "
-                    f"{rows_read:,}), more than limits.max_error_fraction "
-                    f"({limits.max_error_fraction:.1%}); no predictions were committed.")
+            return (
+                f"{fraction:.1%} of rows failed validation ({rows_invalid:,} of "
+                f"{rows_read:,}), more than limits.max_error_fraction "
+                f"({limits.max_error_fraction:.1%}); no predictions were committed."
+            )
     return None
 
 

@@ -101,9 +101,8 @@ class RunRecord:
 
     def reconciles(self) -> bool:
         """rows_read == rows_scored + rows_quarantined."""
-        return (
-            self.rows_read is not None
-            and self.rows_read == (self.rows_scored or 0) + (self.rows_quarantined or 0)
+        return self.rows_read is not None and self.rows_read == (self.rows_scored or 0) + (
+            self.rows_quarantined or 0
         )
 
 
@@ -112,7 +111,10 @@ def write_run(spark: SparkSession, path: str, record: RunRecord) -> None:
     ensure_delta_table(spark, path, RUNS_SCHEMA, RUNS_COMMENTS)
     frame = spark.createDataFrame([asdict(record)], RUNS_SCHEMA)
     replace_run_rows(
-        frame, path, "run_id", record.run_id,
+        frame,
+        path,
+        "run_id",
+        record.run_id,
         {"lakescore_run_id": record.run_id, "table": "runs", "status": record.status},
     )
 

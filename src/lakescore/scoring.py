@@ -1,4 +1,4 @@
-"""Scoring: a pandas-only `predict_batch` and the iterator pandas UDF that calls it per Arrow batch."""
+"""Scoring: a pandas-only `predict_batch` and the iterator pandas UDF calling it per Arrow batch."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pyspark.sql import Column, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.functions import pandas_udf
 
 from lakescore.errors import ScoringError
 from lakescore.model import OutputColumn
@@ -88,7 +88,7 @@ def scoring_udf(
         for batch in batches:
             yield predict_batch(model, batch, outputs, model_label)
 
-    return F.pandas_udf(score, return_type)  # type: ignore[call-overload,no-any-return]
+    return pandas_udf(score, return_type)  # type: ignore[call-overload,no-any-return]
 
 
 def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd.DataFrame:

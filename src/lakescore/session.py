@@ -77,7 +77,10 @@ def delta_jars() -> list[str]:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "lakescore.resolve_jars"],
-            capture_output=True, text=True, timeout=900, check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise EnvironmentProblem(

@@ -77,25 +77,45 @@ def signature_checks(inputs: Sequence[InputColumn], schema: T.StructType) -> lis
         raw = F.col(_quoted(spec.name))
         cast = raw.try_cast(spec.spark_type)
         if present[spec.name].simpleString() != spec.spark_type:
-            checks.append(_check(
-                RULE_TYPE, spec.name, raw.isNotNull() & cast.isNull(),
-                F.concat(F.lit(f"{spec.name} value '"), F.substring(raw.cast("string"), 1, 200),
-                         F.lit(f"' cannot be cast to {spec.spark_type}")),
-            ))
+            checks.append(
+                _check(
+                    RULE_TYPE,
+                    spec.name,
+                    raw.isNotNull() & cast.isNull(),
+                    F.concat(
+                        F.lit(f"{spec.name} value '"),
+                        F.substring(raw.cast("string"), 1, 200),
+                        F.lit(f"' cannot be cast to {spec.spark_type}"),
+                    ),
+                )
+            )
         if spec.required:
-            checks.append(_check(
-                RULE_REQUIRED, spec.name, raw.isNull(),
-                F.lit(f"{spec.name} is null but the model requires it"),
-            ))
+            checks.append(
+                _check(
+                    RULE_REQUIRED,
+                    spec.name,
+                    raw.isNull(),
+                    F.lit(f"{spec.name} is null but the model requires it"),
+                )
+            )
         if spec.spark_type in _FLOATING:
-            checks.append(_check(
-                RULE_NAN, spec.name, F.isnan(cast), F.lit(f"{spec.name} is NaN"),
-            ))
+            checks.append(
+                _check(
+                    RULE_NAN,
+                    spec.name,
+                    F.isnan(cast),
+                    F.lit(f"{spec.name} is NaN"),
+                )
+            )
             infinite = cast.isin(float("inf"), float("-inf"))
-            checks.append(_check(
-                RULE_INFINITE, spec.name, infinite,
-                F.concat(F.lit(f"{spec.name} is "), cast.cast("string")),
-            ))
+            checks.append(
+                _check(
+                    RULE_INFINITE,
+                    spec.name,
+                    infinite,
+                    F.concat(F.lit(f"{spec.name} is "), cast.cast("string")),
+                )
+            )
     return checks
 
 
@@ -123,8 +143,9 @@ def with_check_columns(df: DataFrame, checks: Sequence[Check]) -> tuple[DataFram
 
 def collect_errors(checks: Sequence[Check], check_columns: Sequence[str]) -> tuple[Column, Column]:
     """`_errors` (quarantine checks) and `_warnings` (warn rules) from the per-check columns."""
-    quarantine = [F.col(n) for c, n in zip(checks, check_columns, strict=True)
-                  if c.action == "quarantine"]
+    quarantine = [
+        F.col(n) for c, n in zip(checks, check_columns, strict=True) if c.action == "quarantine"
+    ]
     warnings = [F.col(n) for c, n in zip(checks, check_columns, strict=True) if c.action == "warn"]
     return _non_null_array(quarantine).alias(ERRORS), _non_null_array(warnings).alias(WARNINGS)
 

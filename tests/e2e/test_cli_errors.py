@@ -40,8 +40,9 @@ def test_missing_deployment_file_is_bad_usage(tmp_path: Path, capsys: Any) -> No
 
 def test_missing_input_fails_the_run_and_records_it(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(rows=20, files=1)
-    code, err = run(["score", str(deployment_file), "--input", "/no/such/input",
-                     "--run-id", "no-input"], capsys)
+    code, err = run(
+        ["score", str(deployment_file), "--input", "/no/such/input", "--run-id", "no-input"], capsys
+    )
     assert code == 1
     assert "/no/such/input does not exist" in err
     assert main(["runs", "show", str(deployment_file), "no-input", "--json"]) == 0
@@ -49,8 +50,7 @@ def test_missing_input_fails_the_run_and_records_it(lakehouse: Any, capsys: Any)
     assert '"status": "failed"' in out and "/no/such/input" in out
 
 
-def test_empty_input_folder_is_a_clear_failure(lakehouse: Any, capsys: Any,
-                                               tmp_path: Path) -> None:
+def test_empty_input_folder_is_a_clear_failure(lakehouse: Any, capsys: Any, tmp_path: Path) -> None:
     deployment_file = lakehouse(rows=20, files=1)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -72,8 +72,9 @@ def test_unknown_model_or_alias_is_bad_usage(
     assert fragment in errors[0] and "was not found" in errors[0]
 
 
-def test_unreachable_registry_fails(lakehouse: Any, capsys: Any,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_registry_fails(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     deployment = edit(
@@ -100,8 +101,9 @@ def test_missing_model_input_column_fails_before_any_work(
 
 def test_fail_rule_stops_the_run_with_nothing_committed(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(
-        rows=100, files=1, rules=[{"name": "no_negatives", "expr": "kwh_7d >= 0",
-                                   "action": "fail"}],
+        rows=100,
+        files=1,
+        rules=[{"name": "no_negatives", "expr": "kwh_7d >= 0", "action": "fail"}],
     )
     code, err = run(["score", str(deployment_file)], capsys)
     deployment = load_deployment(deployment_file)
@@ -112,7 +114,9 @@ def test_fail_rule_stops_the_run_with_nothing_committed(lakehouse: Any, capsys: 
 
 def test_invalid_rule_expression_is_bad_usage(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(
-        rows=20, files=1, rules=[{"name": "typo", "expr": "kwh_7dd >= 0"}],
+        rows=20,
+        files=1,
+        rules=[{"name": "typo", "expr": "kwh_7dd >= 0"}],
     )
     code, err = run(["score", str(deployment_file)], capsys)
     assert code == 2 and "Rule typo" in err

@@ -14,8 +14,17 @@ from lakescore.cli import main
 from lakescore.config import load_deployment
 
 PREDICTION_COLUMNS = [
-    "meter_id", "region", "risk_score", "high_risk", "_run_id", "_model_name", "_model_version",
-    "_model_uri", "_scored_at", "_source_file", "_source_file_modified_at",
+    "meter_id",
+    "region",
+    "risk_score",
+    "high_risk",
+    "_run_id",
+    "_model_name",
+    "_model_version",
+    "_model_uri",
+    "_scored_at",
+    "_source_file",
+    "_source_file_modified_at",
 ]
 QUARANTINE_LINEAGE = ["_errors", "_run_id", "_quarantined_at", "_source_file", "_model_version"]
 INPUT_COLUMNS = ["meter_id", "region", "tariff", "kwh_7d", "kwh_30d", "peak_ratio", "temp_c"]
@@ -31,9 +40,7 @@ def rust_table(path: str) -> Any:
     return RustDeltaTable(path).to_pyarrow_table().to_pandas()
 
 
-def test_parquet_run_writes_three_tables_that_delta_rs_reads(
-    lakehouse: Any, capsys: Any
-) -> None:
+def test_parquet_run_writes_three_tables_that_delta_rs_reads(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(rows=600, files=3)
     deployment = load_deployment(deployment_file)
     code, record = score_json(deployment_file, capsys, "--run-id", "parquet-1")
@@ -84,13 +91,12 @@ def test_delta_input_sets_source_table_version(lakehouse: Any, capsys: Any, spar
     assert record["rows_read"] == 200 == record["rows_scored"] + record["rows_quarantined"]
 
 
-def test_alias_is_pinned_to_a_version_per_run(
-    lakehouse: Any, capsys: Any, registry: Any
-) -> None:
+def test_alias_is_pinned_to_a_version_per_run(lakehouse: Any, capsys: Any, registry: Any) -> None:
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=registry.tracking_uri,
-                                 registry_uri=registry.tracking_uri)
+    client = mlflow.MlflowClient(
+        tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri
+    )
     deployment_file = lakehouse(rows=100, files=1)
     deployment = load_deployment(deployment_file)
     client.set_registered_model_alias("meter_risk", "champion", "1")
@@ -106,9 +112,7 @@ def test_alias_is_pinned_to_a_version_per_run(
     assert set(predictions["_model_uri"]) == {"models:/meter_risk/1", "models:/meter_risk/2"}
 
 
-def test_rerunning_a_run_id_replaces_its_rows_in_every_table(
-    lakehouse: Any, capsys: Any
-) -> None:
+def test_rerunning_a_run_id_replaces_its_rows_in_every_table(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(rows=300, files=2)
     deployment = load_deployment(deployment_file)
     first = score_json(deployment_file, capsys, "--run-id", "again")[1]
@@ -144,9 +148,7 @@ def test_limits_abort_with_nothing_committed_but_quarantine_and_record(
     assert run["rows_quarantined"] == len(quarantine) and run["rows_scored"] == 0
 
 
-def test_aborted_rerun_removes_an_earlier_attempts_predictions(
-    lakehouse: Any, capsys: Any
-) -> None:
+def test_aborted_rerun_removes_an_earlier_attempts_predictions(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(rows=200, files=2)
     deployment = load_deployment(deployment_file)
     assert main(["score", str(deployment_file), "--run-id", "flip"]) == 0
@@ -158,7 +160,9 @@ def test_aborted_rerun_removes_an_earlier_attempts_predictions(
 
 def test_warn_rules_are_counted_and_rows_still_scored(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(
-        rows=300, files=1, bad=False,
+        rows=300,
+        files=1,
+        bad=False,
         rules=[{"name": "small", "expr": "kwh_7d < 60", "action": "warn"}],
     )
     code, record = score_json(deployment_file, capsys)
@@ -189,7 +193,12 @@ def test_show_and_list_print_json(lakehouse: Any, capsys: Any, verb: list[str]) 
         assert shown["model"]["pinned_uri"] == "models:/meter_risk/2"
         assert [c["name"] for c in shown["model"]["outputs"]] == ["risk_score", "high_risk"]
         assert {c["name"] for c in shown["model"]["inputs"]} == {
-            "kwh_7d", "kwh_30d", "peak_ratio", "temp_c", "tariff"}
+            "kwh_7d",
+            "kwh_30d",
+            "peak_ratio",
+            "temp_c",
+            "tariff",
+        }
 
 
 def test_runs_show_gives_one_run(lakehouse: Any, capsys: Any) -> None:

@@ -22,15 +22,18 @@ BIN = Path(sys.executable).parent
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 @pytest.mark.e2e
 def test_console_script_scores_and_keeps_stdout_for_json(lakehouse: Any, tmp_path: Path) -> None:
     deployment_file = lakehouse(rows=200, files=2)
-    done = run([str(BIN / "lakescore"), "score", str(deployment_file), "--json",
-                "--run-id", "cli-1"], tmp_path)
+    done = run(
+        [str(BIN / "lakescore"), "score", str(deployment_file), "--json", "--run-id", "cli-1"],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["status"] == "succeeded" and record["run_id"] == "cli-1"
@@ -53,9 +56,18 @@ def test_console_script_error_is_one_sentence_and_exit_code(tmp_path: Path) -> N
 @pytest.mark.e2e
 def test_spark_submit_runs_the_job_on_a_delta_input(lakehouse: Any, tmp_path: Path) -> None:
     deployment_file = lakehouse(rows=200, files=2, fmt="delta")
-    done = run([str(BIN / "spark-submit"), "--properties-file",
-                str(ROOT / "spark_conf" / "local.conf"), str(ROOT / "jobs" / "score.py"),
-                str(deployment_file), "--run-id", "submitted"], tmp_path)
+    done = run(
+        [
+            str(BIN / "spark-submit"),
+            "--properties-file",
+            str(ROOT / "spark_conf" / "local.conf"),
+            str(ROOT / "jobs" / "score.py"),
+            str(deployment_file),
+            "--run-id",
+            "submitted",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "run submitted succeeded" in done.stdout
     deployment = load_deployment(deployment_file)

@@ -44,8 +44,11 @@ def test_parquet_rows_keep_their_source_file_and_its_modification_time(
 def test_delta_input_records_the_table_version_read(spark: Any, lakehouse: Any) -> None:
     deployment = load_deployment(lakehouse(rows=40, files=2, fmt="delta", bad=False))
     path = deployment.input.path
-    more = spark.read.format("delta").load(path).limit(10).withColumn(
-        "meter_id", F.concat(F.lit("X"), "meter_id")
+    more = (
+        spark.read.format("delta")
+        .load(path)
+        .limit(10)
+        .withColumn("meter_id", F.concat(F.lit("X"), "meter_id"))
     )
     more.write.format("delta").mode("append").save(path)  # version 1
     data = read_input(spark, InputConfig("delta", path))
@@ -72,13 +75,18 @@ def test_every_row_is_either_scored_or_quarantined_never_both(
     quarantined_keys = quarantined.select("meter_id")
     all_keys = data.frame.select("meter_id")
     assert scored_keys.join(quarantined_keys, "meter_id").count() == 0
-    assert_df_equality(
-        scored_keys.unionByName(quarantined_keys), all_keys, ignore_row_order=True
-    )
+    assert_df_equality(scored_keys.unionByName(quarantined_keys), all_keys, ignore_row_order=True)
     assert quarantined.where(F.size("_errors") == 0).count() == 0
     assert scored.columns == [
-        "meter_id", "prediction", "_run_id", "_model_name", "_model_version", "_model_uri",
-        "_scored_at", "_source_file", "_source_file_modified_at",
+        "meter_id",
+        "prediction",
+        "_run_id",
+        "_model_name",
+        "_model_version",
+        "_model_uri",
+        "_scored_at",
+        "_source_file",
+        "_source_file_modified_at",
     ]
     assert {r[0] for r in scored.select("prediction").distinct().collect()} <= {0, 1}
 
@@ -87,8 +95,9 @@ def test_each_valid_row_reaches_the_model_once_and_the_model_loads_once_per_work
     spark: Any, lakehouse: Any, registry: Any
 ) -> None:
     registry.counting_log.unlink(missing_ok=True)
-    deployment = load_deployment(lakehouse(rows=1_000, files=4, model="models:/counting/1",
-                                           scoring={"batch_size": 50}))
+    deployment = load_deployment(
+        lakehouse(rows=1_000, files=4, model="models:/counting/1", scoring={"batch_size": 50})
+    )
     result = score(spark, deployment)
 
     events = [line.split() for line in registry.counting_log.read_text().splitlines()]

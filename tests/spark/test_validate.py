@@ -77,8 +77,12 @@ def test_rules_quarantine_and_warn_and_null_counts_as_violated(spark: Any) -> No
         Rule("positive", "cast(kwh as double) > 0", "quarantine"),
         Rule("known_tariff", "tariff IN ('smart', 'standard')", "warn"),
     )
-    rows = [("ok", "2", "smart"), ("neg", "-1", "smart"), ("odd", "3", "other"),
-            ("nulltariff", "3", None)]
+    rows = [
+        ("ok", "2", "smart"),
+        ("neg", "-1", "smart"),
+        ("odd", "3", "other"),
+        ("nulltariff", "3", None),
+    ]
     validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
     got = {
         r["id"]: (sorted(e["rule"] for e in r["_errors"]), list(r["_warnings"]))
@@ -96,7 +100,9 @@ def test_summary_counts_each_check_in_one_pass(spark: Any) -> None:
     rows = [("a", "1", "s"), ("b", "500", "s"), ("c", None, "s")]
     validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
     summary = validated.frame.agg(*pipeline.validation_summary(validated)).first()
-    counts = {c.reason: summary[n] for c, n in zip(validated.checks, validated.check_columns)}
+    counts = {
+        c.reason: summary[n] for c, n in zip(validated.checks, validated.check_columns, strict=True)
+    }
     assert summary["rows_read"] == 3
     assert summary["rows_invalid"] == 1  # fail rules do not quarantine, they stop the run
     assert counts["required_null:kwh"] == 1
@@ -123,5 +129,8 @@ def test_missing_required_inputs_are_named(spark: Any) -> None:
         pipeline.check_input_columns(
             df,
             (*INPUTS, InputColumn("peak_ratio", "double"), InputColumn("temp_c", "double")),
-            "id", ["id"], [OutputColumn("prediction", "double")], "models:/m/1",
+            "id",
+            ["id"],
+            [OutputColumn("prediction", "double")],
+            "models:/m/1",
         )
