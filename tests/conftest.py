@@ -49,7 +49,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    from lakescore.demo import make_meter_frame, register_model
+    from lakescore.demo import log_and_register, make_meter_frame, register_model
 
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -59,38 +59,40 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
 
     counting_log = root / "counting.log"
     example = train[[*FEATURES, "tariff"]].head(20)
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        experiment = mlflow.create_experiment(
-            "tests", artifact_location=(root / "artifacts-tests").as_uri()
-        )
-        for name, model in (
-            ("counting", scoring_models.CountingModel(str(counting_log))),
-            ("broken", scoring_models.BrokenModel()),
-            ("short", scoring_models.ShortModel()),
-        ):
-            signature = infer_signature(example, pd.Series(np.zeros(len(example))))
-            with mlflow.start_run(experiment_id=experiment):
-                mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=model,
-                    signature=signature,
-                    registered_model_name=name,
-                    code_paths=[scoring_models.__file__],
-                )
-        classifier = LogisticRegression().fit(train[FEATURES], train["fault"])
-        with mlflow.start_run(experiment_id=experiment):
-            mlflow.sklearn.log_model(
-                classifier,
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment(
+        "tests", artifact_location=(root / "artifacts-tests").as_uri()
+    )
+    signature = infer_signature(example, pd.Series(np.zeros(len(example))))
+    for name, model in (
+        ("counting", scoring_models.CountingModel(str(counting_log))),
+        ("broken", scoring_models.BrokenModel()),
+        ("short", scoring_models.ShortModel()),
+    ):
+        log_and_register(
+            uri,
+            experiment,
+            name,
+            lambda model=model: mlflow.pyfunc.log_model(
                 name="model",
-                registered_model_name="sk_meter",
-                signature=infer_signature(train[FEATURES], classifier.predict(train[FEATURES])),
-            )
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+                python_model=model,
+                signature=signature,
+                code_paths=[scoring_models.__file__],
+                pip_requirements=["pandas"],
+            ),
+        )
+    classifier = LogisticRegression().fit(train[FEATURES], train["fault"])
+    log_and_register(
+        uri,
+        experiment,
+        "sk_meter",
+        lambda: mlflow.sklearn.log_model(
+            classifier,
+            name="model",
+            signature=infer_signature(train[FEATURES], classifier.predict(train[FEATURES])),
+            pip_requirements=["scikit-learn"],
+        ),
+    )
     return Registry(uri, root, counting_log)
 
 

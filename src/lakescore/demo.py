@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,24 +133,42 @@ def register_model(train: pd.DataFrame, tracking_uri: str, artifacts: Path) -> s
         if experiment
         else client.create_experiment("lakescore-demo", artifact_location=artifacts.as_uri())
     )
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=model,
-                signature=signature,
-                registered_model_name=MODEL_NAME,
-                pip_requirements=["scikit-learn", "pandas"],
-            )
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-    version = str(info.registered_model_version)
+    version = log_and_register(
+        tracking_uri,
+        experiment_id,
+        MODEL_NAME,
+        lambda: mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=signature,
+            pip_requirements=["scikit-learn", "pandas"],
+        ),
+    )
     client.set_registered_model_alias(MODEL_NAME, ALIAS, version)
     return version
+
+
+def log_and_register(
+    tracking_uri: str, experiment_id: str, name: str, log: Callable[[], Any]
+) -> str:
+    """Log a model in a new run and register it as a new version of `name`; returns the version.
+
+    Registers through an explicit client, so MLflow's process-wide registry URI is never changed
+    (a notebook or test process may be using another registry).
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with _use_tracking_uri(tracking_uri):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            info = log()
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name)
+        created = client.create_model_version(
+            name, source=f"models:/{info.model_id}", run_id=run.info.run_id, model_id=info.model_id
+        )
+    return str(created.version)
 
 
 def build_lakehouse(folder: str | Path, rows: int) -> Path:

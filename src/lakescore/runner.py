@@ -181,16 +181,17 @@ def _score(
             "lakescore.version": __version__,
         },
     )
-    out = _guard_scoring(
-        model,
-        lambda: replace_run_rows(
-            predictions,
-            deployment.output.path,
-            C.RUN_ID,
-            record.run_id,
-            _metadata(deployment, record, model, "predictions"),
-        ),
-    )
+    with progress.tracking(spark, "scoring"):
+        out = _guard_scoring(
+            model,
+            lambda: replace_run_rows(
+                predictions,
+                deployment.output.path,
+                C.RUN_ID,
+                record.run_id,
+                _metadata(deployment, record, model, "predictions"),
+            ),
+        )
     record = state.update(rows_scored=out.rows, output_version=out.version)
     progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
 

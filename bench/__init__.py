@@ -1,0 +1,1 @@
+"""lakescore's throughput and memory benchmark against reference scorers (see bench/README.md)."""

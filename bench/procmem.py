@@ -1,0 +1,99 @@
+"""Peak memory of a whole process tree, from /proc (Linux only, no psutil).
+
+Every `interval` seconds the poller finds the root process and all its descendants (the scorer's
+Python driver, the JVM it launches, Spark's Python daemon and workers, or a multiprocessing pool)
+and sums their VmRSS. The peak of that sum is reported. RSS counts pages shared between processes
+(for example copy-on-write pages of forked workers) once per process, so the sum overstates the
+physical memory in use somewhat; it does so the same way for every scorer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class TreeMemory:
+    peak_kib: int = 0
+    peak_processes: int = 0
+    max_processes: int = 0
+    samples: int = 0
+
+
+def _parent_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                    stat = f.read()
+            except OSError:
+                continue  # exited while we looked
+            # The command name (field 2) may hold spaces and parentheses; ppid follows the last ')'.
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if len(fields) > 1:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and every descendant of it that exists now."""
+    children = _parent_map()
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, ()))
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of one process in KiB; 0 if it is gone (or a zombie, which has none)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class TreePoller:
+    """Samples the tree's summed RSS on a background thread until `stop()`."""
+
+    def __init__(self, root: int, interval: float = 0.2) -> None:
+        self.root = root
+        self.interval = interval
+        self.result = TreeMemory()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-rss", daemon=True)
+
+    def start(self) -> TreePoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> TreeMemory:
+        self._done.set()
+        self._thread.join(timeout=5)
+        return self.result
+
+    def sample(self) -> None:
+        pids = tree_pids(self.root)
+        total = sum(rss_kib(pid) for pid in pids)
+        result = self.result
+        result.samples += 1
+        result.max_processes = max(result.max_processes, len(pids))
+        if total > result.peak_kib:
+            result.peak_kib = total
+            result.peak_processes = len(pids)
+
+    def _run(self) -> None:
+        while True:
+            self.sample()
+            if self._done.wait(self.interval):
+                return
