@@ -30,6 +30,10 @@ class Registry:
     root: Path
     counting_log: Path
 
+    @property
+    def picky_log(self) -> Path:
+        return self.root / "picky.log"
+
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
@@ -68,6 +72,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
         ("counting", scoring_models.CountingModel(str(counting_log))),
         ("broken", scoring_models.BrokenModel()),
         ("short", scoring_models.ShortModel()),
+        ("picky", scoring_models.PickyModel(str(root / "picky.log"))),
     ):
         log_and_register(
             uri,

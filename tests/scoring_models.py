@@ -41,3 +41,17 @@ class ShortModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
         return model_input["kwh_7d"].astype("float64").iloc[1:]
+
+
+class PickyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Raises for any batch holding a row with temp_c above 20; logs each call's size."""
+
+    def __init__(self, log_path: str) -> None:
+        self.log_path = log_path
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        _append(self.log_path, f"call {len(model_input)}")
+        hot = model_input["temp_c"] > 20
+        if hot.any():
+            raise ValueError(f"cannot score temp_c {model_input['temp_c'][hot].iloc[0]:.2f}")
+        return model_input["kwh_7d"].astype("float64")

@@ -16,11 +16,15 @@ SOURCE_TABLE_VERSION = "_source_table_version"
 ERRORS = "_errors"
 WARNINGS = "_warnings"
 QUARANTINED_AT = "_quarantined_at"
+# Working columns of a run's staged scores (never in the committed tables).
+SCORE_ERROR = "_score_error"
+FAILED_INPUT = "_failed_input"
 
 # Error struct fields, and the stages an error can come from.
 STAGE_READ = "read"
 STAGE_VALIDATE = "validate"
 STAGE_SCORE = "score"
+RULE_MODEL_ERROR = "model_error"
 
 # Input lineage columns added when the input is read (not user columns).
 SOURCE_LINEAGE = (SOURCE_FILE, SOURCE_FILE_MODIFIED_AT, SOURCE_TABLE_VERSION)

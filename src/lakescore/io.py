@@ -148,3 +148,28 @@ def _input_error(config: InputConfig, exc: AnalysisException) -> str:
 
 def _sql_string(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def staging_path(output_path: str, deployment: str, run_id: str) -> str:
+    """Where a run keeps its scored rows between scoring and committing: beside the output table
+    (never inside it), one folder per deployment and run, replaced by a rerun."""
+    parent = output_path.rstrip("/").rsplit("/", 1)[0]
+    return f"{parent}/_lakescore_staging/{deployment}/{run_id}"
+
+
+def write_staging(frame: DataFrame, path: str) -> None:
+    """Materialise the scored rows once, so both commits read them instead of re-scoring."""
+    frame.write.mode("overwrite").parquet(path)
+
+
+def read_staging(spark: SparkSession, path: str) -> DataFrame:
+    return spark.read.parquet(path)
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    """Remove a folder through Hadoop's FileSystem, so it works for any storage Spark can write."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path.getFileSystem(hadoop_conf).delete(hadoop_path, True)

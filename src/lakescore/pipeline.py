@@ -18,9 +18,11 @@ from lakescore.config import Rule
 from lakescore.errors import DeploymentError, InputError
 from lakescore.model import InputColumn, OutputColumn, ResolvedModel
 from lakescore.validate import (
+    ERRORS_TYPE,
     Check,
     cast_inputs,
     collect_errors,
+    error_struct,
     missing_inputs,
     rule_checks,
     signature_checks,
@@ -28,6 +30,7 @@ from lakescore.validate import (
 )
 
 _PREDICTION_STRUCT = "__prediction"
+_AS_READ = "__as_read"
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def invalid_rows(validated: Validated) -> DataFrame:
     return validated.frame.where(F.size(C.ERRORS) > 0)
 
 
-def predictions(
+def scored(
     validated: Validated,
     inputs: Sequence[InputColumn],
     outputs: Sequence[OutputColumn],
@@ -142,15 +145,20 @@ def predictions(
     stamp: RunStamp,
     with_table_version: bool,
 ) -> DataFrame:
-    """Valid rows scored by the model, with carried columns first and lineage last."""
+    """Valid rows through the model once: what the predictions table needs, plus each row's score
+    error and, for rows the model failed on only, the input as read (to quarantine them later
+    without reading or scoring anything again)."""
     model_input = F.struct(*cast_inputs(inputs))
-    scored = valid_rows(validated).select(
+    as_read = F.struct(*[F.col(_q(c)) for c in validated.input_columns])
+    raw = valid_rows(validated).select(
         *[F.col(_q(c)) for c in carried],
         score(model_input).alias(_PREDICTION_STRUCT),
+        as_read.alias(_AS_READ),
         F.col(C.SOURCE_FILE),
         F.col(C.SOURCE_FILE_MODIFIED_AT),
         F.col(C.SOURCE_TABLE_VERSION),
     )
+    error = F.col(f"{_PREDICTION_STRUCT}.{C.SCORE_ERROR}")
     lineage = [
         F.lit(stamp.run_id).alias(C.RUN_ID),
         F.lit(stamp.model.name).cast("string").alias(C.MODEL_NAME),
@@ -162,10 +170,31 @@ def predictions(
     ]
     if with_table_version:
         lineage.append(F.col(C.SOURCE_TABLE_VERSION))
-    return scored.select(
+    return raw.select(
         *[F.col(_q(c)) for c in carried],
         *[F.col(f"{_PREDICTION_STRUCT}.{_q(o.name)}").alias(o.name) for o in outputs],
         *lineage,
+        error.alias(C.SCORE_ERROR),
+        F.when(error.isNotNull(), F.col(_AS_READ)).alias(C.FAILED_INPUT),
+    )
+
+
+def predictions(staged: DataFrame) -> DataFrame:
+    """The rows the model scored, as committed: carried columns, predictions, lineage."""
+    return staged.where(F.col(C.SCORE_ERROR).isNull()).drop(C.SCORE_ERROR, C.FAILED_INPUT)
+
+
+def score_failures(staged: DataFrame, validated: Validated, stamp: RunStamp) -> DataFrame:
+    """Rows the model raised on, shaped like the quarantine table, with the model's message."""
+    return staged.where(F.col(C.SCORE_ERROR).isNotNull()).select(
+        *[F.col(f"{C.FAILED_INPUT}.{_q(c)}").alias(c) for c in validated.input_columns],
+        F.array(error_struct(C.STAGE_SCORE, C.RULE_MODEL_ERROR, None, F.col(C.SCORE_ERROR)))
+        .cast(ERRORS_TYPE)
+        .alias(C.ERRORS),
+        F.lit(stamp.run_id).alias(C.RUN_ID),
+        F.lit(stamp.at).cast("timestamp").alias(C.QUARANTINED_AT),
+        F.col(C.SOURCE_FILE),
+        F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
     )
 
 

@@ -27,7 +27,18 @@ from lakescore.errors import (
     RuleFailedError,
     ScoringError,
 )
-from lakescore.io import Commit, ensure_delta_table, read_input, read_table, replace_run_rows
+from lakescore.faults import fault_point
+from lakescore.io import (
+    Commit,
+    delete_path,
+    ensure_delta_table,
+    read_input,
+    read_staging,
+    read_table,
+    replace_run_rows,
+    staging_path,
+    write_staging,
+)
 from lakescore.model import ResolvedModel, resolve_model
 from lakescore.progress import SILENT, Progress
 from lakescore.runs import ABORTED, FAILED, RUNNING, SUCCEEDED, RunRecord, write_run
@@ -155,21 +166,31 @@ def _score(
         raise RuleFailedError(f"Rule(s) with action fail matched: {failed}; nothing was committed.")
 
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
-    quarantined = pipeline.quarantine(validated, stamp)
+    invalid = pipeline.quarantine(validated, stamp)
     limit_error = _limit_exceeded(deployment.limits, rows_read, rows_invalid)
     if limit_error:
-        _remove_run_predictions(spark, deployment, record)
-        commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
-        state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
-        raise LimitExceededError(limit_error)
+        _abort(spark, deployment, state, invalid, model, progress, limit_error)
 
-    progress.stage(
-        f"scoring {rows_read - rows_invalid:,} rows with {model.pinned_uri} and "
-        f"committing predictions"
-    )
-    predictions = _predictions(
+    fault_point("before_scoring")
+    progress.stage(f"scoring {rows_read - rows_invalid:,} rows with {model.pinned_uri}")
+    staging = staging_path(deployment.output.path, deployment.name, record.run_id)
+    scored = _scored(
         spark, deployment, validated, inputs, carried, model, stamp, data.table_version is not None
     )
+    with progress.tracking(spark, "scoring"):
+        _guard_scoring(model, lambda: write_staging(scored, staging))
+    staged = read_staging(spark, staging)
+    failed_rows = staged.where(F.col(C.SCORE_ERROR).isNotNull()).count()
+    if failed_rows:
+        reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: failed_rows}
+        record = state.update(quarantined_by_reason=reasons)
+        progress.stage(f"the model failed on {failed_rows:,} rows: they go to quarantine")
+    quarantined = invalid.unionByName(pipeline.score_failures(staged, validated, stamp))
+    limit_error = _limit_exceeded(deployment.limits, rows_read, rows_invalid + failed_rows)
+    if limit_error:
+        _abort(spark, deployment, state, quarantined, model, progress, limit_error)
+
+    predictions = pipeline.predictions(staged)
     ensure_delta_table(
         spark,
         deployment.output.path,
@@ -181,19 +202,16 @@ def _score(
             "lakescore.version": __version__,
         },
     )
-    with progress.tracking(spark, "scoring"):
-        out = _guard_scoring(
-            model,
-            lambda: replace_run_rows(
-                predictions,
-                deployment.output.path,
-                C.RUN_ID,
-                record.run_id,
-                _metadata(deployment, record, model, "predictions"),
-            ),
-        )
+    out = replace_run_rows(
+        predictions,
+        deployment.output.path,
+        C.RUN_ID,
+        record.run_id,
+        _metadata(deployment, record, model, "predictions"),
+    )
     record = state.update(rows_scored=out.rows, output_version=out.version)
     progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
+    fault_point("after_predictions_commit")
 
     quarantine_commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
     record = state.update(
@@ -201,6 +219,7 @@ def _score(
         quarantine_version=quarantine_commit.version,
         finished_at=datetime.now(timezone.utc),
     )
+    delete_path(spark, staging)
     if not record.reconciles():
         return record.with_(
             status=FAILED,
@@ -212,7 +231,23 @@ def _score(
     return record.with_(status=SUCCEEDED)
 
 
-def _predictions(
+def _abort(
+    spark: SparkSession,
+    deployment: Deployment,
+    state: _RunState,
+    quarantined: DataFrame,
+    model: ResolvedModel,
+    progress: Progress,
+    reason: str,
+) -> None:
+    """Too many bad rows: commit the quarantine (so the operator sees why), no predictions."""
+    _remove_run_predictions(spark, deployment, state.record)
+    commit = _commit_quarantine(spark, deployment, state.record, quarantined, model, progress)
+    state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
+    raise LimitExceededError(reason)
+
+
+def _scored(
     spark: SparkSession,
     deployment: Deployment,
     validated: pipeline.Validated,
@@ -227,7 +262,7 @@ def _predictions(
     )
     archive = ship_model(spark, model.local_path)
     udf = scoring_udf(archive, model.outputs, model.describe())
-    return pipeline.predictions(
+    return pipeline.scored(
         validated, inputs, model.outputs, udf, carried, stamp, with_table_version
     )
 
@@ -331,6 +366,7 @@ def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
 def _finish(
     spark: SparkSession, deployment: Deployment, record: RunRecord, progress: Progress
 ) -> None:
+    fault_point("before_run_record")
     if record.finished_at is None:
         record = record.with_(finished_at=datetime.now(timezone.utc))
     write_run(spark, deployment.runs.path, record)

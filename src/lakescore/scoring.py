@@ -15,6 +15,7 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.functions import pandas_udf
 
+from lakescore.columns import SCORE_ERROR
 from lakescore.errors import ScoringError
 from lakescore.model import OutputColumn
 
@@ -54,10 +55,55 @@ def predict_batch(
     return result
 
 
+def predict_isolating_failures(
+    model: Any,
+    batch: pd.DataFrame,
+    outputs: Sequence[OutputColumn],
+    model_label: str,
+    max_isolated: int = 32,
+) -> pd.DataFrame:
+    """Score a batch; when the model raises, split the batch in halves to find the rows at fault.
+
+    Returns the output columns plus SCORE_ERROR (null for rows that scored). The bisection costs
+    about 2·log2(n) extra calls per bad row; after `max_isolated` bad rows in one batch the rest
+    of any still-failing part is marked failed as a whole, so a model that fails on everything
+    ends in quarantine (and trips the limits) instead of being called once per row.
+    A ScoringError (wrong row count or type) is not the data's fault: it fails the run.
+    """
+    result = pd.DataFrame(index=batch.index, columns=[c.name for c in outputs], dtype=object)
+    errors = pd.Series(None, index=batch.index, dtype=object)
+    pending = [batch]
+    isolated = 0
+    while pending:
+        part = pending.pop()
+        try:
+            scored = predict_batch(model, part, outputs, model_label)
+        except ScoringError:
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"[:1000]
+            if len(part) == 1:
+                errors.loc[part.index] = message
+                isolated += 1
+            elif isolated >= max_isolated:
+                errors.loc[part.index] = f"{message} (batch not split further: too many failures)"
+            else:
+                middle = len(part) // 2
+                pending.extend([part.iloc[middle:], part.iloc[:middle]])
+            continue
+        result.loc[part.index, scored.columns] = scored
+    for column in outputs:
+        ok = errors.isna()
+        result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
+    result[SCORE_ERROR] = errors
+    return result
+
+
 def output_struct(outputs: Sequence[OutputColumn]) -> T.StructType:
-    """The UDF's return type: one field per prediction column."""
+    """The UDF's return type: one field per prediction column, then the row's score error."""
     return T.StructType(
         [T.StructField(c.name, T._parse_datatype_string(c.spark_type)) for c in outputs]
+        + [T.StructField(SCORE_ERROR, T.StringType())]
     )
 
 
@@ -83,10 +129,12 @@ def scoring_udf(
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from lakescore import model_cache
+        from lakescore.faults import fault_point
 
         model = model_cache.get_or_load(archive_name)
         for batch in batches:
-            yield predict_batch(model, batch, outputs, model_label)
+            yield predict_isolating_failures(model, batch, outputs, model_label)
+            fault_point("scoring")
 
     return pandas_udf(score, return_type)  # type: ignore[call-overload,no-any-return]
 
@@ -120,6 +168,16 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
         f"Model {model_label} returned an array of shape {array.shape}; its signature "
         f"promises the columns {names}."
     )
+
+
+def _restore_type(values: pd.Series, ok: pd.Series, spark_type: str) -> pd.Series:
+    """Give a column assembled from parts its dtype back; failed rows stay null."""
+    target = _PANDAS_TYPES.get(spark_type)
+    if ok.all() and target not in (None, "object"):
+        return values.astype(target)
+    if target in ("float32", "float64"):
+        return values.astype(target)
+    return values.astype(object).where(ok, None)
 
 
 def _coerce(values: pd.Series, spark_type: str) -> pd.Series:

@@ -12,6 +12,12 @@ from lakescore.cli import main
 from lakescore.config import load_deployment
 
 
+def spark_free_read(path: str) -> Any:
+    from deltalake import DeltaTable
+
+    return DeltaTable(path).to_pyarrow_table().to_pandas()
+
+
 def run(args: list[str], capsys: Any) -> tuple[int, str]:
     code = main(args)
     err = capsys.readouterr().err
@@ -122,10 +128,20 @@ def test_invalid_rule_expression_is_bad_usage(lakehouse: Any, capsys: Any) -> No
     assert code == 2 and "Rule typo" in err
 
 
-def test_model_that_raises_fails_naming_the_model_version(lakehouse: Any, capsys: Any) -> None:
-    code, err = run(["score", str(lakehouse(rows=40, files=1, model="models:/broken/1"))], capsys)
-    assert code == 1
-    assert "models:/broken/1" in err and "the model cannot score this batch" in err
+def test_model_that_raises_on_every_row_trips_the_limits(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(
+        rows=400, files=1, model="models:/broken/1", limits={"max_error_fraction": 0.05}
+    )
+    code, err = run(["score", str(deployment_file), "--run-id", "all-broken"], capsys)
+    deployment = load_deployment(deployment_file)
+    assert code == 3 and "max_error_fraction" in err
+    assert not Path(deployment.output.path, "_delta_log").exists()
+    quarantine = spark_free_read(deployment.quarantine.path)
+    assert len(quarantine) == 400
+    messages = {
+        e["message"] for errors in quarantine["_errors"] for e in errors if e["stage"] == "score"
+    }
+    assert any("the model cannot score this batch" in m for m in messages)
 
 
 def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, capsys: Any) -> None:

@@ -1,0 +1,23 @@
+"""Named points where a test can stop a real run to kill it (SIGKILL) at a known stage.
+
+Set LAKESCORE_FAULT_PAUSE_AT to a point's name and LAKESCORE_FAULT_MARKER to a file path: when
+the run reaches that point it writes the marker and waits, so the test can kill the process
+there. Unset (always, outside tests), a point costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+POINTS = ("before_scoring", "scoring", "after_predictions_commit", "before_run_record")
+
+
+def fault_point(name: str) -> None:
+    if os.environ.get("LAKESCORE_FAULT_PAUSE_AT") != name:
+        return
+    marker = os.environ.get("LAKESCORE_FAULT_MARKER")
+    if marker:
+        with open(marker, "a", encoding="utf-8") as handle:
+            handle.write(f"{name} {os.getpid()}\n")
+    time.sleep(float(os.environ.get("LAKESCORE_FAULT_PAUSE_SECONDS", "600")))
