@@ -70,6 +70,8 @@ def ensure_delta_table(
     """Create the table with an explicit schema and column comments if it does not exist yet."""
     from delta.tables import DeltaTable
 
+    if DeltaTable.isDeltaTable(spark, path):
+        return  # later writes add new columns with mergeSchema; existing ones keep their type
     builder = DeltaTable.createIfNotExists(spark).location(path)
     for field in schema.fields:
         builder = builder.addColumn(

@@ -41,7 +41,16 @@ from lakescore.io import (
 )
 from lakescore.model import ResolvedModel, resolve_model
 from lakescore.progress import SILENT, Progress
-from lakescore.runs import ABORTED, FAILED, RUNNING, SUCCEEDED, RunRecord, write_run
+from lakescore.runs import (
+    ABORTED,
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    RunRecord,
+    get_run,
+    next_attempt,
+    write_run,
+)
 from lakescore.scoring import scoring_udf, ship_model
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -77,6 +86,7 @@ def score(
         )
     started = datetime.now(timezone.utc)
     record = RunRecord(run_id, deployment.name, RUNNING, started, deployment.input.path)
+    record = next_attempt(record, get_run(spark, deployment.runs.path, run_id))
     progress.stage(f"run {run_id} of {deployment.name} started")
     write_run(spark, deployment.runs.path, record)
     state = _RunState(record)

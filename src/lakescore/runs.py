@@ -14,6 +14,7 @@ from lakescore import __version__
 from lakescore.io import ensure_delta_table, read_table, replace_run_rows
 
 RUNNING, SUCCEEDED, FAILED, ABORTED = "running", "succeeded", "failed", "aborted"
+INTERRUPTED = "interrupted"  # only in previous_attempts: an attempt that never finished
 
 RUNS_SCHEMA = T.StructType(
     [
@@ -44,6 +45,21 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("quarantined_by_reason", T.MapType(T.StringType(), T.LongType())),
         T.StructField("warnings_by_rule", T.MapType(T.StringType(), T.LongType())),
         T.StructField("lakescore_version", T.StringType()),
+        T.StructField("attempt", T.IntegerType()),
+        T.StructField(
+            "previous_attempts",
+            T.ArrayType(
+                T.StructType(
+                    [
+                        T.StructField("attempt", T.IntegerType()),
+                        T.StructField("started_at", T.TimestampType()),
+                        T.StructField("finished_at", T.TimestampType()),
+                        T.StructField("status", T.StringType()),
+                        T.StructField("error", T.StringType()),
+                    ]
+                )
+            ),
+        ),
     ]
 )
 
@@ -68,6 +84,8 @@ RUNS_COMMENTS = {
     "quarantined_by_reason": "quarantined rows per check (rule or rule:column)",
     "warnings_by_rule": "rows that broke a warn rule (still scored)",
     "lakescore_version": "lakescore version that ran",
+    "attempt": "1 for the first run of this run id, then 2, 3, ... for each rerun",
+    "previous_attempts": "earlier attempts of this run id; `interrupted` = it never finished",
 }
 
 
@@ -95,6 +113,8 @@ class RunRecord:
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     warnings_by_rule: dict[str, int] = field(default_factory=dict)
     lakescore_version: str = __version__
+    attempt: int = 1
+    previous_attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def with_(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -104,6 +124,25 @@ class RunRecord:
         return self.rows_read is not None and self.rows_read == (self.rows_scored or 0) + (
             self.rows_quarantined or 0
         )
+
+
+def next_attempt(record: RunRecord, earlier: dict[str, Any] | None) -> RunRecord:
+    """Number this attempt and keep the history of earlier attempts of the same run id.
+
+    An earlier attempt still marked `running` was killed or crashed: it becomes `interrupted`.
+    """
+    if earlier is None:
+        return record
+    status = earlier["status"]
+    summary = {
+        "attempt": earlier.get("attempt") or 1,
+        "started_at": earlier["started_at"],
+        "finished_at": earlier["finished_at"],
+        "status": INTERRUPTED if status == RUNNING else status,
+        "error": earlier["error"],
+    }
+    history = [*(earlier.get("previous_attempts") or []), summary]
+    return record.with_(attempt=summary["attempt"] + 1, previous_attempts=history)
 
 
 def write_run(spark: SparkSession, path: str, record: RunRecord) -> None:
