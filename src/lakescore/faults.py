@@ -10,7 +10,13 @@ from __future__ import annotations
 import os
 import time
 
-POINTS = ("before_scoring", "scoring", "after_predictions_commit", "before_run_record")
+POINTS = (
+    "after_listing",
+    "before_scoring",
+    "scoring",
+    "after_predictions_commit",
+    "before_run_record",
+)
 
 
 def fault_point(name: str) -> None:

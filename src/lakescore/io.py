@@ -5,29 +5,64 @@ Only this module (and runs.py through it) touches storage.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakescore import columns as C
 from lakescore.config import InputConfig
+from lakescore.drift import CanonicalColumn, canonical_schema, source_column
 from lakescore.errors import InputError
+
+FAILED_FILES_SCHEMA = T.StructType(
+    [
+        T.StructField("path", T.StringType()),
+        T.StructField("error", T.StringType()),
+        T.StructField(C.RUN_ID, T.StringType()),
+        T.StructField("deployment", T.StringType()),
+        T.StructField("recorded_at", T.TimestampType()),
+    ]
+)
+FAILED_FILES_COMMENTS = {
+    "path": "input file that could not be read (its rows are in no table)",
+    "error": "why it could not be read",
+    C.RUN_ID: "run that tried to read it",
+    "deployment": "deployment name",
+    "recorded_at": "when the run recorded it (UTC)",
+}
+
+
+def failed_files_path(quarantine_path: str) -> str:
+    """The failed-files table lives next to the quarantine table."""
+    return quarantine_path.rstrip("/") + "_failed_files"
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """An input file that could not be read, and why."""
+
+    path: str
+    error: str
 
 
 @dataclass(frozen=True)
 class InputData:
-    """The input as read: rows with lineage columns, the files behind them, the table version."""
+    """The input as read: rows with lineage columns, the files behind them, the table version,
+    and the files that could not be read (their rows are not in `frame`)."""
 
     frame: DataFrame
     files: tuple[str, ...]
     table_version: int | None
+    failed: tuple[FailedFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,26 +73,117 @@ class Commit:
     rows: int
 
 
-def read_input(spark: SparkSession, config: InputConfig) -> InputData:
-    """Read Parquet or Delta; attach each row's source file, its modification time, version."""
-    table_version: int | None = None
+def read_input(
+    spark: SparkSession, config: InputConfig, exclude: Collection[str] = ()
+) -> InputData:
+    """Read Parquet or Delta; attach each row's source file, its modification time, version.
+
+    Parquet files are read one schema group at a time: a file whose footer cannot be read is
+    recorded as failed (the others go on), and files that drifted (types, case, missing or extra
+    columns) are projected onto one canonical schema (see drift.py). `exclude` names files that
+    failed later, while their rows were being read, so a retry leaves them out entirely.
+    """
+    if config.format == "delta":
+        return _read_delta(spark, config)
+    files = [f for f in list_input_files(spark, config.path) if f not in set(exclude)]
+    schemas, failed = _read_footers(spark, config.path, files)
+    if not schemas:
+        detail = (
+            f" ({len(failed)} unreadable: {failed[0].path}: {failed[0].error})" if failed else ""
+        )
+        raise InputError(f"Input {config.path} holds no readable parquet files{detail}.")
+    canonical = canonical_schema(schemas)
+    groups: dict[str, list[str]] = {}
+    for path, schema in schemas.items():
+        groups.setdefault(schema.json(), []).append(path)
+    frames = []
+    for schema_json, paths in groups.items():
+        schema = T.StructType.fromJson(json.loads(schema_json))
+        raw = spark.read.schema(schema).option("basePath", config.path).parquet(*paths)
+        frames.append(raw.select(*_project(canonical, schema), *_lineage(None)))
+    frame = functools.reduce(DataFrame.unionByName, frames)
+    return InputData(frame, tuple(schemas), None, tuple(failed))
+
+
+def list_input_files(spark: SparkSession, folder: str) -> list[str]:
+    """Data files under `folder`, recursively, skipping hidden and `_`-prefixed names
+    (`_SUCCESS`, `.crc`, `_delta_log`), as Spark itself does."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    root = jvm.org.apache.hadoop.fs.Path(folder)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(root):
+        raise InputError(f"Input {folder} does not exist.")
+    prefix = fs.makeQualified(root).toString().rstrip("/")
+    found = []
+    listing = fs.listFiles(root, True)
+    while listing.hasNext():
+        path = listing.next().getPath().toString()
+        relative = path[len(prefix) :].lstrip("/") if path.startswith(prefix) else path
+        if not any(part.startswith(("_", ".")) for part in relative.split("/")):
+            found.append(path)
+    return sorted(found)
+
+
+def failed_file_in(error_text: str, files: Sequence[str]) -> str | None:
+    """Which of `files` a Spark read error names, if any (Spark names the file it failed on)."""
+    for path in files:
+        bare = path.split(":", 1)[1].lstrip("/") if ":" in path else path.lstrip("/")
+        if bare and bare in error_text:
+            return path
+    return None
+
+
+def _read_delta(spark: SparkSession, config: InputConfig) -> InputData:
     try:
-        if config.format == "delta":
-            table_version = _latest_version(spark, config.path)
-            reader = spark.read.format("delta").option("versionAsOf", table_version)
-            raw = reader.load(config.path)
-        else:
-            _require_local_folder(config.path)
-            raw = spark.read.parquet(config.path)
+        table_version = _latest_version(spark, config.path)
+        raw = spark.read.format("delta").option("versionAsOf", table_version).load(config.path)
     except AnalysisException as exc:
         raise InputError(_input_error(config, exc)) from exc
-    frame = raw.select(
-        "*",
+    frame = raw.select("*", *_lineage(table_version))
+    return InputData(frame, tuple(raw.inputFiles()), table_version)
+
+
+def _read_footers(
+    spark: SparkSession, folder: str, files: Sequence[str]
+) -> tuple[dict[str, T.StructType], list[FailedFile]]:
+    """Each file's schema from its footer, in parallel; a file that fails is recorded, not fatal."""
+
+    def footer(path: str) -> T.StructType | FailedFile:
+        try:
+            return spark.read.option("basePath", folder).parquet(path).schema
+        except Exception as exc:  # any reason a file cannot be read is recorded with the file
+            return FailedFile(path, _first_line(exc))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(footer, files))
+    schemas = {p: r for p, r in zip(files, results, strict=True) if isinstance(r, T.StructType)}
+    failed = [r for r in results if isinstance(r, FailedFile)]
+    return schemas, failed
+
+
+def _project(canonical: Sequence[CanonicalColumn], schema: T.StructType) -> list[Column]:
+    """Select a file's columns under their canonical names and types; absent ones are null."""
+    columns = []
+    for column in canonical:
+        source = source_column(column.name, schema)
+        value = F.col(f"`{source}`") if source is not None else F.lit(None)
+        columns.append(value.cast(column.data_type).alias(column.name))
+    return columns
+
+
+def _lineage(table_version: int | None) -> list[Column]:
+    return [
         F.col("_metadata.file_path").alias(C.SOURCE_FILE),
         F.col("_metadata.file_modification_time").alias(C.SOURCE_FILE_MODIFIED_AT),
         F.lit(table_version).cast("bigint").alias(C.SOURCE_TABLE_VERSION),
-    )
-    return InputData(frame, tuple(raw.inputFiles()), table_version)
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line[:500]
 
 
 def ensure_delta_table(

@@ -107,12 +107,27 @@ def carried_columns(key: str | None, passthrough: Sequence[str]) -> list[str]:
 
 
 def validate(df: DataFrame, inputs: Sequence[InputColumn], rules: Sequence[Rule]) -> Validated:
-    """Evaluate every check once per row; the frame keeps each check's result as a column."""
-    checks = (*signature_checks(inputs, df.schema), *rule_checks(rules))
-    checked, names = with_check_columns(df, checks)
+    """Evaluate every check once per row; the frame keeps each check's result as a column.
+
+    Rules see the model's inputs already cast to the signature's types (a value that does not
+    cast is null there), so `kwh >= 0` works even when a file stored kwh as text; the frame
+    returned keeps every column as read.
+    """
+    typed = {c.name: c.spark_type for c in inputs if c.name in df.columns}
+    raw_names = {name: f"__raw_{index}" for index, name in enumerate(typed)}
+    typed_view = df.select(
+        *[
+            (F.col(_q(c)).try_cast(typed[c]) if c in typed else F.col(_q(c))).alias(c)
+            for c in df.columns
+        ],
+        *[F.col(_q(c)).alias(raw) for c, raw in raw_names.items()],
+    )
+    checks = (*signature_checks(inputs, df.schema, raw_names), *rule_checks(rules))
+    checked, names = with_check_columns(typed_view, checks)
     errors, warnings = collect_errors(checks, names)
+    as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
     return Validated(
-        frame=checked.select("*", errors, warnings),
+        frame=checked.select(*as_read, *names, errors, warnings),
         checks=checks,
         check_columns=tuple(names),
         input_columns=tuple(user_columns(df)),

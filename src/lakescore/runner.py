@@ -29,9 +29,14 @@ from lakescore.errors import (
 )
 from lakescore.faults import fault_point
 from lakescore.io import (
+    FAILED_FILES_COMMENTS,
+    FAILED_FILES_SCHEMA,
     Commit,
+    FailedFile,
     delete_path,
     ensure_delta_table,
+    failed_file_in,
+    failed_files_path,
     read_input,
     read_staging,
     read_table,
@@ -111,6 +116,7 @@ class _RunState:
 
     def __init__(self, record: RunRecord) -> None:
         self.record = record
+        self.files: tuple[str, ...] = ()
 
     def update(self, **changes: Any) -> RunRecord:
         self.record = self.record.with_(**changes)
@@ -120,19 +126,47 @@ class _RunState:
 def _score(
     spark: SparkSession, deployment: Deployment, state: _RunState, progress: Progress
 ) -> RunRecord:
-    record = state.record
     progress.stage(f"resolving model {deployment.model.uri}")
     model = resolve_model(deployment.model.uri, deployment.model.tracking_uri)
-    record = state.update(
+    state.update(
         model_uri=model.pinned_uri, model_name=model.name, model_version=model.version_label
     )
     progress.stage(f"model pinned to {model.describe()}")
+    failed_later: list[FailedFile] = []
+    while True:
+        try:
+            return _score_input(spark, deployment, state, progress, model, failed_later)
+        except (Py4JJavaError, PySparkException) as exc:
+            text = str(exc.java_exception) if isinstance(exc, Py4JJavaError) else str(exc)
+            bad = failed_file_in(text, state.files)
+            if bad is None or bad in {f.path for f in failed_later}:
+                raise
+            failed_later.append(FailedFile(bad, spark_error_message(exc)))
+            progress.stage(f"{bad} failed while being read; reading the input again without it")
 
-    data = read_input(spark, deployment.input)
-    record = state.update(files_read=len(data.files))
+
+def _score_input(
+    spark: SparkSession,
+    deployment: Deployment,
+    state: _RunState,
+    progress: Progress,
+    model: ResolvedModel,
+    failed_later: list[FailedFile],
+) -> RunRecord:
+    """One pass from reading to the last commit; idempotent, so it can be redone without a file
+    that failed halfway (its rows are then in no table at all)."""
+    data = read_input(spark, deployment.input, exclude=[f.path for f in failed_later])
+    failed = [*data.failed, *failed_later]
+    state.files = data.files
+    record = state.update(
+        files_read=len(data.files),
+        files_failed=[{"path": f.path, "error": f.error} for f in failed],
+    )
     progress.stage(
         f"reading {len(data.files)} {deployment.input.format} file(s) from {deployment.input.path}"
+        + (f"; {len(failed)} could not be read" if failed else "")
     )
+    fault_point("after_listing")
     inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     pipeline.check_input_columns(
@@ -172,8 +206,11 @@ def _score(
         f"{rows_invalid:,} to quarantine"
     )
     if by_action["fail"]:
-        failed = ", ".join(f"{rule} ({n:,} rows)" for rule, n in by_action["fail"].items())
-        raise RuleFailedError(f"Rule(s) with action fail matched: {failed}; nothing was committed.")
+        matched = ", ".join(f"{rule} ({n:,} rows)" for rule, n in by_action["fail"].items())
+        raise RuleFailedError(
+            f"Rule(s) with action fail matched: {matched}; nothing was committed."
+        )
+    _commit_failed_files(spark, deployment, record, failed)
 
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
     invalid = pipeline.quarantine(validated, stamp)
@@ -301,6 +338,26 @@ def _commit_quarantine(
     )
     progress.stage(f"committed {commit.rows:,} quarantined rows (version {commit.version})")
     return commit
+
+
+def _commit_failed_files(
+    spark: SparkSession, deployment: Deployment, record: RunRecord, failed: list[FailedFile]
+) -> None:
+    """Record unreadable files in a Delta table beside the quarantine, one set per run id."""
+    path = failed_files_path(deployment.quarantine.path)
+    if not failed and read_table(spark, path) is None:
+        return
+    recorded_at = datetime.now(timezone.utc)
+    rows = [(f.path, f.error, record.run_id, deployment.name, recorded_at) for f in failed]
+    frame = spark.createDataFrame(rows, FAILED_FILES_SCHEMA)
+    ensure_delta_table(spark, path, FAILED_FILES_SCHEMA, FAILED_FILES_COMMENTS)
+    replace_run_rows(
+        frame,
+        path,
+        C.RUN_ID,
+        record.run_id,
+        {"lakescore_run_id": record.run_id, "deployment": deployment.name, "table": "failed_files"},
+    )
 
 
 def _remove_run_predictions(spark: SparkSession, deployment: Deployment, record: RunRecord) -> None:

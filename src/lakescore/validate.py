@@ -6,7 +6,7 @@ model's input signature (type, required, NaN, infinity) and the deployment's rul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -67,14 +67,21 @@ def missing_inputs(inputs: Sequence[InputColumn], columns: Sequence[str]) -> lis
     return [c.name for c in inputs if c.required and c.name not in present]
 
 
-def signature_checks(inputs: Sequence[InputColumn], schema: T.StructType) -> list[Check]:
-    """Checks from the model's input signature, for the columns the input has."""
+def signature_checks(
+    inputs: Sequence[InputColumn],
+    schema: T.StructType,
+    source: Mapping[str, str] | None = None,
+) -> list[Check]:
+    """Checks from the model's input signature, for the columns the input has.
+
+    `source` maps a column name to the column holding its values as read, when that differs.
+    """
     present = {field.name: field.dataType for field in schema.fields}
     checks: list[Check] = []
     for spec in inputs:
         if spec.name not in present:
             continue  # an optional input the data lacks; required ones fail the run earlier
-        raw = F.col(_quoted(spec.name))
+        raw = F.col(_quoted((source or {}).get(spec.name, spec.name)))
         cast = raw.try_cast(spec.spark_type)
         if present[spec.name].simpleString() != spec.spark_type:
             checks.append(

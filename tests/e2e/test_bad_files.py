@@ -1,0 +1,143 @@
+"""Unreadable files and schema drift: the run goes on, every readable row is scored or
+quarantined with a reason naming the column, and every bad file is recorded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+from lakescore.demo import make_meter_frame
+
+
+def read(path: str) -> Any:
+    return DeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def keys_in_tables(deployment: Any) -> tuple[set[str], set[str]]:
+    predictions = read(deployment.output.path)
+    quarantine = read(deployment.quarantine.path)
+    assert predictions["meter_id"].is_unique and quarantine["meter_id"].is_unique
+    return set(predictions["meter_id"]), set(quarantine["meter_id"])
+
+
+def test_unreadable_files_are_recorded_and_the_rest_is_scored(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(rows=300, files=3, bad=False)
+    deployment = load_deployment(deployment_file)
+    folder = Path(deployment.input.path)
+    good = sorted(folder.glob("*.parquet"))
+    expected = set(pq.read_table(folder).column("meter_id").to_pylist())
+    whole = good[0].read_bytes()
+    (folder / "truncated.parquet").write_bytes(whole[: len(whole) // 2])
+    (folder / "notes.parquet").write_text("this is not parquet\n")
+    (folder / "empty.parquet").write_bytes(b"")
+    (folder / "_SUCCESS").write_text("")
+
+    assert main(["score", str(deployment_file), "--run-id", "bad-files"]) == 0
+    capsys.readouterr()
+
+    scored, quarantined = keys_in_tables(deployment)
+    assert scored | quarantined == expected and not scored & quarantined
+    run = read(deployment.runs.path).iloc[0]
+    assert run["files_read"] == 3
+    failed = {Path(f["path"]).name: f["error"] for f in run["files_failed"]}
+    assert set(failed) == {"truncated.parquet", "notes.parquet", "empty.parquet"}
+    assert all(failed.values())
+    table = read(deployment.quarantine.path + "_failed_files")
+    assert sorted(Path(p).name for p in table["path"]) == sorted(failed)
+    assert set(table["_run_id"]) == {"bad-files"}
+
+
+def test_a_file_deleted_after_listing_is_recorded_and_its_rows_are_in_no_table(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    deployment_file = lakehouse(rows=300, files=3, bad=False)
+    deployment = load_deployment(deployment_file)
+    files = sorted(Path(deployment.input.path).glob("*.parquet"))
+    doomed = files[1]
+    doomed_keys = set(pq.read_table(doomed).column("meter_id").to_pylist())
+    marker = tmp_path / "listed.marker"
+    monkeypatch.setenv("LAKESCORE_FAULT_PAUSE_AT", "after_listing")
+    monkeypatch.setenv("LAKESCORE_FAULT_MARKER", str(marker))
+    monkeypatch.setenv("LAKESCORE_FAULT_PAUSE_SECONDS", "3")
+
+    def delete_when_listed() -> None:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        doomed.unlink()
+
+    deleter = threading.Thread(target=delete_when_listed)
+    deleter.start()
+    code = main(["score", str(deployment_file), "--run-id", "deleted"])
+    deleter.join()
+    capsys.readouterr()
+
+    assert code == 0
+    scored, quarantined = keys_in_tables(deployment)
+    assert not (scored | quarantined) & doomed_keys
+    assert len(scored | quarantined) == 300 - len(doomed_keys)
+    run = read(deployment.runs.path).iloc[0]
+    assert [Path(f["path"]).name for f in run["files_failed"]] == [doomed.name]
+    assert run["rows_read"] == run["rows_scored"] + run["rows_quarantined"]
+
+
+def test_schema_drift_is_reconciled_per_row(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(rows=60, files=1, bad=False)
+    deployment = load_deployment(deployment_file)
+    folder = Path(deployment.input.path)
+    base = make_meter_frame(50, seed=3).drop(columns=["fault"])
+
+    def part(offset: int) -> Any:
+        frame = base.copy()
+        frame["meter_id"] = [f"D{offset}-{i}" for i in range(len(frame))]
+        return frame
+
+    as_text = part(1)
+    as_text["kwh_7d"] = [f"{v:.3f}" for v in as_text["kwh_7d"]]
+    as_text.loc[:4, "kwh_7d"] = "n/a"
+    pq.write_table(pa.Table.from_pandas(as_text, preserve_index=False), folder / "text.parquet")
+    as_decimal = pa.Table.from_pandas(part(2), preserve_index=False)
+    index = as_decimal.schema.get_field_index("temp_c")
+    decimals = pa.array(np.round(as_decimal["temp_c"].to_numpy(), 2).astype(str)).cast(
+        pa.decimal128(10, 2)
+    )
+    pq.write_table(as_decimal.set_column(index, "temp_c", decimals), folder / "decimal.parquet")
+    missing = part(3).drop(columns=["peak_ratio"])
+    pq.write_table(pa.Table.from_pandas(missing, preserve_index=False), folder / "missing.parquet")
+    extra = part(4).assign(note="hello")
+    pq.write_table(pa.Table.from_pandas(extra, preserve_index=False), folder / "extra.parquet")
+    renamed = part(5).rename(columns={"kwh_30d": "KWh_30d"})
+    pq.write_table(pa.Table.from_pandas(renamed, preserve_index=False), folder / "case.parquet")
+
+    assert main(["score", str(deployment_file), "--run-id", "drift"]) == 0
+    capsys.readouterr()
+
+    predictions = read(deployment.output.path)
+    quarantine = read(deployment.quarantine.path)
+    reasons = {
+        row["meter_id"]: {(e["rule"], e["column"]) for e in row["_errors"]}
+        for _, row in quarantine.iterrows()
+    }
+    assert len(predictions) + len(quarantine) == 60 + 5 * 50
+    assert {k for k, r in reasons.items() if ("type_mismatch", "kwh_7d") in r} == {
+        f"D1-{i}" for i in range(5)
+    }
+    assert {k for k, r in reasons.items() if ("required_null", "peak_ratio") in r} == {
+        f"D3-{i}" for i in range(50)
+    }
+    scored = set(predictions["meter_id"])
+    assert {f"D2-{i}" for i in range(50)} <= scored  # decimals fit the double input
+    assert {f"D4-{i}" for i in range(50)} <= scored  # an extra column changes nothing
+    assert {f"D5-{i}" for i in range(50)} <= scored  # KWh_30d is kwh_30d
+    assert {f"D1-{i}" for i in range(5, 50)} <= scored  # numeric text casts cleanly
+    assert read(deployment.runs.path).iloc[0]["files_failed"].tolist() == []
