@@ -48,3 +48,7 @@ class LimitExceededError(LakescoreError):
 
 class EnvironmentProblem(LakescoreError):
     """The machine lacks something Spark needs (Java 17+)."""
+
+
+class AttemptSupersededError(LakescoreError):
+    """Another attempt of the same run id started after this one: this one must not commit."""

@@ -2,7 +2,8 @@
 
 Set LAKESCORE_FAULT_PAUSE_AT to a point's name and LAKESCORE_FAULT_MARKER to a file path: when
 the run reaches that point it writes the marker and waits, so the test can kill the process
-there. Unset (always, outside tests), a point costs one dictionary lookup.
+there (or, with LAKESCORE_FAULT_RESUME_FILE, until that file appears). Unset (always, outside
+tests), a point costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -26,4 +27,7 @@ def fault_point(name: str) -> None:
     if marker:
         with open(marker, "a", encoding="utf-8") as handle:
             handle.write(f"{name} {os.getpid()}\n")
-    time.sleep(float(os.environ.get("LAKESCORE_FAULT_PAUSE_SECONDS", "600")))
+    resume = os.environ.get("LAKESCORE_FAULT_RESUME_FILE")
+    deadline = time.monotonic() + float(os.environ.get("LAKESCORE_FAULT_PAUSE_SECONDS", "600"))
+    while time.monotonic() < deadline and not (resume and os.path.exists(resume)):
+        time.sleep(0.1)

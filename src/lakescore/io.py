@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Mapping, Sequence
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,8 @@ from lakescore import columns as C
 from lakescore.config import InputConfig
 from lakescore.drift import CanonicalColumn, canonical_schema, source_column
 from lakescore.errors import InputError
+
+_log = logging.getLogger(__name__)
 
 FAILED_FILES_SCHEMA = T.StructType(
     [
@@ -205,7 +210,7 @@ def ensure_delta_table(
         )
     for key, value in (properties or {}).items():
         builder = builder.property(key, value)
-    builder.execute()
+    retry_on_conflict(builder.execute, f"creating {path}")
 
 
 def replace_run_rows(
@@ -219,14 +224,14 @@ def replace_run_rows(
 
     predicate = f"`{run_column}` = '{_sql_string(run_id)}'"
     metadata = json.dumps(dict(user_metadata), sort_keys=True)
-    (
+    writer = (
         frame.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", predicate)
         .option("mergeSchema", "true")
         .option("userMetadata", metadata)
-        .save(path)
     )
+    retry_on_conflict(lambda: writer.save(path), f"writing run {run_id} to {path}")
     # Find our own commit (another writer may have committed since), by its userMetadata.
     history = DeltaTable.forPath(frame.sparkSession, path).history(50)
     ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
@@ -236,6 +241,37 @@ def replace_run_rows(
         return Commit(version=int(latest["version"]) if latest else 0, rows=0)
     metrics = ours["operationMetrics"] or {}
     return Commit(version=int(ours["version"]), rows=int(metrics.get("numOutputRows", 0)))
+
+
+_CONFLICTS = (
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "DELTA_CONCURRENT",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)
+
+
+def retry_on_conflict(commit: Callable[[], object], what: str, attempts: int = 12) -> None:
+    """Retry a Delta commit that lost an optimistic-concurrency race to another writer.
+
+    Each retry re-reads the table, so a run-scoped replaceWhere still replaces exactly its own
+    rows. Waits grow from 0.2 s to about 10 s, with jitter so two losers do not collide again.
+    """
+    for attempt in range(attempts):
+        try:
+            commit()
+            return
+        except Exception as exc:
+            text = f"{type(exc).__name__} {exc}"
+            if attempt == attempts - 1 or not any(name in text for name in _CONFLICTS):
+                raise
+            _log.info("conflict while %s (attempt %d), retrying: %s", what, attempt + 1, text)
+            time.sleep(min(0.2 * 2**attempt, 10.0) * random.uniform(0.5, 1.5))
 
 
 def read_table(spark: SparkSession, path: str) -> DataFrame | None:

@@ -21,6 +21,7 @@ from lakescore import __version__, pipeline
 from lakescore import columns as C
 from lakescore.config import Deployment, Limits
 from lakescore.errors import (
+    AttemptSupersededError,
     DeploymentError,
     LakescoreError,
     LimitExceededError,
@@ -54,6 +55,7 @@ from lakescore.runs import (
     RunRecord,
     get_run,
     next_attempt,
+    require_ownership,
     write_run,
 )
 from lakescore.scoring import scoring_udf, ship_model
@@ -97,6 +99,8 @@ def score(
     state = _RunState(record)
     try:
         record = _score(spark, deployment, state, progress)
+    except AttemptSupersededError:
+        raise  # the newer attempt owns the run record now
     except LakescoreError as exc:
         status = ABORTED if isinstance(exc, LimitExceededError) else FAILED
         _finish(spark, deployment, _failed(state.record, exc, status), progress)
@@ -220,7 +224,8 @@ def _score_input(
 
     fault_point("before_scoring")
     progress.stage(f"scoring {rows_read - rows_invalid:,} rows with {model.pinned_uri}")
-    staging = staging_path(deployment.output.path, deployment.name, record.run_id)
+    run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
+    staging = f"{run_staging}/{record.attempt_id}"
     scored = _scored(
         spark, deployment, validated, inputs, carried, model, stamp, data.table_version is not None
     )
@@ -249,6 +254,7 @@ def _score_input(
             "lakescore.version": __version__,
         },
     )
+    require_ownership(spark, deployment.runs.path, record)
     out = replace_run_rows(
         predictions,
         deployment.output.path,
@@ -266,7 +272,7 @@ def _score_input(
         quarantine_version=quarantine_commit.version,
         finished_at=datetime.now(timezone.utc),
     )
-    delete_path(spark, staging)
+    delete_path(spark, run_staging)  # with what killed earlier attempts left behind
     if not record.reconciles():
         return record.with_(
             status=FAILED,
@@ -288,6 +294,7 @@ def _abort(
     reason: str,
 ) -> None:
     """Too many bad rows: commit the quarantine (so the operator sees why), no predictions."""
+    require_ownership(spark, deployment.runs.path, state.record)
     _remove_run_predictions(spark, deployment, state.record)
     commit = _commit_quarantine(spark, deployment, state.record, quarantined, model, progress)
     state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
@@ -329,6 +336,7 @@ def _commit_quarantine(
         C.COMMENTS,
         {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
     )
+    require_ownership(spark, deployment.runs.path, record)
     commit = replace_run_rows(
         quarantined,
         deployment.quarantine.path,
@@ -434,6 +442,7 @@ def _finish(
     spark: SparkSession, deployment: Deployment, record: RunRecord, progress: Progress
 ) -> None:
     fault_point("before_run_record")
+    require_ownership(spark, deployment.runs.path, record)
     if record.finished_at is None:
         record = record.with_(finished_at=datetime.now(timezone.utc))
     write_run(spark, deployment.runs.path, record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakescore import __version__
+from lakescore.errors import AttemptSupersededError
 from lakescore.io import ensure_delta_table, read_table, replace_run_rows
 
 RUNNING, SUCCEEDED, FAILED, ABORTED = "running", "succeeded", "failed", "aborted"
@@ -46,12 +48,14 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("warnings_by_rule", T.MapType(T.StringType(), T.LongType())),
         T.StructField("lakescore_version", T.StringType()),
         T.StructField("attempt", T.IntegerType()),
+        T.StructField("attempt_id", T.StringType()),
         T.StructField(
             "previous_attempts",
             T.ArrayType(
                 T.StructType(
                     [
                         T.StructField("attempt", T.IntegerType()),
+                        T.StructField("attempt_id", T.StringType()),
                         T.StructField("started_at", T.TimestampType()),
                         T.StructField("finished_at", T.TimestampType()),
                         T.StructField("status", T.StringType()),
@@ -85,6 +89,7 @@ RUNS_COMMENTS = {
     "warnings_by_rule": "rows that broke a warn rule (still scored)",
     "lakescore_version": "lakescore version that ran",
     "attempt": "1 for the first run of this run id, then 2, 3, ... for each rerun",
+    "attempt_id": "unique id of this attempt; only the newest attempt of a run id may commit",
     "previous_attempts": "earlier attempts of this run id; `interrupted` = it never finished",
 }
 
@@ -114,6 +119,7 @@ class RunRecord:
     warnings_by_rule: dict[str, int] = field(default_factory=dict)
     lakescore_version: str = __version__
     attempt: int = 1
+    attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     previous_attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def with_(self, **changes: Any) -> RunRecord:
@@ -143,6 +149,18 @@ def next_attempt(record: RunRecord, earlier: dict[str, Any] | None) -> RunRecord
     }
     history = [*(earlier.get("previous_attempts") or []), summary]
     return record.with_(attempt=summary["attempt"] + 1, previous_attempts=history)
+
+
+def require_ownership(spark: SparkSession, path: str, record: RunRecord) -> None:
+    """Stop before committing when a newer attempt of the same run id has claimed it, so two
+    attempts running at once can never both commit."""
+    current = get_run(spark, path, record.run_id)
+    if current is not None and current.get("attempt_id") != record.attempt_id:
+        raise AttemptSupersededError(
+            f"Run {record.run_id} was started again (attempt {current.get('attempt')}, "
+            f"{current['started_at']}) while this attempt was running; this attempt stops "
+            "without committing."
+        )
 
 
 def write_run(spark: SparkSession, path: str, record: RunRecord) -> None:

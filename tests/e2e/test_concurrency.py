@@ -1,0 +1,109 @@
+"""Runs at the same time: different deployments share tables and both keep all their rows;
+two attempts of one run id can never both commit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from deltalake import DeltaTable
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+
+BIN = Path(sys.executable).parent
+
+
+def read(path: str) -> Any:
+    return DeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def test_two_deployments_writing_the_same_tables_at_once_keep_all_rows(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    first = lakehouse(rows=400, files=2)
+    second = tmp_path / "second.yaml"
+    data = yaml.safe_load(first.read_text())
+    data["name"] = "meter-risk-other"
+    data["input"]["path"] = str(tmp_path / "raw" / "meters_other")
+    second.write_text(yaml.safe_dump(data))
+    shutil.copytree(tmp_path / "raw" / "meters", tmp_path / "raw" / "meters_other")
+    for index, path in enumerate(sorted((tmp_path / "raw" / "meters_other").glob("*"))):
+        path.rename(path.with_name(f"other-{index}.parquet"))
+
+    codes: dict[str, int] = {}
+
+    def run(name: str, deployment: Path) -> None:
+        codes[name] = main(["score", str(deployment), "--run-id", name])
+
+    threads = [
+        threading.Thread(target=run, args=(n, d)) for n, d in (("left", first), ("right", second))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    capsys.readouterr()
+
+    assert codes == {"left": 0, "right": 0}
+    deployment = load_deployment(first)
+    predictions = read(deployment.output.path)
+    quarantine = read(deployment.quarantine.path)
+    runs = read(deployment.runs.path).set_index("run_id")
+    for run_id in ("left", "right"):
+        scored = predictions[predictions["_run_id"] == run_id]
+        quarantined = quarantine[quarantine["_run_id"] == run_id]
+        assert len(scored) == runs.loc[run_id, "rows_scored"]
+        assert len(quarantined) == runs.loc[run_id, "rows_quarantined"]
+        assert len(scored) + len(quarantined) == 400
+        assert scored["meter_id"].is_unique
+    assert set(runs["status"]) == {"succeeded"}
+
+
+def test_an_older_attempt_of_the_same_run_id_cannot_commit(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=300, files=2)
+    deployment = load_deployment(deployment_file)
+    marker, resume = tmp_path / "paused.marker", tmp_path / "resume"
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "LAKESCORE_FAULT_PAUSE_AT": "before_scoring",
+        "LAKESCORE_FAULT_MARKER": str(marker),
+        "LAKESCORE_FAULT_RESUME_FILE": str(resume),
+    }
+    older = subprocess.Popen(
+        [str(BIN / "lakescore"), "score", str(deployment_file), "--run-id", "twice"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert older.poll() is None, older.communicate()[1][-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+    assert main(["score", str(deployment_file), "--run-id", "twice"]) == 0  # the newer attempt
+    capsys.readouterr()
+    resume.write_text("go")
+    _, err = older.communicate(timeout=300)
+
+    assert older.returncode == 1
+    assert "was started again" in err and "without committing" in err
+    predictions = read(deployment.output.path)
+    run = read(deployment.runs.path).set_index("run_id").loc["twice"]
+    assert run["status"] == "succeeded" and run["attempt"] == 2
+    assert len(predictions) == run["rows_scored"] and predictions["meter_id"].is_unique
+    versions = DeltaTable(deployment.output.path).history()
+    committers = [h for h in versions if "twice" in str(h.get("userMetadata", ""))]
+    assert len(committers) == 1, "only the newer attempt committed predictions"
