@@ -18,6 +18,7 @@ from lakescore import __version__
 from lakescore.config import Deployment, load_deployment
 from lakescore.errors import EXIT_FAILED, EXIT_OK, LakescoreError
 from lakescore.progress import Progress
+from lakescore.redaction import scrub
 from lakescore.report import print_deployment, print_run, print_runs, to_json
 
 
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except LakescoreError as exc:
-        print(f"lakescore: error: {exc}", file=sys.stderr)
+        print(f"lakescore: error: {scrub(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("lakescore: interrupted", file=sys.stderr)
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(
-            f"lakescore: error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            f"lakescore: error: unexpected {type(exc).__name__}: {scrub(_first_line(exc))} "
             "(rerun with --verbose for the traceback)",
             file=sys.stderr,
         )
@@ -113,7 +114,7 @@ def _score(args: argparse.Namespace, deployment: Deployment) -> int:
             from lakescore.runs import get_run
 
             record = get_run(spark, deployment.runs.path, args.run_id) if args.run_id else None
-            print(to_json({"error": str(exc), "exit_code": exc.exit_code, "run": record}))
+            print(to_json({"error": scrub(str(exc)), "exit_code": exc.exit_code, "run": record}))
         raise
     if args.json:
         print(to_json(asdict(result.record)))

@@ -34,6 +34,7 @@ class InputConfig:
 @dataclass(frozen=True)
 class TableConfig:
     path: str
+    redact: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,15 @@ def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
 
 def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:
     data = _mapping(raw, where, source)
-    _check_keys(data, {"path"}, set(), where, source)
-    return TableConfig(path=str(_resolve(_string(data["path"], f"{where}.path", source), base_dir)))
+    optional = {"redact"} if where == "quarantine" else set()
+    _check_keys(data, {"path"}, optional, where, source)
+    redact = data.get("redact") or []
+    if not isinstance(redact, list) or not all(isinstance(c, str) for c in redact):
+        raise DeploymentError(f"{source}: {where}.redact must be a list of column names.")
+    return TableConfig(
+        path=str(_resolve(_string(data["path"], f"{where}.path", source), base_dir)),
+        redact=tuple(redact),
+    )
 
 
 def _rules(raw: Any, source: str) -> tuple[Rule, ...]:

@@ -309,7 +309,10 @@ def _registry_errors(uri: str, tracking_uri: str | None) -> Iterator[None]:
 
 
 def _where(tracking_uri: str | None) -> str:
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "the default MLflow store"
+    from lakescore.redaction import scrub
+
+    where = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "the default MLflow store"
+    return scrub(where)
 
 
 def _looks_unreachable(text: str) -> bool:

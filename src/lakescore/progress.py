@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from lakescore.redaction import scrub
+
 
 class Progress:
     """Stage reports, plus task heartbeats for long Spark stages when not on a terminal."""
@@ -33,7 +35,7 @@ class Progress:
         if not self._enabled:
             return
         elapsed = time.monotonic() - self._start
-        self._stream.write(f"[lakescore {elapsed:6.1f}s] {message}\n")
+        self._stream.write(f"[lakescore {elapsed:6.1f}s] {scrub(message)}\n")
         self._stream.flush()
 
     @contextlib.contextmanager

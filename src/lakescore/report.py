@@ -7,10 +7,12 @@ from datetime import date, datetime
 from typing import Any
 
 from lakescore.config import Deployment
+from lakescore.redaction import scrub
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=_default)
+    """JSON for stdout, with any credential in a URI or parameter masked."""
+    return scrub(json.dumps(value, indent=2, sort_keys=True, default=_default))
 
 
 def print_run(record: dict[str, Any], deployment: Deployment) -> None:

@@ -47,6 +47,7 @@ from lakescore.io import (
 )
 from lakescore.model import ResolvedModel, resolve_model
 from lakescore.progress import SILENT, Progress
+from lakescore.redaction import redact_columns, scrub
 from lakescore.runs import (
     ABORTED,
     FAILED,
@@ -92,7 +93,7 @@ def score(
             f"Run id {run_id!r} may hold only letters, digits, '_', '.', ':' and '-'."
         )
     started = datetime.now(timezone.utc)
-    record = RunRecord(run_id, deployment.name, RUNNING, started, deployment.input.path)
+    record = RunRecord(run_id, deployment.name, RUNNING, started, scrub(deployment.input.path))
     record = next_attempt(record, get_run(spark, deployment.runs.path, run_id))
     progress.stage(f"run {run_id} of {deployment.name} started")
     write_run(spark, deployment.runs.path, record)
@@ -182,6 +183,11 @@ def _score_input(
         model.describe(),
     )
     _check_rules_parse(data.frame, deployment)
+    unknown = [c for c in deployment.quarantine.redact if c not in data.frame.columns]
+    if unknown:
+        raise DeploymentError(
+            f"quarantine.redact names column(s) {', '.join(unknown)} that the input lacks."
+        )
     validated = pipeline.validate(data.frame, inputs, deployment.rules)
 
     progress.stage("validating rows")
@@ -337,6 +343,9 @@ def _commit_quarantine(
         {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
     )
     require_ownership(spark, deployment.runs.path, record)
+    quarantined = quarantined.select(
+        *redact_columns(quarantined.columns, deployment.quarantine.redact)
+    )
     commit = replace_run_rows(
         quarantined,
         deployment.quarantine.path,
@@ -435,7 +444,9 @@ def _metadata(
 
 
 def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
-    return record.with_(status=status, error=str(exc), finished_at=datetime.now(timezone.utc))
+    return record.with_(
+        status=status, error=scrub(str(exc)), finished_at=datetime.now(timezone.utc)
+    )
 
 
 def _finish(

@@ -1,0 +1,64 @@
+"""Sensitive data: redacted quarantine columns, and credentials kept out of every output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+from deltalake import DeltaTable
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+
+
+def read(path: str) -> Any:
+    return DeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def test_redacted_quarantine_columns_hold_a_stable_hash(lakehouse: Any, capsys: Any) -> None:
+    deployment_file = lakehouse(
+        rows=300,
+        files=2,
+        quarantine={"path": "scored/quarantine", "redact": ["meter_id", "region"]},
+    )
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file), "--run-id", "one"]) == 0
+    assert main(["score", str(deployment_file), "--run-id", "two"]) == 0
+    capsys.readouterr()
+
+    quarantine = read(deployment.quarantine.path)
+    assert len(quarantine) > 0
+    assert quarantine["meter_id"].str.fullmatch(r"sha256:[0-9a-f]{64}").all()
+    assert quarantine["region"].str.startswith("sha256:").all()
+    one, two = (set(quarantine.loc[quarantine["_run_id"] == r, "meter_id"]) for r in ("one", "two"))
+    assert one == two  # the same row hashes the same way: duplicates stay findable
+    predictions = read(deployment.output.path)
+    assert predictions["meter_id"].str.startswith("M").all()
+
+
+def test_credentials_in_the_tracking_uri_never_appear(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    deployment_file = lakehouse(rows=20, files=1)
+    data = yaml.safe_load(deployment_file.read_text())
+    data["model"]["tracking_uri"] = "http://alice:s3cr3t@127.0.0.1:9"
+    deployment_file.write_text(yaml.safe_dump(data))
+    deployment = load_deployment(deployment_file)
+
+    code = main(["score", str(deployment_file), "--run-id", "creds", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "s3cr3t" not in captured.err + captured.out
+    assert "could not be reached" in json.loads(captured.out)["error"]
+    run = read(deployment.runs.path).iloc[0]
+    assert "s3cr3t" not in str(run.to_dict())
+    history = DeltaTable(deployment.runs.path).history()
+    assert "s3cr3t" not in json.dumps(history, default=str)
+
+    assert main(["deployment", "show", str(deployment_file), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "s3cr3t" not in captured.err + captured.out

@@ -1,0 +1,28 @@
+"""Credentials never leave lakescore in text it writes or prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakescore.redaction import scrub
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("http://alice:s3cr3t@mlflow.internal:5000/api", "s3cr3t"),
+        ("MLflow registry https://bob:tok-123@host could not be reached", "tok-123"),
+        ("abfss://c@acct.dfs.core.windows.net/x?sig=AbC%2Fdef&sv=2021", "AbC%2Fdef"),
+        ("postgresql://u:pw@db/mlflow?password=other", "pw@"),
+        ("token=ghp_abcdef and api_key=XYZ", "ghp_abcdef"),
+    ],
+)
+def test_scrub_masks_credentials(text: str, secret: str) -> None:
+    cleaned = scrub(text)
+    assert secret not in cleaned
+    assert "***" in cleaned
+
+
+def test_scrub_leaves_ordinary_paths_alone() -> None:
+    text = "Input s3://bucket/raw/meters does not exist; model models:/meter_risk@champion"
+    assert scrub(text) == text
