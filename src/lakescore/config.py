@@ -24,11 +24,26 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class ExpectConfig:
+    """What a complete input looks like; a run on less stops before scoring (exit 3)."""
+
+    min_files: int | None = None
+    min_rows: int | None = None
+    marker: str | None = None
+    manifest: str | None = None
+
+    @property
+    def needs_row_counts(self) -> bool:
+        return self.min_rows is not None or self.manifest is not None
+
+
+@dataclass(frozen=True)
 class InputConfig:
     format: str
     path: str
     key: str | None = None
     passthrough: tuple[str, ...] = ()
+    expect: ExpectConfig = field(default_factory=ExpectConfig)
 
 
 @dataclass(frozen=True)
@@ -131,7 +146,7 @@ def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
 
 def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
     data = _mapping(raw, "input", source)
-    _check_keys(data, {"format", "path"}, {"key", "passthrough"}, "input", source)
+    _check_keys(data, {"format", "path"}, {"key", "passthrough", "expect"}, "input", source)
     fmt = _string(data["format"], "input.format", source).lower()
     if fmt not in INPUT_FORMATS:
         raise DeploymentError(
@@ -146,6 +161,36 @@ def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
         path=str(_resolve(_string(data["path"], "input.path", source), base_dir)),
         key=_string(key, "input.key", source) if key is not None else None,
         passthrough=tuple(passthrough),
+        expect=_expect(data.get("expect"), base_dir, source),
+    )
+
+
+def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
+    if raw is None:
+        return ExpectConfig()
+    data = _mapping(raw, "input.expect", source)
+    _check_keys(
+        data, set(), {"min_files", "min_rows", "marker", "manifest"}, "input.expect", source
+    )
+    counts = {}
+    for key in ("min_files", "min_rows"):
+        value = data.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise DeploymentError(f"{source}: input.expect.{key} must be a whole number >= 0.")
+        counts[key] = value
+    marker = data.get("marker")
+    manifest = data.get("manifest")
+    return ExpectConfig(
+        min_files=counts["min_files"],
+        min_rows=counts["min_rows"],
+        marker=_string(marker, "input.expect.marker", source) if marker is not None else None,
+        manifest=(
+            str(_resolve(_string(manifest, "input.expect.manifest", source), base_dir))
+            if manifest is not None
+            else None
+        ),
     )
 
 

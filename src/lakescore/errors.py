@@ -52,3 +52,9 @@ class EnvironmentProblem(LakescoreError):
 
 class AttemptSupersededError(LakescoreError):
     """Another attempt of the same run id started after this one: this one must not commit."""
+
+
+class IncompleteInputError(LakescoreError):
+    """The input is not complete yet (input.expect): nothing is scored or committed."""
+
+    exit_code = EXIT_ABORTED

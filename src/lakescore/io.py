@@ -130,6 +130,31 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
     return sorted(found)
 
 
+def relative_names(spark: SparkSession, folder: str, files: Sequence[str]) -> dict[str, str]:
+    """Each file's path relative to `folder` (as a manifest names it)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    root = jvm.org.apache.hadoop.fs.Path(folder)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
+    return {f: f[len(prefix) :] if f.startswith(prefix) else f for f in files}
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(fs.exists(hadoop_path))
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    """A small text file (a manifest) from any storage Spark can read."""
+    if not path_exists(spark, path):
+        raise InputError(f"Manifest {path} does not exist.")
+    return "\n".join(row[0] for row in spark.read.text(path).collect())
+
+
 def failed_file_in(error_text: str, files: Sequence[str]) -> str | None:
     """Which of `files` a Spark read error names, if any (Spark names the file it failed on)."""
     for path in files:

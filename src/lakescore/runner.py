@@ -19,10 +19,17 @@ from pyspark.sql import functions as F
 
 from lakescore import __version__, pipeline
 from lakescore import columns as C
+from lakescore.completeness import (
+    ExpectedFile,
+    missing_after_counting,
+    missing_before_reading,
+    parse_manifest,
+)
 from lakescore.config import Deployment, Limits
 from lakescore.errors import (
     AttemptSupersededError,
     DeploymentError,
+    IncompleteInputError,
     LakescoreError,
     LimitExceededError,
     RuleFailedError,
@@ -38,9 +45,12 @@ from lakescore.io import (
     ensure_delta_table,
     failed_file_in,
     failed_files_path,
+    path_exists,
     read_input,
     read_staging,
     read_table,
+    read_text,
+    relative_names,
     replace_run_rows,
     staging_path,
     write_staging,
@@ -103,7 +113,8 @@ def score(
     except AttemptSupersededError:
         raise  # the newer attempt owns the run record now
     except LakescoreError as exc:
-        status = ABORTED if isinstance(exc, LimitExceededError) else FAILED
+        aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
+        status = ABORTED if aborted else FAILED
         _finish(spark, deployment, _failed(state.record, exc, status), progress)
         raise
     except (Py4JJavaError, PySparkException) as exc:
@@ -172,6 +183,19 @@ def _score_input(
         + (f"; {len(failed)} could not be read" if failed else "")
     )
     fault_point("after_listing")
+    expect = deployment.input.expect
+    manifest = _manifest(spark, deployment)
+    names = relative_names(spark, deployment.input.path, data.files)
+    marker = f"{deployment.input.path.rstrip('/')}/{expect.marker}" if expect.marker else None
+    _require_complete(
+        missing_before_reading(
+            sorted(names.values()),
+            expect.min_files,
+            path_exists(spark, marker) if marker else None,
+            expect.marker,
+            manifest,
+        )
+    )
     inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     pipeline.check_input_columns(
@@ -215,6 +239,11 @@ def _score_input(
         f"validated {rows_read:,} rows: {rows_read - rows_invalid:,} to score, "
         f"{rows_invalid:,} to quarantine"
     )
+    rows_by_file: dict[str, int] = {}
+    if any(f.rows is not None for f in manifest):
+        counted = data.frame.groupBy(C.SOURCE_FILE).count().collect()
+        rows_by_file = {names.get(r[0], r[0]): int(r[1]) for r in counted}
+    _require_complete(missing_after_counting(rows_read, expect.min_rows, manifest, rows_by_file))
     if by_action["fail"]:
         matched = ", ".join(f"{rule} ({n:,} rows)" for rule, n in by_action["fail"].items())
         raise RuleFailedError(
@@ -355,6 +384,23 @@ def _commit_quarantine(
     )
     progress.stage(f"committed {commit.rows:,} quarantined rows (version {commit.version})")
     return commit
+
+
+def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile, ...]:
+    path = deployment.input.expect.manifest
+    if path is None:
+        return ()
+    try:
+        return parse_manifest(read_text(spark, path), path)
+    except ValueError as exc:
+        raise DeploymentError(str(exc)) from exc
+
+
+def _require_complete(problems: list[str]) -> None:
+    if problems:
+        raise IncompleteInputError(
+            "Input is incomplete: " + "; ".join(problems) + ". Nothing was scored or committed."
+        )
 
 
 def _commit_failed_files(

@@ -1,0 +1,74 @@
+"""Is the input complete? Compare what was found with what the deployment expects. Pure.
+
+`input.expect` declares a complete input: a minimum number of files and rows, a marker file
+(such as `_SUCCESS`) that the producer writes last, and/or a manifest of expected files with
+their row counts. A run on an incomplete input stops before scoring (exit 3).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ExpectedFile:
+    name: str
+    rows: int | None = None
+
+
+def parse_manifest(text: str, source: str) -> tuple[ExpectedFile, ...]:
+    """`{"files": [{"path": "part-0.parquet", "rows": 100}, ...]}` (rows optional)."""
+    try:
+        data = json.loads(text)
+        entries = data["files"] if isinstance(data, dict) else data
+        return tuple(
+            ExpectedFile(str(e["path"]), int(e["rows"]) if e.get("rows") is not None else None)
+            for e in entries
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f'Manifest {source} is not {{"files": [{{"path": ..., "rows": ...}}]}}: {exc}'
+        ) from exc
+
+
+def missing_before_reading(
+    found: Sequence[str],
+    min_files: int | None,
+    marker_present: bool | None,
+    marker: str | None,
+    manifest: Sequence[ExpectedFile],
+) -> list[str]:
+    """What is missing judging by the file listing alone (`found` holds relative names)."""
+    problems = []
+    if marker is not None and not marker_present:
+        problems.append(f"marker file {marker} is missing")
+    if min_files is not None and len(found) < min_files:
+        problems.append(f"{len(found)} readable file(s), fewer than min_files {min_files}")
+    absent = [f.name for f in manifest if f.name not in set(found)]
+    if absent:
+        shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        problems.append(f"manifest file(s) not found or unreadable: {shown}")
+    return problems
+
+
+def missing_after_counting(
+    rows_read: int,
+    min_rows: int | None,
+    manifest: Sequence[ExpectedFile],
+    rows_by_file: Mapping[str, int],
+) -> list[str]:
+    """What is missing judging by row counts (`rows_by_file` keyed by relative name)."""
+    problems = []
+    if min_rows is not None and rows_read < min_rows:
+        problems.append(f"{rows_read:,} rows, fewer than min_rows {min_rows:,}")
+    for expected in manifest:
+        if expected.rows is None:
+            continue
+        got = rows_by_file.get(expected.name, 0)
+        if got != expected.rows:
+            problems.append(
+                f"{expected.name} has {got:,} rows, the manifest says {expected.rows:,}"
+            )
+    return problems

@@ -1,0 +1,97 @@
+"""input.expect: an incomplete input stops the run before scoring, exit 3, nothing committed,
+and the run record says what is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+
+
+def read(path: str) -> Any:
+    return DeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def assert_stopped(deployment_file: Path, run_id: str, capsys: Any, *fragments: str) -> None:
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file), "--run-id", run_id]) == 3
+    err = capsys.readouterr().err
+    run = read(deployment.runs.path).set_index("run_id").loc[run_id]
+    assert run["status"] == "aborted"
+    for fragment in fragments:
+        assert fragment in err and fragment in run["error"]
+    assert not Path(deployment.output.path).exists()
+    assert not Path(deployment.quarantine.path).exists()
+
+
+def test_missing_marker_stops_the_run_until_the_producer_writes_it(
+    lakehouse: Any, capsys: Any
+) -> None:
+    base = {
+        "format": "parquet",
+        "path": "raw/meters",
+        "key": "meter_id",
+        "passthrough": ["meter_id", "region"],
+        "expect": {"marker": "_SUCCESS"},
+    }
+    deployment_file = lakehouse(rows=120, files=2, input=base)
+    assert_stopped(deployment_file, "early", capsys, "marker file _SUCCESS is missing")
+
+    (Path(load_deployment(deployment_file).input.path) / "_SUCCESS").write_text("")
+    assert main(["score", str(deployment_file), "--run-id", "early"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("expect", "fragment"),
+    [
+        ({"min_files": 5}, "3 readable file(s), fewer than min_files 5"),
+        ({"min_rows": 1000}, "300 rows, fewer than min_rows 1,000"),
+    ],
+)
+def test_too_few_files_or_rows_stop_the_run(
+    lakehouse: Any, capsys: Any, expect: dict[str, int], fragment: str
+) -> None:
+    base = {"format": "parquet", "path": "raw/meters", "key": "meter_id", "expect": expect}
+    assert_stopped(lakehouse(rows=300, files=3, input=base), "short", capsys, fragment)
+
+
+def test_manifest_names_missing_files_and_wrong_row_counts(
+    lakehouse: Any, capsys: Any, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    base = {
+        "format": "parquet",
+        "path": "raw/meters",
+        "key": "meter_id",
+        "expect": {"manifest": "manifest.json"},
+    }
+    deployment_file = lakehouse(rows=300, files=3, input=base)
+    files = sorted(Path(load_deployment(deployment_file).input.path).glob("*.parquet"))
+    rows = {f.name: pq.read_metadata(f).num_rows for f in files}
+    entries = [{"path": name, "rows": count} for name, count in rows.items()]
+    entries[0]["rows"] += 1
+    entries.append({"path": "meters-999.parquet", "rows": 10})
+    manifest.write_text(json.dumps({"files": entries}))
+    assert_stopped(deployment_file, "manifest", capsys, "meters-999.parquet")
+
+    entries = [{"path": name, "rows": count} for name, count in rows.items()]
+    entries[0]["rows"] += 1
+    manifest.write_text(json.dumps({"files": entries}))
+    assert_stopped(
+        deployment_file,
+        "manifest-rows",
+        capsys,
+        f"{files[0].name} has {rows[files[0].name]:,} rows, the manifest says",
+    )
+
+    manifest.write_text(json.dumps({"files": [{"path": n, "rows": c} for n, c in rows.items()]}))
+    assert main(["score", str(deployment_file), "--run-id", "complete"]) == 0
+    capsys.readouterr()
