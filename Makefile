@@ -24,13 +24,18 @@ demo: $(STAMP)
 	$(BIN)/lakescore demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests jobs notebooks
+	$(BIN)/ruff check src tests jobs notebooks bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests jobs notebooks
+	$(BIN)/ruff check src tests jobs notebooks bench
 	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) lakehouse spark-warehouse metastore_db derby.log
+
+# Throughput and memory against the reference scorers (see bench/README.md); ROWS=1000000|2000000|8000000
+ROWS ?= 2000000
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --rows $(ROWS)

@@ -114,14 +114,13 @@ def training_frame(rows: int = 200_000, seed: int = 1) -> Any:
 
 def ensure_dataset(folder: Path, rows: int, rows_per_file: int = ROWS_PER_FILE) -> dict[str, Any]:
     """Generate the input for `rows` rows into `folder` unless a matching copy is cached there."""
-    manifest_path = folder / "manifest.json"
+    # A leading underscore keeps Spark from reading it as data.
+    manifest_path = folder / "_manifest.json"
     wanted = {"rows": rows, "rows_per_file": rows_per_file, "generator": GENERATOR_VERSION}
     if manifest_path.is_file():
         manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         files = [folder / name for name in manifest.get("files", [])]
-        if all(manifest.get(k) == v for k, v in wanted.items()) and all(
-            f.is_file() for f in files
-        ):
+        if all(manifest.get(k) == v for k, v in wanted.items()) and all(f.is_file() for f in files):
             manifest["cached"] = True
             return manifest
     folder.mkdir(parents=True, exist_ok=True)

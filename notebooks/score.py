@@ -7,18 +7,19 @@
 
 # COMMAND ----------
 
-import os
 from dataclasses import asdict
+
+from lakescore.notebook import widget as notebook_widget
+
+try:
+    _dbutils = dbutils  # type: ignore[name-defined]
+except NameError:
+    _dbutils = None
 
 
 def widget(name: str, default: str) -> str:
     """A text widget on Databricks; an environment variable (or the default) elsewhere."""
-    try:
-        widgets = dbutils.widgets  # type: ignore[name-defined]
-    except NameError:
-        return os.environ.get(f"LAKESCORE_{name.upper()}", default)
-    widgets.text(name, default)
-    return str(widgets.get(name))
+    return notebook_widget(_dbutils, name, default)
 
 
 deployment_path = widget("deployment", "lakehouse/deployment.yaml")

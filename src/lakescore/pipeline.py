@@ -191,12 +191,25 @@ def scored(
         *lineage,
         error.alias(C.SCORE_ERROR),
         F.when(error.isNotNull(), F.col(_AS_READ)).alias(C.FAILED_INPUT),
+        F.col(f"{_PREDICTION_STRUCT}.{C.EXECUTOR}").alias(C.EXECUTOR),
+        F.col(f"{_PREDICTION_STRUCT}.{C.TASK}").alias(C.TASK),
     )
+
+
+def executor_summary(staged: DataFrame) -> list[Column]:
+    """Per executor: the tasks that scored, the rows they scored and the rows the model failed."""
+    return [
+        F.countDistinct(C.TASK).alias("tasks"),
+        F.count(F.when(F.col(C.SCORE_ERROR).isNull(), 1)).alias("rows"),
+        F.count(F.col(C.SCORE_ERROR)).alias("rows_failed"),
+    ]
 
 
 def predictions(staged: DataFrame) -> DataFrame:
     """The rows the model scored, as committed: carried columns, predictions, lineage."""
-    return staged.where(F.col(C.SCORE_ERROR).isNull()).drop(C.SCORE_ERROR, C.FAILED_INPUT)
+    return staged.where(F.col(C.SCORE_ERROR).isNull()).drop(
+        C.SCORE_ERROR, C.FAILED_INPUT, C.EXECUTOR, C.TASK
+    )
 
 
 def score_failures(staged: DataFrame, validated: Validated, stamp: RunStamp) -> DataFrame:

@@ -32,6 +32,11 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
         print(f"    {reason:<34} {count:>10,}")
     for rule, count in sorted((record.get("warnings_by_rule") or {}).items()):
         print(f"  warned       {rule}: {count:,} rows (scored anyway)")
+    for executor in record.get("executors") or []:
+        print(
+            f"  executor     {executor['executor']}: {executor['rows']:,} rows in "
+            f"{executor['tasks']} task(s)"
+        )
     print(f"  runs table   {deployment.runs.path}")
     if record.get("error"):
         print(f"  error        {record['error']}")

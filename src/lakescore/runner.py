@@ -267,7 +267,19 @@ def _score_input(
     with progress.tracking(spark, "scoring"):
         _guard_scoring(model, lambda: write_staging(scored, staging))
     staged = read_staging(spark, staging)
-    failed_rows = staged.where(F.col(C.SCORE_ERROR).isNotNull()).count()
+    per_executor = [
+        row.asDict()
+        for row in staged.groupBy(C.EXECUTOR).agg(*pipeline.executor_summary(staged)).collect()
+    ]
+    executors = sorted(
+        (
+            {"executor": r[C.EXECUTOR], **{k: int(r[k]) for k in ("tasks", "rows", "rows_failed")}}
+            for r in per_executor
+        ),
+        key=lambda e: str(e["executor"]),
+    )
+    record = state.update(executors=executors)
+    failed_rows = sum(e["rows_failed"] for e in executors)
     if failed_rows:
         reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: failed_rows}
         record = state.update(quarantined_by_reason=reasons)

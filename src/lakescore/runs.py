@@ -50,6 +50,19 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("attempt", T.IntegerType()),
         T.StructField("attempt_id", T.StringType()),
         T.StructField(
+            "executors",
+            T.ArrayType(
+                T.StructType(
+                    [
+                        T.StructField("executor", T.StringType()),
+                        T.StructField("tasks", T.LongType()),
+                        T.StructField("rows", T.LongType()),
+                        T.StructField("rows_failed", T.LongType()),
+                    ]
+                )
+            ),
+        ),
+        T.StructField(
             "previous_attempts",
             T.ArrayType(
                 T.StructType(
@@ -90,6 +103,7 @@ RUNS_COMMENTS = {
     "lakescore_version": "lakescore version that ran",
     "attempt": "1 for the first run of this run id, then 2, 3, ... for each rerun",
     "attempt_id": "unique id of this attempt; only the newest attempt of a run id may commit",
+    "executors": "per executor (host/id): scoring tasks, rows scored, rows the model failed on",
     "previous_attempts": "earlier attempts of this run id; `interrupted` = it never finished",
 }
 
@@ -120,6 +134,7 @@ class RunRecord:
     lakescore_version: str = __version__
     attempt: int = 1
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    executors: list[dict[str, Any]] = field(default_factory=list)
     previous_attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def with_(self, **changes: Any) -> RunRecord:

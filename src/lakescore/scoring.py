@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.functions import pandas_udf
 
-from lakescore.columns import SCORE_ERROR
+from lakescore.columns import EXECUTOR, SCORE_ERROR, TASK
 from lakescore.errors import ScoringError
 from lakescore.model import OutputColumn
 
@@ -103,7 +104,11 @@ def output_struct(outputs: Sequence[OutputColumn]) -> T.StructType:
     """The UDF's return type: one field per prediction column, then the row's score error."""
     return T.StructType(
         [T.StructField(c.name, T._parse_datatype_string(c.spark_type)) for c in outputs]
-        + [T.StructField(SCORE_ERROR, T.StringType())]
+        + [
+            T.StructField(SCORE_ERROR, T.StringType()),
+            T.StructField(EXECUTOR, T.StringType()),
+            T.StructField(TASK, T.LongType()),
+        ]
     )
 
 
@@ -132,11 +137,32 @@ def scoring_udf(
         from lakescore.faults import fault_point
 
         model = model_cache.get_or_load(archive_name)
+        executor, task = executor_label(), _task_attempt()
         for batch in batches:
-            yield predict_isolating_failures(model, batch, outputs, model_label)
+            scored = predict_isolating_failures(model, batch, outputs, model_label)
+            yield scored.assign(**{EXECUTOR: executor, TASK: task})
             fault_point("scoring")
 
     return pandas_udf(score, return_type)  # type: ignore[call-overload,no-any-return]
+
+
+def executor_label() -> str:
+    """`host/executor-id` of the executor running this Python worker, or `host/driver` locally.
+
+    Python's TaskContext has no executor id, but executors run in `<work>/<app-id>/<id>`, and
+    their Python workers inherit that working directory.
+    """
+    cwd = os.getcwd()
+    parent, leaf = os.path.split(cwd)
+    executor = leaf if os.path.basename(parent).startswith("app-") else "driver"
+    return f"{socket.gethostname()}/{executor}"
+
+
+def _task_attempt() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return int(context.taskAttemptId()) if context is not None else -1
 
 
 def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd.DataFrame:

@@ -51,6 +51,8 @@ def test_parquet_run_writes_three_tables_that_delta_rs_reads(lakehouse: Any, cap
     assert record["rows_read"] == record["rows_scored"] + record["rows_quarantined"]
     assert record["rows_quarantined"] > 0 and record["files_read"] == 3
     assert record["model_version"] == "2" and record["model_uri"] == "models:/meter_risk/2"
+    assert sum(e["rows"] for e in record["executors"]) == record["rows_scored"]
+    assert all(e["executor"].endswith("/driver") and e["tasks"] >= 1 for e in record["executors"])
 
     predictions = rust_table(deployment.output.path)
     assert list(predictions.columns) == PREDICTION_COLUMNS

@@ -1,0 +1,537 @@
+"""lakescore's benchmark: throughput and peak memory against reference scorers on the same data.
+
+    .venv/bin/python bench/run.py                       # 2M rows, 3 repetitions, all four scorers
+    .venv/bin/python bench/run.py --rows 8000000 --repeat 5
+    .venv/bin/python bench/run.py --rows 200000 --repeat 1 --scorers lakescore,limit
+
+Generates the input once per size and the model once per work folder (both cached in --workdir),
+then runs each scorer in its own subprocess (a fresh JVM each time), repetitions interleaved.
+Prints medians per scorer and the ratios of lakescore to each reference, and writes everything to
+bench/results/<UTC timestamp>-<rows>.json. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python bench/run.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import datagen, model
+from bench.procmem import TreePoller
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+DEFAULT_SCORERS = ("lakescore", "spark_udf", "predict_batch_udf", "limit")
+ALL_SCORERS = (*DEFAULT_SCORERS, "lakescore_cli")
+REFERENCES = ("spark_udf", "predict_batch_udf", "limit")
+
+DEPLOYMENT_YAML = """\
+# Written by bench/run.py: lakescore's side of the benchmark, everything on.
+name: bench-meter-fault
+model:
+  uri: {model_uri}
+  tracking_uri: {tracking_uri}
+input:
+  format: parquet
+  path: {input_path}
+  key: {key}
+output:     {{path: {out}/predictions}}
+quarantine: {{path: {out}/quarantine}}
+runs:       {{path: {out}/runs}}
+rules:
+  - {{name: usage_non_negative, expr: "{rule}", action: quarantine}}
+limits:
+  max_error_fraction: 0.05
+scoring:
+  batch_size: {batch_size}
+"""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description="lakescore throughput and memory benchmark."
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=2_000_000,
+        help="input rows: the benchmark sizes are 1000000, 2000000 (default) and 8000000",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; medians are reported")
+    parser.add_argument(
+        "--scorers",
+        default=",".join(DEFAULT_SCORERS),
+        help=f"comma-separated, from {', '.join(ALL_SCORERS)} (default: the first four)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=BENCH_DIR / "data",
+        help="cache for inputs, registry and outputs (default bench/data, not committed)",
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=BENCH_DIR / "results", help="where the JSON goes"
+    )
+    parser.add_argument("--batch-size", type=int, default=10_000, help="rows per model call")
+    parser.add_argument(
+        "--rows-per-file", type=int, default=datagen.ROWS_PER_FILE, help="rows per Parquet file"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds before a scorer is killed"
+    )
+    parser.add_argument("--no-save", action="store_true", help="print only; write no JSON")
+    parser.add_argument(
+        "--show", type=Path, metavar="RESULT.json", help="print a saved result and exit"
+    )
+    args = parser.parse_args(argv)
+    args.scorer_list = [s.strip() for s in args.scorers.split(",") if s.strip()]
+    unknown = [s for s in args.scorer_list if s not in ALL_SCORERS]
+    if unknown or not args.scorer_list:
+        parser.error(
+            f"unknown scorer(s) {', '.join(unknown)}; choose from {', '.join(ALL_SCORERS)}"
+        )
+    if args.rows < 1000 or args.repeat < 1:
+        parser.error("--rows must be at least 1000 and --repeat at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.show:
+        print(render(json.loads(args.show.read_text())))
+        return 0
+    workdir: Path = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(timezone.utc)
+    load_before = os.getloadavg()
+
+    say(f"input: {args.rows:,} rows")
+    step = time.perf_counter()
+    inputs = workdir / "inputs" / f"rows-{args.rows}"
+    dataset = datagen.ensure_dataset(inputs, args.rows, args.rows_per_file)
+    say(
+        f"  {'cached' if dataset['cached'] else 'generated'}: {len(dataset['files'])} Parquet "
+        f"file(s), {dataset['bytes'] / 2**20:,.0f} MiB, {dataset['bad_rows']:,} bad rows "
+        f"({time.perf_counter() - step:.1f} s)"
+    )
+    step = time.perf_counter()
+    registered = model.ensure_model(workdir)
+    say(
+        f"model: {registered['uri']} ({registered['estimator']}), "
+        f"{'cached' if registered['cached'] else 'trained and registered'} "
+        f"({time.perf_counter() - step:.1f} s)"
+    )
+    config_path = write_config(workdir, inputs, dataset, registered, args)
+
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in args.scorer_list}
+    for repetition in range(1, args.repeat + 1):
+        for scorer in args.scorer_list:
+            say(f"[{repetition}/{args.repeat}] {scorer} ...")
+            run = run_scorer(scorer, repetition, workdir, config_path, args.timeout)
+            runs[scorer].append(run)
+            say(f"    {describe_run(run)}")
+
+    summary = {name: summarize(name, attempts, args.rows) for name, attempts in runs.items()}
+    ratios = compute_ratios(summary)
+    report = {
+        "benchmark": "lakescore bench/run.py",
+        "started_at": started_at.isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "rows": args.rows,
+        "repeat": args.repeat,
+        "batch_size": args.batch_size,
+        "machine": machine(load_before),
+        "versions": versions(),
+        "input": {k: v for k, v in dataset.items() if k != "cached"},
+        "model": {k: v for k, v in registered.items() if k != "cached"},
+        "deployment": (workdir / f"deployment-{args.rows}.yaml").read_text(),
+        "scorers": summary,
+        "ratios": ratios,
+        "runs": runs,
+    }
+    print()
+    print(render(report))
+    if not args.no_save:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+        target = args.results_dir / f"{stamp}-{args.rows}.json"
+        target.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"\nwrote {display_path(target)}")
+    failed = [name for name, s in summary.items() if s["failures"]]
+    return 1 if failed else 0
+
+
+def write_config(
+    workdir: Path,
+    inputs: Path,
+    dataset: dict[str, Any],
+    registered: dict[str, Any],
+    args: argparse.Namespace,
+) -> Path:
+    """The deployment file for lakescore and the JSON every scorer reads."""
+    scratch = workdir / "scratch"
+    deployment = workdir / f"deployment-{args.rows}.yaml"
+    deployment.write_text(
+        DEPLOYMENT_YAML.format(
+            model_uri=registered["uri"],
+            tracking_uri=registered["tracking_uri"],
+            input_path=inputs,
+            key=datagen.KEY,
+            out=scratch / "lakescore",  # the lakescore_cli scorer writes here too
+            rule=datagen.USAGE_RULE,
+            batch_size=args.batch_size,
+        )
+    )
+    config = {
+        "rows": args.rows,
+        "input_path": str(inputs),
+        "files": [str(inputs / name) for name in dataset["files"]],
+        "key": datagen.KEY,
+        "features": list(datagen.FEATURES),
+        "model_uri": registered["uri"],
+        "tracking_uri": registered["tracking_uri"],
+        "deployment": str(deployment),
+        "batch_size": args.batch_size,
+        "scratch": str(scratch),
+    }
+    path = workdir / f"config-{args.rows}.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def run_scorer(
+    scorer: str, repetition: int, workdir: Path, config_path: Path, timeout: float
+) -> dict[str, Any]:
+    """One scorer in a fresh subprocess; its own timings plus wall time and tree peak RSS."""
+    scratch = workdir / "scratch"
+    # Every run starts from empty output tables, so repetitions do the same work. Other scorers'
+    # outputs stay, for comparing predictions afterwards.
+    own = scratch / ("lakescore" if scorer.startswith("lakescore") else scorer)
+    shutil.rmtree(own, ignore_errors=True)
+    own.mkdir(parents=True)
+    cwd = workdir / "cwd"  # spark-warehouse and the like land here
+    cwd.mkdir(exist_ok=True)
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    result_path = own / "result.json"
+    log_path = logs / f"{scorer}-{repetition}.log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    command = [
+        sys.executable,
+        "-m",
+        "bench.scorers",
+        scorer,
+        "--config",
+        str(config_path),
+        "--result",
+        str(result_path),
+        "--run-id",
+        f"bench-{repetition}",
+    ]
+    with log_path.open("w") as log:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        poller = TreePoller(child.pid).start()
+        try:
+            code = child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            code = child.wait()
+        wall = time.perf_counter() - started
+        memory = poller.stop()
+    run: dict[str, Any] = {
+        "repetition": repetition,
+        "exit_code": code,
+        "wall_s": round(wall, 3),
+        "peak_rss_mib": round(memory.peak_kib / 1024, 1),
+        "peak_processes": memory.peak_processes,
+        "max_processes": memory.max_processes,
+        "memory_samples": memory.samples,
+        "peak_breakdown": [
+            {"pid": pid, "command": cmd, "rss_mib": round(kib / 1024, 1)}
+            for pid, cmd, kib in memory.peak_breakdown
+        ],
+        "log": display_path(log_path),
+    }
+    if code == 0 and result_path.is_file():
+        child_result = json.loads(result_path.read_text())
+        run.update(child_result)
+    else:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
+        run["error"] = "\n".join(tail) or f"exit code {code}"
+    return run
+
+
+def summarize(name: str, attempts: list[dict[str, Any]], rows: int) -> dict[str, Any]:
+    """Medians over the successful repetitions."""
+    good = [a for a in attempts if "error" not in a]
+
+    def median(key: str) -> float | None:
+        values = [a[key] for a in good if isinstance(a.get(key), (int, float))]
+        return round(statistics.median(values), 3) if values else None
+
+    wall, job, startup = median("wall_s"), median("job_s"), median("startup_s")
+    summary: dict[str, Any] = {
+        "scorer": name,
+        "repetitions": len(attempts),
+        "failures": len(attempts) - len(good),
+        "wall_s": wall,
+        "job_s": job,
+        "startup_s": startup,
+        "job_s_range": _range(good, "job_s"),
+        "wall_s_range": _range(good, "wall_s"),
+        "rows_per_s_job": round(rows / job) if job else None,
+        "rows_per_s_wall": round(rows / wall) if wall else None,
+        "peak_rss_mib": median("peak_rss_mib"),
+        "rows_read": good[0].get("rows_read") if good else None,
+        "rows_scored": good[0].get("rows_scored") if good else None,
+        "rows_quarantined": good[0].get("rows_quarantined") if good else None,
+    }
+    passes = [a["spark_io"]["input_passes"] for a in good if a.get("spark_io", {}).get("stages")]
+    if passes:
+        summary["input_passes"] = statistics.median(passes)
+    return summary
+
+
+def _range(attempts: list[dict[str, Any]], key: str) -> list[float] | None:
+    values = [a[key] for a in attempts if isinstance(a.get(key), (int, float))]
+    return [round(min(values), 3), round(max(values), 3)] if values else None
+
+
+def compute_ratios(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """lakescore / each reference: throughput with and without start-up, and peak memory.
+
+    A throughput ratio below 1 means lakescore scores fewer rows per second than the reference.
+    """
+    ours = summary.get("lakescore")
+    ratios: dict[str, dict[str, float | None]] = {}
+    if not ours:
+        return ratios
+    for reference in REFERENCES:
+        theirs = summary.get(reference)
+        if not theirs:
+            continue
+        ratios[f"lakescore/{reference}"] = {
+            "rows_per_s_job": _ratio(ours["rows_per_s_job"], theirs["rows_per_s_job"]),
+            "rows_per_s_wall": _ratio(ours["rows_per_s_wall"], theirs["rows_per_s_wall"]),
+            "peak_rss": _ratio(ours["peak_rss_mib"], theirs["peak_rss_mib"]),
+        }
+    return ratios
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def render(report: dict[str, Any]) -> str:
+    machine_info = report["machine"]
+    lines = [
+        f"lakescore benchmark: {report['rows']:,} rows, median of {report['repeat']} "
+        f"repetition(s), {machine_info['cpu_count']} cores, "
+        f"load average {machine_info['load_average_before'][0]:.1f} before the runs",
+        "",
+    ]
+    header = (
+        f"{'scorer':<18} {'wall s':>8} {'job s':>8} {'job s min-max':>14} {'start s':>8} "
+        f"{'rows/s job':>11} {'rows/s wall':>12} {'peak RSS MiB':>13} {'scored':>11} "
+        f"{'quarantined':>12}"
+    )
+    lines += [header, "-" * len(header)]
+    for s in report["scorers"].values():
+        spread = _range(
+            [a for a in report["runs"].get(s["scorer"], []) if "error" not in a], "job_s"
+        )
+        shown = f"{spread[0]:.1f}-{spread[1]:.1f}" if spread else "-"
+        lines.append(
+            f"{s['scorer']:<18} {_num(s['wall_s'], 1):>8} {_num(s['job_s'], 1):>8} {shown:>14} "
+            f"{_num(s['startup_s'], 1):>8} {_num(s['rows_per_s_job'], 0):>11} "
+            f"{_num(s['rows_per_s_wall'], 0):>12} {_num(s['peak_rss_mib'], 0):>13} "
+            f"{_num(s['rows_scored'], 0):>11} {_num(s['rows_quarantined'], 0):>12}"
+            + (f"   ({s['failures']} failed)" if s["failures"] else "")
+        )
+    lines += [
+        "",
+        "wall s: the whole subprocess (Python, imports, Spark start-up, job, shutdown); "
+        "job s: from the SparkSession",
+        "existing to the last commit; rows/s: input rows / time; peak RSS: summed over the "
+        "process tree (JVM + Python).",
+    ]
+    if report["ratios"]:
+        lines += ["", "lakescore / reference (throughput below 1.0 = lakescore is slower):"]
+        for name, r in report["ratios"].items():
+            lines.append(
+                f"  {name:<30} rows/s excl. start-up {_num(r['rows_per_s_job'], 2)}x, "
+                f"incl. start-up {_num(r['rows_per_s_wall'], 2)}x, "
+                f"peak memory {_num(r['peak_rss'], 2)}x"
+            )
+    passes = {n: s["input_passes"] for n, s in report["scorers"].items() if "input_passes" in s}
+    if passes:
+        shown = ", ".join(f"{n} {p:g}" for n, p in passes.items())
+        lines += ["", f"records read by Spark tasks / input rows: {shown}"]
+    memory = _memory_breakdown(report["runs"])
+    if memory:
+        lines += ["", "process tree at peak memory (first successful repetition), RSS MiB:"]
+        lines += [f"  {line}" for line in memory]
+    breakdown = _lakescore_breakdown(report["runs"].get("lakescore", []))
+    if breakdown:
+        lines += ["", "lakescore stages (first successful repetition, seconds into the job):"]
+        lines += [f"  {line}" for line in breakdown]
+    for name, attempts in report["runs"].items():
+        for attempt in attempts:
+            if "error" in attempt:
+                lines += ["", f"{name} repetition {attempt['repetition']} failed:"]
+                lines += [f"  {line}" for line in attempt["error"].splitlines()]
+    return "\n".join(lines)
+
+
+def _memory_breakdown(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = []
+    for name, attempts in runs.items():
+        attempt = next((a for a in attempts if "error" not in a and a["peak_breakdown"]), None)
+        if attempt is None:
+            continue
+        groups: dict[str, list[float]] = {}
+        for process in attempt["peak_breakdown"]:
+            command = process["command"]
+            kind = (
+                "JVM"
+                if command.startswith("java")
+                else "Spark Python workers"
+                if "pyspark.daemon" in command
+                else "drivers/other"
+            )
+            groups.setdefault(kind, []).append(process["rss_mib"])
+        shown = ", ".join(
+            f"{kind} {sum(sizes):,.0f} ({len(sizes)} process{'es' if len(sizes) > 1 else ''})"
+            for kind, sizes in groups.items()
+        )
+        lines.append(f"{name:<18} {shown}")
+    return lines
+
+
+def _lakescore_breakdown(attempts: list[dict[str, Any]]) -> list[str]:
+    for attempt in attempts:
+        marks = attempt.get("stage_marks")
+        if not marks:
+            continue
+        out, previous = [], 0.0
+        for mark in marks:
+            out.append(f"{mark['at_s']:7.1f} (+{mark['at_s'] - previous:5.1f})  {mark['message']}")
+            previous = mark["at_s"]
+        out.append(f"{attempt['job_s']:7.1f} (+{attempt['job_s'] - previous:5.1f})  job done")
+        return out
+    return []
+
+
+def _num(value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def describe_run(run: dict[str, Any]) -> str:
+    if "error" in run:
+        last = run["error"].splitlines()[-1] if run["error"] else ""
+        return f"FAILED (exit {run['exit_code']}): {last[:200]}; log {run['log']}"
+    job = run.get("job_s")
+    return (
+        f"wall {run['wall_s']:.1f} s, job {job:.1f} s, " if job is not None else ""
+    ) + f"peak RSS {run['peak_rss_mib']:,.0f} MiB, rows scored {run.get('rows_scored')}"
+
+
+def machine(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kib = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
+    return {
+        "cpu_count": os.cpu_count(),
+        "memory_gib": round(total_kib / 2**20, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "java": _java_version(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "spark_master": os.environ.get("LAKESCORE_SPARK_MASTER", "local[*]"),
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in (
+        "lakescore",
+        "pyspark",
+        "delta-spark",
+        "mlflow",
+        "scikit-learn",
+        "pandas",
+        "pyarrow",
+        "numpy",
+    ):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    found["lakescore_commit"] = commit or "unknown"
+    try:
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        dirty = ""
+    # Numbers taken with uncommitted changes in src/ belong to no commit: say so.
+    found["lakescore_src_uncommitted_changes"] = str(bool(dirty)).lower()
+    return found
+
+
+def _java_version() -> str:
+    try:
+        shown = subprocess.run(
+            ["java", "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return shown.splitlines()[0] if shown else "unknown"
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

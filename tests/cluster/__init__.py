@@ -1,0 +1,1 @@
+"""lakescore on a local Spark standalone cluster."""

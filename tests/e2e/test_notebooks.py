@@ -1,0 +1,145 @@
+"""Every notebook in notebooks/ runs top to bottom outside Databricks, with a stand-in for
+`dbutils.widgets`, after a scoring run has left something to explore; each prints the counts
+that the tables hold."""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable as RustDeltaTable
+
+from lakescore.config import Deployment, load_deployment
+from lakescore.runner import score
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
+
+
+class Widgets:
+    """Stand-in for `dbutils.widgets`: `text` declares a widget and its default, `get` reads the
+    value the job set (or the default); reading an undeclared widget fails, as on Databricks."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = dict(values)
+        self.declared: dict[str, str] = {}
+
+    def text(self, name: str, default: str, label: str | None = None) -> None:
+        self.declared[name] = default
+
+    def get(self, name: str) -> str:
+        if name not in self.declared:
+            raise ValueError(f"No input widget named {name} is defined")
+        return self.values.get(name, self.declared[name])
+
+
+class DBUtils:
+    """Just enough of `dbutils` for lakescore's notebooks."""
+
+    def __init__(self, widgets: Widgets) -> None:
+        self.widgets = widgets
+
+
+def read_delta(path: str) -> pd.DataFrame:
+    return RustDeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def run_notebook(notebook: Path, widgets: dict[str, str], capsys: Any) -> tuple[str, Widgets]:
+    """Execute the notebook as one script with `dbutils` in its globals; its stdout."""
+    stub = Widgets(widgets)
+    capsys.readouterr()
+    runpy.run_path(str(notebook), init_globals={"dbutils": DBUtils(stub)}, run_name="__main__")
+    return capsys.readouterr().out, stub
+
+
+def n(value: int) -> str:
+    return f"{value:,}"
+
+
+def expect_score(out: str, deployment: Deployment, explored: str, run_id: str) -> None:
+    """score.py scores the deployment under the widget's run id and prints that run's counts."""
+    run = read_delta(deployment.runs.path).set_index("run_id").loc[run_id]
+    assert run["status"] == "succeeded"
+    assert (
+        f"run {run_id}: succeeded, read {run['rows_read']}, scored {run['rows_scored']}, "
+        f"quarantined {run['rows_quarantined']}"
+    ) in out
+    assert "usage_non_negative" in out  # the quarantine reasons of that run
+
+
+def expect_explore(out: str, deployment: Deployment, explored: str, run_id: str) -> None:
+    """explore_run.py shows the record, quarantine reasons, failed files and model versions."""
+    run = read_delta(deployment.runs.path).set_index("run_id").loc[explored]
+    quarantine = read_delta(deployment.quarantine.path)
+    quarantine = quarantine[quarantine["_run_id"] == explored]
+    errors = sum(len(e) for e in quarantine["_errors"])
+    predictions = read_delta(deployment.output.path)
+    predictions = predictions[predictions["_run_id"] == explored]
+
+    assert f"run {explored} of {run['deployment']}: succeeded" in out
+    assert (
+        f"rows         read {n(run['rows_read'])}, scored {n(run['rows_scored'])}, "
+        f"quarantined {n(run['rows_quarantined'])} (reconciles)"
+    ) in out
+    assert f"files        read {n(run['files_read'])}, failed 0" in out
+    assert f"quarantined rows of run {explored}: {n(len(quarantine))}, with {n(errors)}" in out
+    for rule in {e["rule"] for errs in quarantine["_errors"] for e in errs}:
+        assert rule in out
+    assert f"input files of run {explored} that could not be read: 0" in out
+    assert f"predictions of run {explored}: {n(len(predictions))}, by model version" in out
+    assert run["model_uri"] in out
+
+
+Expectation = Callable[[str, Deployment, str, str], None]
+# Each notebook: the run id its widget gets, and what it must print. A new notebook needs a line.
+EXPECTED: dict[str, tuple[str, Expectation]] = {
+    "score.py": ("from-notebook", expect_score),
+    "explore_run.py": ("", expect_explore),
+}
+
+
+def test_every_notebook_has_expectations() -> None:
+    assert NOTEBOOKS, "no notebooks found"
+    assert sorted(p.name for p in NOTEBOOKS) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom_with_dbutils_widgets(
+    notebook: Path, lakehouse: Any, spark: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("LAKESCORE_DEPLOYMENT", "LAKESCORE_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)  # the widgets, not the environment, must count
+    run_id, expect = EXPECTED[notebook.name]
+    deployment_file = lakehouse(rows=240, files=2)
+    deployment = load_deployment(deployment_file)
+    score(spark, deployment, "before-notebook")
+
+    out, widgets = run_notebook(
+        notebook, {"deployment": str(deployment_file), "run_id": run_id}, capsys
+    )
+
+    assert set(widgets.declared) == {"deployment", "run_id"}
+    expect(out, deployment, "before-notebook", run_id)
+
+
+def test_explore_run_defaults_to_the_newest_run_and_honours_the_widget(
+    lakehouse: Any, spark: Any, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=120, files=2)
+    deployment = load_deployment(deployment_file)
+    score(spark, deployment, "older")
+    score(spark, deployment, "newer")
+    notebook = ROOT / "notebooks" / "explore_run.py"
+
+    newest, _ = run_notebook(notebook, {"deployment": str(deployment_file)}, capsys)
+    named, _ = run_notebook(
+        notebook, {"deployment": str(deployment_file), "run_id": "older"}, capsys
+    )
+
+    expect_explore(newest, deployment, "newer", "")
+    expect_explore(named, deployment, "older", "older")
+    assert "run older" not in newest and "run newer" not in named
