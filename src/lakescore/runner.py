@@ -5,7 +5,9 @@ Only orchestration lives here; the logic is in pipeline.py (pure) and the I/O in
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,7 +111,8 @@ def score(
     write_run(spark, deployment.runs.path, record)
     state = _RunState(record)
     try:
-        record = _score(spark, deployment, state, progress)
+        with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
+            record = _score(spark, deployment, state, progress, workdir)
     except AttemptSupersededError:
         raise  # the newer attempt owns the run record now
     except LakescoreError as exc:
@@ -140,18 +143,26 @@ class _RunState:
 
 
 def _score(
-    spark: SparkSession, deployment: Deployment, state: _RunState, progress: Progress
+    spark: SparkSession,
+    deployment: Deployment,
+    state: _RunState,
+    progress: Progress,
+    workdir: str,
 ) -> RunRecord:
+    """Resolve the model into `workdir` (removed after the run), then score the input."""
     progress.stage(f"resolving model {deployment.model.uri}")
-    model = resolve_model(deployment.model.uri, deployment.model.tracking_uri)
+    model = resolve_model(
+        deployment.model.uri, deployment.model.tracking_uri, os.path.join(workdir, "model")
+    )
     state.update(
         model_uri=model.pinned_uri, model_name=model.name, model_version=model.version_label
     )
     progress.stage(f"model pinned to {model.describe()}")
+    archive = ship_model(spark, model.local_path, workdir)
     failed_later: list[FailedFile] = []
     while True:
         try:
-            return _score_input(spark, deployment, state, progress, model, failed_later)
+            return _score_input(spark, deployment, state, progress, model, archive, failed_later)
         except (Py4JJavaError, PySparkException) as exc:
             text = str(exc.java_exception) if isinstance(exc, Py4JJavaError) else str(exc)
             bad = failed_file_in(text, state.files)
@@ -167,6 +178,7 @@ def _score_input(
     state: _RunState,
     progress: Progress,
     model: ResolvedModel,
+    archive: str,
     failed_later: list[FailedFile],
 ) -> RunRecord:
     """One pass from reading to the last commit; idempotent, so it can be redone without a file
@@ -262,7 +274,15 @@ def _score_input(
     run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
     staging = f"{run_staging}/{record.attempt_id}"
     scored = _scored(
-        spark, deployment, validated, inputs, carried, model, stamp, data.table_version is not None
+        spark,
+        deployment,
+        validated,
+        inputs,
+        carried,
+        model,
+        archive,
+        stamp,
+        data.table_version is not None,
     )
     with progress.tracking(spark, "scoring"):
         _guard_scoring(model, lambda: write_staging(scored, staging))
@@ -355,13 +375,13 @@ def _scored(
     inputs: Any,
     carried: list[str],
     model: ResolvedModel,
+    archive: str,
     stamp: pipeline.RunStamp,
     with_table_version: bool,
 ) -> DataFrame:
     spark.conf.set(
         "spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size)
     )
-    archive = ship_model(spark, model.local_path)
     udf = scoring_udf(archive, model.outputs, model.describe())
     return pipeline.scored(
         validated, inputs, model.outputs, udf, carried, stamp, with_table_version

@@ -112,13 +112,14 @@ def output_struct(outputs: Sequence[OutputColumn]) -> T.StructType:
     )
 
 
-def ship_model(spark: SparkSession, local_path: str) -> str:
+def ship_model(spark: SparkSession, local_path: str, folder: str | None = None) -> str:
     """Zip the driver's copy of the model and hand it to every executor through Spark.
 
     Executors read it with SparkFiles, so they never contact the MLflow server. Returns the
     archive's file name, unique per call (Spark refuses two files of one name in a context).
+    The archive is written to `folder` (a fresh temporary folder when None).
     """
-    folder = tempfile.mkdtemp(prefix="lakescore-ship-")
+    folder = folder or tempfile.mkdtemp(prefix="lakescore-ship-")
     name = f"lakescore-model-{uuid.uuid4().hex[:12]}"
     archive = shutil.make_archive(os.path.join(folder, name), "zip", root_dir=local_path)
     spark.sparkContext.addFile(archive)
