@@ -101,13 +101,21 @@ def read_input(
     groups: dict[str, list[str]] = {}
     for path, schema in schemas.items():
         groups.setdefault(schema.json(), []).append(path)
-    frames = []
+    frames, read = [], []
     for schema_json, paths in groups.items():
         schema = T.StructType.fromJson(json.loads(schema_json))
         raw = spark.read.schema(schema).option("basePath", config.path).parquet(*paths)
-        frames.append(raw.select(*_project(canonical, schema), *_lineage(None)))
+        try:
+            frames.append(raw.select(*_project(canonical, schema), *_lineage(None)))
+            read.extend(paths)
+        except AnalysisException as exc:  # a column whose type cannot be reconciled
+            failed.extend(
+                FailedFile(p, f"cannot reconcile its schema: {_first_line(exc)}") for p in paths
+            )
+    if not frames:
+        raise InputError(f"Input {config.path} holds no file whose schema can be reconciled.")
     frame = functools.reduce(DataFrame.unionByName, frames)
-    return InputData(frame, tuple(schemas), None, tuple(failed))
+    return InputData(frame, tuple(read), None, tuple(failed))
 
 
 def list_input_files(spark: SparkSession, folder: str) -> list[str]:
