@@ -307,7 +307,10 @@ def _score_input(
     quarantined = invalid.unionByName(pipeline.score_failures(staged, validated, stamp))
     limit_error = _limit_exceeded(deployment.limits, rows_read, rows_invalid + failed_rows)
     if limit_error:
-        _abort(spark, deployment, state, quarantined, model, progress, limit_error)
+        try:
+            _abort(spark, deployment, state, quarantined, model, progress, limit_error)
+        finally:
+            delete_path(spark, run_staging)  # it holds failed rows as read: leave none behind
 
     predictions = pipeline.predictions(staged)
     ensure_delta_table(

@@ -142,6 +142,8 @@ def test_model_that_raises_on_every_row_trips_the_limits(lakehouse: Any, capsys:
         e["message"] for errors in quarantine["_errors"] for e in errors if e["stage"] == "score"
     }
     assert any("the model cannot score this batch" in m for m in messages)
+    staging = Path(deployment.output.path).parent / "_lakescore_staging" / deployment.name
+    assert not (staging / "all-broken").exists()  # failed rows as read are not left behind
 
 
 def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, capsys: Any) -> None:
