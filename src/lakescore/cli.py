@@ -100,13 +100,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace, deployment: Deployment) -> int:
+    from lakescore.catalog import resolve_tables, uses_catalog
     from lakescore.runner import score
     from lakescore.session import get_spark
 
     if args.input:
         deployment = deployment.with_input_path(args.input)
     progress = Progress(enabled=not args.json)
-    spark = get_spark(verbose=args.verbose, show_progress=progress.interactive)
+    spark = get_spark(
+        verbose=args.verbose,
+        show_progress=progress.interactive,
+        catalog=uses_catalog(deployment),
+    )
+    deployment = resolve_tables(spark, deployment)
     try:
         result = score(spark, deployment, args.run_id, progress)
     except LakescoreError as exc:
@@ -146,10 +152,12 @@ def _show_deployment(args: argparse.Namespace, deployment: Deployment) -> int:
 
 
 def _runs(args: argparse.Namespace, deployment: Deployment) -> int:
+    from lakescore.catalog import resolve_tables, uses_catalog
     from lakescore.runs import get_run, list_runs
     from lakescore.session import get_spark
 
-    spark = get_spark(verbose=args.verbose)
+    spark = get_spark(verbose=args.verbose, catalog=uses_catalog(deployment))
+    deployment = resolve_tables(spark, deployment, create=False)
     if args.action == "list":
         runs = list_runs(spark, deployment.runs.path, args.limit)
         print(to_json(runs) if args.json else print_runs(runs))

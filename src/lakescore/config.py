@@ -44,12 +44,19 @@ class InputConfig:
     key: str | None = None
     passthrough: tuple[str, ...] = ()
     expect: ExpectConfig = field(default_factory=ExpectConfig)
+    table: str | None = None
 
 
 @dataclass(frozen=True)
 class TableConfig:
+    """A Delta table by `path`, or by catalog name (`table: schema.name`).
+
+    For a catalog table, `path` is empty until catalog.resolve_tables fills in its location.
+    """
+
     path: str
     redact: tuple[str, ...] = ()
+    table: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,9 @@ def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
 
 def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
     data = _mapping(raw, "input", source)
-    _check_keys(data, {"format", "path"}, {"key", "passthrough", "expect"}, "input", source)
+    optional = {"path", "table", "key", "passthrough", "expect"}
+    _check_keys(data, {"format"}, optional, "input", source)
+    location, table = _path_or_table(data, "input", base_dir, source)
     fmt = _string(data["format"], "input.format", source).lower()
     if fmt not in INPUT_FORMATS:
         raise DeploymentError(
@@ -158,7 +167,8 @@ def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
         raise DeploymentError(f"{source}: input.passthrough must be a list of column names.")
     return InputConfig(
         format=fmt,
-        path=str(_resolve(_string(data["path"], "input.path", source), base_dir)),
+        path=location,
+        table=table,
         key=_string(key, "input.key", source) if key is not None else None,
         passthrough=tuple(passthrough),
         expect=_expect(data.get("expect"), base_dir, source),
@@ -196,15 +206,32 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
 
 def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:
     data = _mapping(raw, where, source)
-    optional = {"redact"} if where == "quarantine" else set()
-    _check_keys(data, {"path"}, optional, where, source)
+    optional = {"path", "table"} | ({"redact"} if where == "quarantine" else set())
+    _check_keys(data, set(), optional, where, source)
+    location, table = _path_or_table(data, where, base_dir, source)
     redact = data.get("redact") or []
     if not isinstance(redact, list) or not all(isinstance(c, str) for c in redact):
         raise DeploymentError(f"{source}: {where}.redact must be a list of column names.")
-    return TableConfig(
-        path=str(_resolve(_string(data["path"], f"{where}.path", source), base_dir)),
-        redact=tuple(redact),
-    )
+    return TableConfig(path=location, redact=tuple(redact), table=table)
+
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def _path_or_table(
+    data: Mapping[str, Any], where: str, base_dir: Path, source: str
+) -> tuple[str, str | None]:
+    """Exactly one of `path` (resolved against the file's folder) and `table` (schema.name)."""
+    if "path" not in data and "table" not in data:
+        raise DeploymentError(f"{source}: missing required key {where}.path (or {where}.table).")
+    if "path" in data and "table" in data:
+        raise DeploymentError(f"{source}: {where} takes path or table, not both.")
+    if "table" in data:
+        table = _string(data["table"], f"{where}.table", source)
+        if not _TABLE_NAME.match(table):
+            raise DeploymentError(f"{source}: {where}.table {table!r} is not schema.name.")
+        return "", table
+    return str(_resolve(_string(data["path"], f"{where}.path", source), base_dir)), None
 
 
 def _rules(raw: Any, source: str) -> tuple[Rule, ...]:

@@ -230,13 +230,23 @@ def ensure_delta_table(
     schema: T.StructType,
     comments: Mapping[str, str],
     properties: Mapping[str, str] | None = None,
+    table_name: str | None = None,
 ) -> None:
-    """Create the table with an explicit schema and column comments if it does not exist yet."""
+    """Create the table with an explicit schema and column comments if it does not exist yet,
+    registered in the catalog as `table_name` when one is given."""
     from delta.tables import DeltaTable
 
+    from lakescore.catalog import quoted
+
+    registered = table_name is None or spark.catalog.tableExists(table_name)
     if DeltaTable.isDeltaTable(spark, path):
+        if not registered:
+            spark.sql(f"CREATE TABLE {quoted(str(table_name))} USING DELTA LOCATION '{path}'")
         return  # later writes add new columns with mergeSchema; existing ones keep their type
-    builder = DeltaTable.createIfNotExists(spark).location(path)
+    builder = DeltaTable.createIfNotExists(spark)
+    if table_name:
+        builder = builder.tableName(table_name)
+    builder = builder.location(path)
     for field in schema.fields:
         builder = builder.addColumn(
             field.name, field.dataType, nullable=True, comment=comments.get(field.name)

@@ -61,9 +61,10 @@ def print_deployment(shown: dict[str, Any]) -> None:
     deployment, model = shown["deployment"], shown["model"]
     print(f"deployment {deployment['name']} ({deployment['source_file']})")
     print(f"  model      {model['requested_uri']} -> {model['pinned_uri']}")
-    print(f"  input      {deployment['input']['format']} {deployment['input']['path']}")
+    source = deployment["input"]["table"] or deployment["input"]["path"]
+    print(f"  input      {deployment['input']['format']} {source}")
     for table in ("output", "quarantine", "runs"):
-        print(f"  {table:<10} {deployment[table]['path']}")
+        print(f"  {table:<10} {deployment[table]['table'] or deployment[table]['path']}")
     print("  model inputs:")
     for column in model["inputs"] or []:
         optional = "" if column["required"] else " (optional)"

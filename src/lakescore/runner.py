@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from lakescore import __version__, pipeline
 from lakescore import columns as C
+from lakescore.catalog import resolve_tables
 from lakescore.completeness import (
     ExpectedFile,
     missing_after_counting,
@@ -104,11 +105,12 @@ def score(
         raise DeploymentError(
             f"Run id {run_id!r} may hold only letters, digits, '_', '.', ':' and '-'."
         )
+    deployment = resolve_tables(spark, deployment)
     started = datetime.now(timezone.utc)
     record = RunRecord(run_id, deployment.name, RUNNING, started, scrub(deployment.input.path))
     record = next_attempt(record, get_run(spark, deployment.runs.path, run_id))
     progress.stage(f"run {run_id} of {deployment.name} started")
-    write_run(spark, deployment.runs.path, record)
+    write_run(spark, deployment.runs.path, record, deployment.runs.table)
     state = _RunState(record)
     try:
         with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
@@ -323,6 +325,7 @@ def _score_input(
             "lakescore.deployment": deployment.name,
             "lakescore.version": __version__,
         },
+        deployment.output.table,
     )
     require_ownership(spark, deployment.runs.path, record)
     out = replace_run_rows(
@@ -399,17 +402,18 @@ def _commit_quarantine(
     model: ResolvedModel,
     progress: Progress,
 ) -> Commit:
+    quarantined = quarantined.select(
+        *redact_columns(quarantined.columns, deployment.quarantine.redact)
+    )
     ensure_delta_table(
         spark,
         deployment.quarantine.path,
         quarantined.schema,
         C.COMMENTS,
         {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
+        deployment.quarantine.table,
     )
     require_ownership(spark, deployment.runs.path, record)
-    quarantined = quarantined.select(
-        *redact_columns(quarantined.columns, deployment.quarantine.redact)
-    )
     commit = replace_run_rows(
         quarantined,
         deployment.quarantine.path,
@@ -448,7 +452,15 @@ def _commit_failed_files(
     recorded_at = datetime.now(timezone.utc)
     rows = [(f.path, f.error, record.run_id, deployment.name, recorded_at) for f in failed]
     frame = spark.createDataFrame(rows, FAILED_FILES_SCHEMA)
-    ensure_delta_table(spark, path, FAILED_FILES_SCHEMA, FAILED_FILES_COMMENTS)
+    table = f"{deployment.quarantine.table}_failed_files" if deployment.quarantine.table else None
+    ensure_delta_table(
+        spark,
+        path,
+        FAILED_FILES_SCHEMA,
+        FAILED_FILES_COMMENTS,
+        {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
+        table,
+    )
     replace_run_rows(
         frame,
         path,
@@ -537,7 +549,7 @@ def _finish(
     require_ownership(spark, deployment.runs.path, record)
     if record.finished_at is None:
         record = record.with_(finished_at=datetime.now(timezone.utc))
-    write_run(spark, deployment.runs.path, record)
+    write_run(spark, deployment.runs.path, record, deployment.runs.table)
     progress.stage(f"run {record.run_id} {record.status}")
 
 

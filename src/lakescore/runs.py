@@ -178,9 +178,18 @@ def require_ownership(spark: SparkSession, path: str, record: RunRecord) -> None
         )
 
 
-def write_run(spark: SparkSession, path: str, record: RunRecord) -> None:
+def write_run(
+    spark: SparkSession, path: str, record: RunRecord, table_name: str | None = None
+) -> None:
     """Insert or replace this run's row."""
-    ensure_delta_table(spark, path, RUNS_SCHEMA, RUNS_COMMENTS)
+    ensure_delta_table(
+        spark,
+        path,
+        RUNS_SCHEMA,
+        RUNS_COMMENTS,
+        {"lakescore.deployment": record.deployment, "lakescore.version": __version__},
+        table_name,
+    )
     frame = spark.createDataFrame([asdict(record)], RUNS_SCHEMA)
     replace_run_rows(
         frame,
@@ -193,7 +202,7 @@ def write_run(spark: SparkSession, path: str, record: RunRecord) -> None:
 
 def list_runs(spark: SparkSession, path: str, limit: int = 50) -> list[dict[str, Any]]:
     """The newest runs first."""
-    table = read_table(spark, path)
+    table = read_table(spark, path) if path else None
     if table is None:
         return []
     rows = table.orderBy(F.desc("started_at")).limit(limit).collect()
@@ -201,7 +210,7 @@ def list_runs(spark: SparkSession, path: str, limit: int = 50) -> list[dict[str,
 
 
 def get_run(spark: SparkSession, path: str, run_id: str) -> dict[str, Any] | None:
-    table = read_table(spark, path)
+    table = read_table(spark, path) if path else None
     if table is None:
         return None
     row = table.where(F.col("run_id") == run_id).first()

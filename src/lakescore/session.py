@@ -31,8 +31,15 @@ LOCAL_CONF: dict[str, str] = {
 }
 
 
-def get_spark(verbose: bool = False, show_progress: bool = False) -> SparkSession:
-    """The active session if there is one (notebook, spark-submit), else a local one."""
+def get_spark(
+    verbose: bool = False, show_progress: bool = False, catalog: bool = False
+) -> SparkSession:
+    """The active session if there is one (notebook, spark-submit), else a local one.
+
+    With `catalog`, a local session gets a persistent local metastore (Hive on Derby) so catalog
+    tables outlive the process: in LAKESCORE_WAREHOUSE_DIR when set, else Spark's defaults
+    (`metastore_db` and `spark-warehouse` in the current folder).
+    """
     active = SparkSession.getActiveSession()
     if active is None and "PYSPARK_GATEWAY_PORT" in os.environ:
         # Under spark-submit: the properties file configured everything.
@@ -51,6 +58,8 @@ def get_spark(verbose: bool = False, show_progress: bool = False) -> SparkSessio
     # PySpark reads the worker interpreter from PYSPARK_PYTHON only.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = builder.config("spark.jars", ",".join(delta_jars()))
+    if catalog:
+        builder = _with_local_metastore(builder)
     builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
     if not verbose:
         log_config = resources.files("lakescore").joinpath("log4j2.properties")
@@ -95,6 +104,17 @@ def delta_jars() -> list[str]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     listing.write_text("\n".join(jars) + "\n")
     return jars
+
+
+def _with_local_metastore(builder: SparkSession.Builder) -> SparkSession.Builder:
+    folder = os.environ.get("LAKESCORE_WAREHOUSE_DIR")
+    if folder:
+        root = Path(folder).resolve()
+        builder = builder.config("spark.sql.warehouse.dir", str(root / "warehouse")).config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
+        )
+    return builder.enableHiveSupport()
 
 
 def require_delta(spark: SparkSession) -> None:

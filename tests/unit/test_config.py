@@ -282,7 +282,7 @@ def test_missing_nested_key_is_named(tmp_path: Path, section: str, key: str) -> 
     """A required key missing inside a section is named with its section."""
     raw = minimal()
     del raw[section][key]
-    assert f"missing required key {section}.{key}." in str(parse_error(raw, tmp_path))
+    assert f"missing required key {section}.{key}" in str(parse_error(raw, tmp_path))
 
 
 def test_bad_input_format_is_named(tmp_path: Path) -> None:

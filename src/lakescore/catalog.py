@@ -1,0 +1,55 @@
+"""Catalog tables (`table: schema.name`): resolve each to its storage location before a run.
+
+Everything after this works on locations, as for path tables; a catalog table that does not
+exist yet gets the location the catalog would give it (its schema's folder) and is registered
+under its name when lakescore creates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from lakescore.config import Deployment
+from lakescore.errors import InputError
+
+
+def uses_catalog(deployment: Deployment) -> bool:
+    tables = (deployment.input, deployment.output, deployment.quarantine, deployment.runs)
+    return any(t.table for t in tables)
+
+
+def resolve_tables(spark: SparkSession, deployment: Deployment, create: bool = True) -> Deployment:
+    """The deployment with every catalog table's location as its path."""
+    changes: dict[str, Any] = {}
+    if deployment.input.table:
+        if not spark.catalog.tableExists(deployment.input.table):
+            raise InputError(f"Input table {deployment.input.table} does not exist.")
+        location = table_location(spark, deployment.input.table, create=False)
+        changes["input"] = replace(deployment.input, path=location)
+    for key in ("output", "quarantine", "runs"):
+        config = getattr(deployment, key)
+        if config.table:
+            changes[key] = replace(config, path=table_location(spark, config.table, create))
+    return replace(deployment, **changes) if changes else deployment
+
+
+def table_location(spark: SparkSession, name: str, create: bool = True) -> str:
+    """Where the table's files are, or will be (its schema is created when `create`)."""
+    if spark.catalog.tableExists(name):
+        row = spark.sql(f"DESCRIBE DETAIL {quoted(name)}").select("location").first()
+        assert row is not None
+        return str(row[0])
+    schema, _, table = name.rpartition(".")
+    if schema and create:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{schema}`")
+    database = schema or spark.catalog.currentDatabase()
+    if not spark.catalog.databaseExists(database):
+        return ""
+    return spark.catalog.getDatabase(database).locationUri.rstrip("/") + "/" + table
+
+
+def quoted(name: str) -> str:
+    return ".".join(f"`{part}`" for part in name.split("."))
