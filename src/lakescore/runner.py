@@ -160,7 +160,7 @@ def _score(
         model_uri=model.pinned_uri, model_name=model.name, model_version=model.version_label
     )
     progress.stage(f"model pinned to {model.describe()}")
-    archive = ship_model(spark, model.local_path, workdir)
+    archive = ship_model(spark, model.local_path)
     failed_later: list[FailedFile] = []
     while True:
         try:

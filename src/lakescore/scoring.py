@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import socket
@@ -112,18 +114,25 @@ def output_struct(outputs: Sequence[OutputColumn]) -> T.StructType:
     )
 
 
-def ship_model(spark: SparkSession, local_path: str, folder: str | None = None) -> str:
+def ship_model(spark: SparkSession, local_path: str) -> str:
     """Zip the driver's copy of the model and hand it to every executor through Spark.
 
     Executors read it with SparkFiles, so they never contact the MLflow server. Returns the
     archive's file name, unique per call (Spark refuses two files of one name in a context).
-    The archive is written to `folder` (a fresh temporary folder when None).
+    The archive must outlive the run: executors re-check every file added to the SparkContext
+    before each task, so it stays in one folder per process, removed when the process exits.
     """
-    folder = folder or tempfile.mkdtemp(prefix="lakescore-ship-")
     name = f"lakescore-model-{uuid.uuid4().hex[:12]}"
-    archive = shutil.make_archive(os.path.join(folder, name), "zip", root_dir=local_path)
+    archive = shutil.make_archive(os.path.join(_ship_folder(), name), "zip", root_dir=local_path)
     spark.sparkContext.addFile(archive)
     return os.path.basename(archive)
+
+
+@functools.cache
+def _ship_folder() -> str:
+    folder = tempfile.mkdtemp(prefix="lakescore-ship-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def scoring_udf(
