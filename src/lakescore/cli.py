@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -132,7 +133,8 @@ def _score(args: argparse.Namespace, deployment: Deployment) -> int:
 def _show_deployment(args: argparse.Namespace, deployment: Deployment) -> int:
     from lakescore.model import resolve_model
 
-    model = resolve_model(deployment.model.uri, deployment.model.tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="lakescore-show-") as folder:
+        model = resolve_model(deployment.model.uri, deployment.model.tracking_uri, folder)
     shown: dict[str, Any] = {
         "deployment": asdict(deployment),
         "model": {

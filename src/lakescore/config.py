@@ -92,7 +92,8 @@ class Deployment:
 
     def with_input_path(self, path: str) -> Deployment:
         """The same deployment reading another input (the `--input` override)."""
-        return replace(self, input=replace(self.input, path=str(_resolve(path, Path.cwd()))))
+        location = str(_resolve(path, Path.cwd()))
+        return replace(self, input=replace(self.input, path=location, table=None))
 
 
 def load_deployment(path: str | Path) -> Deployment:

@@ -436,3 +436,12 @@ def test_with_input_path_leaves_a_uri_alone(tmp_path: Path) -> None:
     """`--input s3://bucket/raw` is kept as a URI, as an input.path URI in the file is."""
     original = parse_deployment(minimal(), base_dir=tmp_path)
     assert original.with_input_path("s3://bucket/raw").input.path == "s3://bucket/raw"
+
+
+def test_input_override_replaces_a_catalog_input_table(tmp_path: Path) -> None:
+    """--input PATH reads that path even when the file names an input table."""
+    raw = minimal()
+    raw["input"] = {"format": "delta", "table": "raw.meters"}
+    deployment = parse_deployment(raw, base_dir=tmp_path).with_input_path(str(tmp_path / "x"))
+    assert deployment.input.table is None
+    assert deployment.input.path == str(tmp_path / "x")
