@@ -253,7 +253,15 @@ def ensure_delta_table(
         )
     for key, value in (properties or {}).items():
         builder = builder.property(key, value)
-    retry_on_conflict(builder.execute, f"creating {path}")
+    try:
+        retry_on_conflict(builder.execute, f"creating {path}")
+    except Exception:
+        if not DeltaTable.isDeltaTable(spark, path):
+            raise
+        # Another run created it at the same moment: use theirs (same schema, same run-scoped
+        # writes); register the name if that run used the path only.
+        if table_name and not spark.catalog.tableExists(table_name):
+            spark.sql(f"CREATE TABLE {quoted(table_name)} USING DELTA LOCATION '{path}'")
 
 
 def replace_run_rows(

@@ -50,9 +50,9 @@ def test_two_deployments_writing_the_same_tables_at_once_keep_all_rows(
         thread.start()
     for thread in threads:
         thread.join()
-    capsys.readouterr()
+    captured = capsys.readouterr()
 
-    assert codes == {"left": 0, "right": 0}
+    assert codes == {"left": 0, "right": 0}, captured.err[-3000:]
     deployment = load_deployment(first)
     predictions = read(deployment.output.path)
     quarantine = read(deployment.quarantine.path)
