@@ -32,10 +32,6 @@ class ExpectConfig:
     marker: str | None = None
     manifest: str | None = None
 
-    @property
-    def needs_row_counts(self) -> bool:
-        return self.min_rows is not None or self.manifest is not None
-
 
 @dataclass(frozen=True)
 class InputConfig:

@@ -16,12 +16,10 @@ from typing import Any
 _MAX_MODELS = 2
 _models: OrderedDict[str, Any] = OrderedDict()
 _lock = threading.Lock()
-_loads = 0
 
 
 def get_or_load(archive_name: str) -> Any:
     """The pyfunc model shipped as `archive_name` (SparkContext.addFile), loaded at most once."""
-    global _loads
     with _lock:
         if archive_name in _models:
             _models.move_to_end(archive_name)
@@ -30,15 +28,9 @@ def get_or_load(archive_name: str) -> Any:
 
         model = mlflow.pyfunc.load_model(_extract(archive_name))
         _models[archive_name] = model
-        _loads += 1
         while len(_models) > _MAX_MODELS:
             _models.popitem(last=False)
         return model
-
-
-def loads_in_this_process() -> int:
-    """How many models this process has loaded (for diagnostics and tests)."""
-    return _loads
 
 
 def _extract(archive_name: str) -> str:
