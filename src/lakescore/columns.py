@@ -19,6 +19,7 @@ QUARANTINED_AT = "_quarantined_at"
 # Working columns of a run's staged scores (never in the committed tables).
 SCORE_ERROR = "_score_error"
 FAILED_INPUT = "_failed_input"
+FLAGS = "_flags"  # the warn and fail rules a row broke
 EXECUTOR = "_executor"  # which executor (host/id) scored the row
 TASK = "_task"  # which task attempt scored it
 

@@ -1,7 +1,8 @@
-"""DataFrame in, (scored, quarantined) out: the pure core of a run. No reads, no writes.
+"""DataFrame in, DataFrame out: the pure core of a run. No reads, no writes.
 
-read → validate → score → split. The caller (runner.py) decides when each frame is written, so
-each valid row flows through the model exactly once, in the predictions write.
+read → validate → score (one pass, staged) → split into predictions and quarantine. The caller
+(runner.py) writes the staged frame once, so each input row is read once and each valid row
+reaches the model once; counts, predictions and quarantine all come from the staged rows.
 """
 
 from __future__ import annotations
@@ -17,20 +18,23 @@ from lakescore import columns as C
 from lakescore.config import Rule
 from lakescore.errors import DeploymentError, InputError
 from lakescore.model import InputColumn, OutputColumn, ResolvedModel
+from lakescore.redaction import redact_columns
 from lakescore.validate import (
     ERRORS_TYPE,
     Check,
     cast_inputs,
-    collect_errors,
     error_struct,
+    failures,
     missing_inputs,
+    passes,
     rule_checks,
     signature_checks,
-    with_check_columns,
 )
 
+VALID = "__lakescore_valid"  # passed every quarantine check; the model scores only these rows
+_STOPS = "__stops"  # the fail rules a row broke
 _PREDICTION_STRUCT = "__prediction"
-_AS_READ = "__as_read"
+_WORKING_COLUMNS = (C.ERRORS, C.FLAGS, C.SCORE_ERROR, C.FAILED_INPUT, C.EXECUTOR, C.TASK)
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,10 @@ class RunStamp:
 
 @dataclass(frozen=True)
 class Validated:
-    """The input with one column per check, plus `_errors` and `_warnings`."""
+    """The input as read, plus VALID, `_errors`, `_warnings` and the fail rules a row broke."""
 
     frame: DataFrame
     checks: tuple[Check, ...]
-    check_columns: tuple[str, ...]
     input_columns: tuple[str, ...]
 
 
@@ -107,7 +110,7 @@ def carried_columns(key: str | None, passthrough: Sequence[str]) -> list[str]:
 
 
 def validate(df: DataFrame, inputs: Sequence[InputColumn], rules: Sequence[Rule]) -> Validated:
-    """Evaluate every check once per row; the frame keeps each check's result as a column.
+    """Evaluate every check once per row: VALID, and the errors of each kind as arrays.
 
     Rules see the model's inputs already cast to the signature's types (a value that does not
     cast is null there), so `kwh >= 0` works even when a file stored kwh as text; the frame
@@ -123,35 +126,25 @@ def validate(df: DataFrame, inputs: Sequence[InputColumn], rules: Sequence[Rule]
         *[F.col(_q(c)).alias(raw) for c, raw in raw_names.items()],
     )
     checks = (*signature_checks(inputs, df.schema, raw_names), *rule_checks(rules))
-    checked, names = with_check_columns(typed_view, checks)
-    errors, warnings = collect_errors(checks, names)
     as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
     return Validated(
-        frame=checked.select(*as_read, *names, errors, warnings),
+        frame=typed_view.select(
+            *as_read,
+            passes(checks, "quarantine").alias(VALID),
+            failures(checks, "quarantine").alias(C.ERRORS),
+            failures(checks, "warn").alias(C.WARNINGS),
+            failures(checks, "fail").alias(_STOPS),
+        ),
         checks=checks,
-        check_columns=tuple(names),
         input_columns=tuple(user_columns(df)),
     )
 
 
-def validation_summary(validated: Validated) -> list[Column]:
-    """Aggregates for one pass over the input: rows, rows to quarantine, failures per check."""
-    return [
-        F.count(F.lit(1)).alias("rows_read"),
-        F.count(F.when(F.size(C.ERRORS) > 0, 1)).alias("rows_invalid"),
-        *[F.count(F.col(name)).alias(name) for name in validated.check_columns],
-    ]
-
-
-def valid_rows(validated: Validated) -> DataFrame:
-    return validated.frame.where(F.size(C.ERRORS) == 0)
-
-
 def invalid_rows(validated: Validated) -> DataFrame:
-    return validated.frame.where(F.size(C.ERRORS) > 0)
+    return validated.frame.where(~F.col(VALID))
 
 
-def scored(
+def staged(
     validated: Validated,
     inputs: Sequence[InputColumn],
     outputs: Sequence[OutputColumn],
@@ -159,21 +152,25 @@ def scored(
     carried: Sequence[str],
     stamp: RunStamp,
     with_table_version: bool,
+    redact: Sequence[str] = (),
 ) -> DataFrame:
-    """Valid rows through the model once: what the predictions table needs, plus each row's score
-    error and, for rows the model failed on only, the input as read (to quarantine them later
-    without reading or scoring anything again)."""
-    model_input = F.struct(*cast_inputs(inputs))
-    as_read = F.struct(*[F.col(_q(c)) for c in validated.input_columns])
-    raw = valid_rows(validated).select(
-        *[F.col(_q(c)) for c in carried],
-        score(model_input).alias(_PREDICTION_STRUCT),
-        as_read.alias(_AS_READ),
-        F.col(C.SOURCE_FILE),
-        F.col(C.SOURCE_FILE_MODIFIED_AT),
-        F.col(C.SOURCE_TABLE_VERSION),
+    """Every row once, in one pass: valid rows through the model, and each row with what both
+    commits and the run record need, so nothing reads or scores the input again.
+
+    The model sees only its input columns plus VALID (rows that failed validation are not
+    predicted). A row to quarantine, by validation or because the model raised on it, keeps its
+    input as read (redacted) in FAILED_INPUT and its reasons in ERRORS; a scored row has both null.
+    """
+    model_input = F.struct(*cast_inputs(inputs), F.col(VALID))
+    raw = validated.frame.select("*", score(model_input).alias(_PREDICTION_STRUCT))
+    score_error = F.col(f"{_PREDICTION_STRUCT}.{C.SCORE_ERROR}")
+    errors = F.when(~F.col(VALID), F.col(C.ERRORS)).when(
+        score_error.isNotNull(),
+        F.array(error_struct(C.STAGE_SCORE, C.RULE_MODEL_ERROR, None, score_error)).cast(
+            ERRORS_TYPE
+        ),
     )
-    error = F.col(f"{_PREDICTION_STRUCT}.{C.SCORE_ERROR}")
+    flags = F.concat(F.col(C.WARNINGS), F.col(_STOPS))
     lineage = [
         F.lit(stamp.run_id).alias(C.RUN_ID),
         F.lit(stamp.model.name).cast("string").alias(C.MODEL_NAME),
@@ -185,56 +182,59 @@ def scored(
     ]
     if with_table_version:
         lineage.append(F.col(C.SOURCE_TABLE_VERSION))
+    as_read = F.struct(*redact_columns(validated.input_columns, redact))
     return raw.select(
         *[F.col(_q(c)) for c in carried],
         *[F.col(f"{_PREDICTION_STRUCT}.{_q(o.name)}").alias(o.name) for o in outputs],
         *lineage,
-        error.alias(C.SCORE_ERROR),
-        F.when(error.isNotNull(), F.col(_AS_READ)).alias(C.FAILED_INPUT),
+        errors.alias(C.ERRORS),
+        F.when(F.size(flags) > 0, flags).alias(C.FLAGS),
+        score_error.alias(C.SCORE_ERROR),
+        F.when(errors.isNotNull(), as_read).alias(C.FAILED_INPUT),
         F.col(f"{_PREDICTION_STRUCT}.{C.EXECUTOR}").alias(C.EXECUTOR),
         F.col(f"{_PREDICTION_STRUCT}.{C.TASK}").alias(C.TASK),
     )
 
 
-def executor_summary(staged: DataFrame) -> list[Column]:
-    """Per executor: the tasks that scored, the rows they scored and the rows the model failed."""
-    return [
-        F.countDistinct(C.TASK).alias("tasks"),
-        F.count(F.when(F.col(C.SCORE_ERROR).isNull(), 1)).alias("rows"),
-        F.count(F.col(C.SCORE_ERROR)).alias("rows_failed"),
-    ]
+def staged_summary(staged: DataFrame) -> DataFrame:
+    """Rows per source file and task: read, scored, and failed by the model. Small (files by tasks)
+    and read from the staged rows, so counting never touches the input again."""
+    return staged.groupBy(C.SOURCE_FILE, C.EXECUTOR, C.TASK).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.when(F.col(C.ERRORS).isNull(), 1)).alias("scored"),
+        F.count(F.col(C.SCORE_ERROR)).alias("score_failed"),
+    )
+
+
+def check_failures(staged: DataFrame) -> DataFrame:
+    """Rows that broke each validation check (rule, column, rows), of every action."""
+    empty = F.array().cast(ERRORS_TYPE)
+    flagged = staged.where(F.col(C.ERRORS).isNotNull() | F.col(C.FLAGS).isNotNull()).select(
+        F.explode(
+            F.concat(F.coalesce(F.col(C.ERRORS), empty), F.coalesce(F.col(C.FLAGS), empty))
+        ).alias("e")
+    )
+    return (
+        flagged.where(F.col("e.stage") == C.STAGE_VALIDATE)
+        .groupBy(F.col("e.rule").alias("rule"), F.col("e.column").alias("column"))
+        .agg(F.count(F.lit(1)).alias("rows"))
+    )
 
 
 def predictions(staged: DataFrame) -> DataFrame:
     """The rows the model scored, as committed: carried columns, predictions, lineage."""
-    return staged.where(F.col(C.SCORE_ERROR).isNull()).drop(
-        C.SCORE_ERROR, C.FAILED_INPUT, C.EXECUTOR, C.TASK
-    )
+    return staged.where(F.col(C.ERRORS).isNull()).drop(*_WORKING_COLUMNS)
 
 
-def score_failures(staged: DataFrame, validated: Validated, stamp: RunStamp) -> DataFrame:
-    """Rows the model raised on, shaped like the quarantine table, with the model's message."""
-    return staged.where(F.col(C.SCORE_ERROR).isNotNull()).select(
-        *[F.col(f"{C.FAILED_INPUT}.{_q(c)}").alias(c) for c in validated.input_columns],
-        F.array(error_struct(C.STAGE_SCORE, C.RULE_MODEL_ERROR, None, F.col(C.SCORE_ERROR)))
-        .cast(ERRORS_TYPE)
-        .alias(C.ERRORS),
-        F.lit(stamp.run_id).alias(C.RUN_ID),
-        F.lit(stamp.at).cast("timestamp").alias(C.QUARANTINED_AT),
-        F.col(C.SOURCE_FILE),
-        F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
-    )
-
-
-def quarantine(validated: Validated, stamp: RunStamp) -> DataFrame:
-    """Rows that failed a check: the input columns as read, the reasons, and lineage."""
-    return invalid_rows(validated).select(
-        *[F.col(_q(c)) for c in validated.input_columns],
+def quarantine(staged: DataFrame, input_columns: Sequence[str]) -> DataFrame:
+    """Rows to quarantine: the input columns as read, the reasons, and lineage."""
+    return staged.where(F.col(C.ERRORS).isNotNull()).select(
+        *[F.col(f"{C.FAILED_INPUT}.{_q(c)}").alias(c) for c in input_columns],
         F.col(C.ERRORS),
-        F.lit(stamp.run_id).alias(C.RUN_ID),
-        F.lit(stamp.at).cast("timestamp").alias(C.QUARANTINED_AT),
+        F.col(C.RUN_ID),
+        F.col(C.SCORED_AT).alias(C.QUARANTINED_AT),
         F.col(C.SOURCE_FILE),
-        F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
+        F.col(C.MODEL_VERSION),
     )
 
 

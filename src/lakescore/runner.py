@@ -60,7 +60,7 @@ from lakescore.io import (
 )
 from lakescore.model import ResolvedModel, resolve_model
 from lakescore.progress import SILENT, Progress
-from lakescore.redaction import redact_columns, scrub
+from lakescore.redaction import scrub
 from lakescore.runs import (
     ABORTED,
     FAILED,
@@ -227,92 +227,112 @@ def _score_input(
             f"quarantine.redact names column(s) {', '.join(unknown)} that the input lacks."
         )
     validated = pipeline.validate(data.frame, inputs, deployment.rules)
+    stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
+    fault_point("before_scoring")
+    run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
+    staging = f"{run_staging}/{record.attempt_id}"
+    staged_rows = _staged(
+        spark, deployment, validated, inputs, carried, model, archive, stamp, data.table_version
+    )
+    run = _Run(spark, deployment, state, progress, model)
+    superseded = False
+    try:
+        record = _stage_and_commit(
+            run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
+        )
+    except AttemptSupersededError:
+        superseded = True  # the newer attempt owns the run's staging folder now
+        raise
+    finally:
+        # Staging holds the rows to quarantine as read: leave none behind, nor anything that
+        # killed earlier attempts of this run left.
+        delete_path(spark, staging if superseded else run_staging)
+    if not record.reconciles():
+        return record.with_(
+            status=FAILED,
+            error=(
+                f"Counts do not reconcile: read {record.rows_read}, scored {record.rows_scored}, "
+                f"quarantined {record.rows_quarantined}."
+            ),
+        )
+    return record.with_(status=SUCCEEDED)
 
-    progress.stage("validating rows")
-    summary = validated.frame.agg(*pipeline.validation_summary(validated)).first()
-    assert summary is not None
-    counts = {
-        c.reason: int(summary[n])
-        for c, n in zip(validated.checks, validated.check_columns, strict=True)
-    }
-    by_action = {
-        action: {
-            c.reason: counts[c.reason]
-            for c in validated.checks
-            if c.action == action and counts[c.reason]
-        }
-        for action in ("quarantine", "warn", "fail")
-    }
-    rows_read, rows_invalid = int(summary["rows_read"]), int(summary["rows_invalid"])
+
+@dataclass(frozen=True)
+class _Run:
+    """What every step after reading needs."""
+
+    spark: SparkSession
+    deployment: Deployment
+    state: _RunState
+    progress: Progress
+    model: ResolvedModel
+
+
+@dataclass(frozen=True)
+class _Completeness:
+    """What the input's completeness checks after counting need, and the unreadable files."""
+
+    failed: list[FailedFile]
+    manifest: tuple[ExpectedFile, ...]
+    names: dict[str, str]
+
+
+def _stage_and_commit(
+    run: _Run,
+    validated: pipeline.Validated,
+    staged_rows: DataFrame,
+    staging: str,
+    completeness: _Completeness,
+) -> RunRecord:
+    """The one pass over the input (validate and score into staging), then every count, check
+    and commit from the staged rows."""
+    spark, deployment, state, progress, model = (
+        run.spark,
+        run.deployment,
+        run.state,
+        run.progress,
+        run.model,
+    )
+    failed, manifest, names = completeness.failed, completeness.manifest, completeness.names
+    progress.stage(f"validating and scoring rows with {model.pinned_uri}")
+    with progress.tracking(spark, "scoring"):
+        _guard_scoring(model, lambda: write_staging(staged_rows, staging))
+    staged = read_staging(spark, staging)
+    summary = _StagedCounts.of(staged, validated)
     record = state.update(
-        rows_read=rows_read,
-        quarantined_by_reason=by_action["quarantine"],
-        warnings_by_rule=by_action["warn"],
+        rows_read=summary.rows_read,
+        quarantined_by_reason=summary.by_action["quarantine"],
+        warnings_by_rule=summary.by_action["warn"],
+        executors=summary.executors,
     )
     progress.stage(
-        f"validated {rows_read:,} rows: {rows_read - rows_invalid:,} to score, "
-        f"{rows_invalid:,} to quarantine"
+        f"validated {summary.rows_read:,} rows: {summary.rows_scored:,} scored, "
+        f"{summary.rows_invalid:,} to quarantine"
     )
+    expect = deployment.input.expect
     rows_by_file: dict[str, int] = {}
     if any(f.rows is not None for f in manifest):
-        counted = data.frame.groupBy(C.SOURCE_FILE).count().collect()
-        rows_by_file = {names.get(r[0], r[0]): int(r[1]) for r in counted}
-    _require_complete(missing_after_counting(rows_read, expect.min_rows, manifest, rows_by_file))
-    if by_action["fail"]:
-        matched = ", ".join(f"{rule} ({n:,} rows)" for rule, n in by_action["fail"].items())
+        rows_by_file = {names.get(k, k): n for k, n in summary.rows_by_file.items()}
+    _require_complete(
+        missing_after_counting(summary.rows_read, expect.min_rows, manifest, rows_by_file)
+    )
+    if summary.by_action["fail"]:
+        matched = ", ".join(f"{rule} ({n:,} rows)" for rule, n in summary.by_action["fail"].items())
         raise RuleFailedError(
             f"Rule(s) with action fail matched: {matched}; nothing was committed."
         )
     _commit_failed_files(spark, deployment, record, failed)
-
-    stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
-    invalid = pipeline.quarantine(validated, stamp)
-    limit_error = _limit_exceeded(deployment.limits, rows_read, rows_invalid)
-    if limit_error:
-        _abort(spark, deployment, state, invalid, model, progress, limit_error)
-
-    fault_point("before_scoring")
-    progress.stage(f"scoring {rows_read - rows_invalid:,} rows with {model.pinned_uri}")
-    run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
-    staging = f"{run_staging}/{record.attempt_id}"
-    scored = _scored(
-        spark,
-        deployment,
-        validated,
-        inputs,
-        carried,
-        model,
-        archive,
-        stamp,
-        data.table_version is not None,
-    )
-    with progress.tracking(spark, "scoring"):
-        _guard_scoring(model, lambda: write_staging(scored, staging))
-    staged = read_staging(spark, staging)
-    per_executor = [
-        row.asDict()
-        for row in staged.groupBy(C.EXECUTOR).agg(*pipeline.executor_summary(staged)).collect()
-    ]
-    executors = sorted(
-        (
-            {"executor": r[C.EXECUTOR], **{k: int(r[k]) for k in ("tasks", "rows", "rows_failed")}}
-            for r in per_executor
-        ),
-        key=lambda e: str(e["executor"]),
-    )
-    record = state.update(executors=executors)
-    failed_rows = sum(e["rows_failed"] for e in executors)
-    if failed_rows:
-        reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: failed_rows}
+    if summary.rows_failed:
+        reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: summary.rows_failed}
         record = state.update(quarantined_by_reason=reasons)
-        progress.stage(f"the model failed on {failed_rows:,} rows: they go to quarantine")
-    quarantined = invalid.unionByName(pipeline.score_failures(staged, validated, stamp))
-    limit_error = _limit_exceeded(deployment.limits, rows_read, rows_invalid + failed_rows)
+        progress.stage(f"the model failed on {summary.rows_failed:,} rows: they go to quarantine")
+    quarantined = pipeline.quarantine(staged, validated.input_columns)
+    limit_error = _limit_exceeded(
+        deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
+    )
     if limit_error:
-        try:
-            _abort(spark, deployment, state, quarantined, model, progress, limit_error)
-        finally:
-            delete_path(spark, run_staging)  # it holds failed rows as read: leave none behind
+        _abort(spark, deployment, state, quarantined, model, progress, limit_error)
 
     predictions = pipeline.predictions(staged)
     ensure_delta_table(
@@ -340,21 +360,63 @@ def _score_input(
     fault_point("after_predictions_commit")
 
     quarantine_commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
-    record = state.update(
+    return state.update(
         rows_quarantined=quarantine_commit.rows,
         quarantine_version=quarantine_commit.version,
         finished_at=datetime.now(timezone.utc),
     )
-    delete_path(spark, run_staging)  # with what killed earlier attempts left behind
-    if not record.reconciles():
-        return record.with_(
-            status=FAILED,
-            error=(
-                f"Counts do not reconcile: read {record.rows_read}, scored {record.rows_scored}, "
-                f"quarantined {record.rows_quarantined}."
-            ),
+
+
+@dataclass(frozen=True)
+class _StagedCounts:
+    """What the run record and the checks need, counted from the staged rows."""
+
+    rows_read: int
+    rows_scored: int
+    rows_invalid: int  # failed validation
+    rows_failed: int  # the model raised on them
+    rows_by_file: dict[str, int]
+    by_action: dict[str, dict[str, int]]
+    executors: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, staged: DataFrame, validated: pipeline.Validated) -> _StagedCounts:
+        parts = pipeline.staged_summary(staged).collect()
+        failures = {
+            (r["rule"], r["column"]): int(r["rows"])
+            for r in pipeline.check_failures(staged).collect()
+        }
+        by_action: dict[str, dict[str, int]] = {"quarantine": {}, "warn": {}, "fail": {}}
+        for check in validated.checks:
+            rows = failures.get((check.rule, check.column), 0)
+            if rows:
+                by_action[check.action][check.reason] = rows
+        rows_by_file: dict[str, int] = {}
+        per_executor: dict[str, dict[str, Any]] = {}
+        for part in parts:
+            rows_by_file[part[C.SOURCE_FILE]] = (
+                rows_by_file.get(part[C.SOURCE_FILE], 0) + part["rows"]
+            )
+            executor = per_executor.setdefault(
+                str(part[C.EXECUTOR]),
+                {"executor": part[C.EXECUTOR], "tasks": set(), "rows": 0, "rows_failed": 0},
+            )
+            executor["tasks"].add(part[C.TASK])
+            executor["rows"] += int(part["scored"])
+            executor["rows_failed"] += int(part["score_failed"])
+        executors = [{**e, "tasks": len(e["tasks"])} for _, e in sorted(per_executor.items())]
+        rows_read = sum(int(p["rows"]) for p in parts)
+        rows_scored = sum(int(p["scored"]) for p in parts)
+        rows_failed = sum(int(p["score_failed"]) for p in parts)
+        return cls(
+            rows_read=rows_read,
+            rows_scored=rows_scored,
+            rows_invalid=rows_read - rows_scored - rows_failed,
+            rows_failed=rows_failed,
+            rows_by_file=rows_by_file,
+            by_action=by_action,
+            executors=executors,
         )
-    return record.with_(status=SUCCEEDED)
 
 
 def _abort(
@@ -374,7 +436,7 @@ def _abort(
     raise LimitExceededError(reason)
 
 
-def _scored(
+def _staged(
     spark: SparkSession,
     deployment: Deployment,
     validated: pipeline.Validated,
@@ -383,14 +445,21 @@ def _scored(
     model: ResolvedModel,
     archive: str,
     stamp: pipeline.RunStamp,
-    with_table_version: bool,
+    table_version: int | None,
 ) -> DataFrame:
     spark.conf.set(
         "spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size)
     )
-    udf = scoring_udf(archive, model.outputs, model.describe())
-    return pipeline.scored(
-        validated, inputs, model.outputs, udf, carried, stamp, with_table_version
+    udf = scoring_udf(archive, model.outputs, model.describe(), pipeline.VALID)
+    return pipeline.staged(
+        validated,
+        inputs,
+        model.outputs,
+        udf,
+        carried,
+        stamp,
+        table_version is not None,
+        deployment.quarantine.redact,
     )
 
 
@@ -402,9 +471,6 @@ def _commit_quarantine(
     model: ResolvedModel,
     progress: Progress,
 ) -> Commit:
-    quarantined = quarantined.select(
-        *redact_columns(quarantined.columns, deployment.quarantine.redact)
-    )
     ensure_delta_table(
         spark,
         deployment.quarantine.path,

@@ -73,9 +73,18 @@ def predict_isolating_failures(
     ends in quarantine (and trips the limits) instead of being called once per row.
     A ScoringError (wrong row count or type) is not the data's fault: it fails the run.
     """
+    try:
+        whole = predict_batch(model, batch, outputs, model_label)  # the usual case: one call
+    except ScoringError:
+        raise
+    except Exception:  # any model error: find the rows at fault below
+        pass
+    else:
+        return whole.assign(**{SCORE_ERROR: None})
     result = pd.DataFrame(index=batch.index, columns=[c.name for c in outputs], dtype=object)
     errors = pd.Series(None, index=batch.index, dtype=object)
-    pending = [batch]
+    middle = len(batch) // 2
+    pending = [batch.iloc[middle:], batch.iloc[:middle]] if len(batch) > 1 else [batch]
     isolated = 0
     while pending:
         part = pending.pop()
@@ -99,6 +108,30 @@ def predict_isolating_failures(
         ok = errors.isna()
         result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
     result[SCORE_ERROR] = errors
+    return result
+
+
+def predict_valid_rows(
+    model: Any,
+    batch: pd.DataFrame,
+    valid: pd.Series,
+    outputs: Sequence[OutputColumn],
+    model_label: str,
+) -> pd.DataFrame:
+    """Score only the rows marked valid; the others get null outputs and no error (validation
+    already quarantined them, and the model never sees values it cannot take)."""
+    if valid.all():
+        return predict_isolating_failures(model, batch, outputs, model_label)
+    names = [c.name for c in outputs]
+    if not valid.any():
+        empty = pd.DataFrame(None, index=batch.index, columns=names, dtype=object)
+        return empty.assign(**{SCORE_ERROR: None})
+    scored = predict_isolating_failures(model, batch[valid], outputs, model_label)
+    result = scored.reindex(batch.index)
+    ok = valid & result[SCORE_ERROR].isna()
+    for column in outputs:
+        result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
+    result[SCORE_ERROR] = result[SCORE_ERROR].astype(object).where(valid & ~ok, None)
     return result
 
 
@@ -136,9 +169,13 @@ def _ship_folder() -> str:
 
 
 def scoring_udf(
-    archive_name: str, outputs: Sequence[OutputColumn], model_label: str
+    archive_name: str, outputs: Sequence[OutputColumn], model_label: str, valid_column: str
 ) -> Callable[[Column], Column]:
-    """An iterator pandas UDF: loads the model once per worker, then scores batch after batch."""
+    """An iterator pandas UDF: loads the model once per worker, then scores batch after batch.
+
+    Its argument is a struct of the model's inputs plus the `valid_column` flag, which selects
+    the rows the model sees.
+    """
     return_type = output_struct(outputs)
     outputs = tuple(outputs)
 
@@ -149,7 +186,8 @@ def scoring_udf(
         model = model_cache.get_or_load(archive_name)
         executor, task = executor_label(), _task_attempt()
         for batch in batches:
-            scored = predict_isolating_failures(model, batch, outputs, model_label)
+            valid = batch.pop(valid_column).fillna(False).astype(bool)
+            scored = predict_valid_rows(model, batch, valid, outputs, model_label)
             yield scored.assign(**{EXECUTOR: executor, TASK: task})
             fault_point("scoring")
 

@@ -6,14 +6,16 @@ model's input signature (type, required, NaN, infinity) and the deployment's rul
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakescore.columns import ERRORS, STAGE_VALIDATE, WARNINGS
+from lakescore.columns import STAGE_VALIDATE
 from lakescore.config import Rule
 from lakescore.model import InputColumn
 
@@ -38,11 +40,13 @@ _FLOATING = ("float", "double")
 
 @dataclass(frozen=True)
 class Check:
-    """One named check: `error` is an error struct Column, null when the row passes."""
+    """One named check: `failed` is true when the row breaks it; `error` is then its error struct
+    (null when the row passes)."""
 
     rule: str
     column: str | None
     action: str
+    failed: Column
     error: Column
 
     @property
@@ -128,33 +132,40 @@ def signature_checks(
 
 def rule_checks(rules: Sequence[Rule]) -> list[Check]:
     """The deployment's rules; a rule that evaluates to null counts as violated."""
-    return [
-        Check(
-            rule=rule.name,
-            column=None,
-            action=rule.action,
-            error=F.when(
-                ~F.coalesce(F.expr(rule.expr).cast("boolean"), F.lit(False)),
-                error_struct(STAGE_VALIDATE, rule.name, None, F.lit(f"rule failed: {rule.expr}")),
-            ),
+    checks = []
+    for rule in rules:
+        failed = ~F.coalesce(F.expr(rule.expr).cast("boolean"), F.lit(False))
+        message = F.lit(f"rule failed: {rule.expr}")
+        checks.append(
+            Check(
+                rule=rule.name,
+                column=None,
+                action=rule.action,
+                failed=failed,
+                error=F.when(failed, error_struct(STAGE_VALIDATE, rule.name, None, message)),
+            )
         )
-        for rule in rules
-    ]
+    return checks
 
 
-def with_check_columns(df: DataFrame, checks: Sequence[Check]) -> tuple[DataFrame, list[str]]:
-    """Add one column per check (error struct or null); returns the frame and the column names."""
-    names = [f"__check_{index}" for index in range(len(checks))]
-    return df.select("*", *[c.error.alias(n) for c, n in zip(checks, names, strict=True)]), names
+def passes(checks: Sequence[Check], action: str) -> Column:
+    """True when the row breaks none of the checks with this action (plain boolean logic, so
+    Spark compiles it; the error structs are only built for rows that fail)."""
+    failed = [F.coalesce(c.failed, F.lit(False)) for c in checks if c.action == action]
+    if not failed:
+        return F.lit(True)
+    return ~functools.reduce(operator.or_, failed)
 
 
-def collect_errors(checks: Sequence[Check], check_columns: Sequence[str]) -> tuple[Column, Column]:
-    """`_errors` (quarantine checks) and `_warnings` (warn rules) from the per-check columns."""
-    quarantine = [
-        F.col(n) for c, n in zip(checks, check_columns, strict=True) if c.action == "quarantine"
-    ]
-    warnings = [F.col(n) for c, n in zip(checks, check_columns, strict=True) if c.action == "warn"]
-    return _non_null_array(quarantine).alias(ERRORS), _non_null_array(warnings).alias(WARNINGS)
+def failures(checks: Sequence[Check], action: str) -> Column:
+    """The error structs of the checks with this action that the row breaks: an empty array for
+    a row that passes them all."""
+    errors = [c.error for c in checks if c.action == action]
+    if not errors:
+        return F.array().cast(ERRORS_TYPE)
+    return F.when(passes(checks, action), F.array().cast(ERRORS_TYPE)).otherwise(
+        F.filter(F.array(*errors), lambda e: e.isNotNull()).cast(ERRORS_TYPE)
+    )
 
 
 def cast_inputs(inputs: Sequence[InputColumn]) -> list[Column]:
@@ -167,14 +178,9 @@ def _check(rule: str, column: str, failed: Column, message: Column) -> Check:
         rule=rule,
         column=column,
         action="quarantine",
+        failed=failed,
         error=F.when(failed, error_struct(STAGE_VALIDATE, rule, column, message)),
     )
-
-
-def _non_null_array(items: Sequence[Column]) -> Column:
-    if not items:
-        return F.array().cast(ERRORS_TYPE)
-    return F.filter(F.array(*items), lambda e: e.isNotNull()).cast(ERRORS_TYPE)
 
 
 def _quoted(name: str) -> str:

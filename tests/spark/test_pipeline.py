@@ -67,13 +67,16 @@ def test_every_row_is_either_scored_or_quarantined_never_both(
     inputs = pipeline.model_inputs(model, data.frame, "meter_id")
     validated = pipeline.validate(data.frame, inputs, (Rule("nonneg", "kwh_7d >= 0"),))
     stamp = pipeline.RunStamp("run-split", datetime.now(timezone.utc), model)
-    udf = scoring_udf(ship_model(spark, model.local_path), model.outputs, model.describe())
-    staged = pipeline.scored(
+    udf = scoring_udf(
+        ship_model(spark, model.local_path), model.outputs, model.describe(), pipeline.VALID
+    )
+    staged = pipeline.staged(
         validated, inputs, model.outputs, udf, ["meter_id"], stamp, False
     ).cache()
     scored = pipeline.predictions(staged)
-    quarantined = pipeline.quarantine(validated, stamp)
+    quarantined = pipeline.quarantine(staged, validated.input_columns)
     assert staged.where("_score_error IS NOT NULL").count() == 0
+    assert quarantined.count() > 0
 
     scored_keys = scored.select("meter_id")
     quarantined_keys = quarantined.select("meter_id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from pyspark.sql import types as T
 
 from lakescore import pipeline
 from lakescore.config import Rule
-from lakescore.model import InputColumn
+from lakescore.model import InputColumn, ModelVersion, OutputColumn, ResolvedModel
 from lakescore.validate import ERRORS_TYPE
 
 INPUTS = (InputColumn("kwh", "double"), InputColumn("tariff", "string"))
@@ -22,6 +23,23 @@ SCHEMA = T.StructType(
         T.StructField("tariff", T.StringType()),
     ]
 )
+
+_MODEL = ResolvedModel(
+    version=ModelVersion("models:/m@a", "models:/m/1", "m", "1", "models:/m/1"),
+    local_path="",
+    inputs=INPUTS,
+    outputs=(OutputColumn("prediction", "double"),),
+)
+
+
+def _constant_score(model_input: Any) -> Any:
+    """A Spark-only stand-in for the model UDF (its output struct), to test the counting."""
+    return F.struct(
+        F.when(model_input["__lakescore_valid"], F.lit(1.0)).alias("prediction"),
+        F.lit(None).cast("string").alias("_score_error"),
+        F.lit("host/driver").alias("_executor"),
+        F.lit(1).cast("bigint").alias("_task"),
+    )
 
 
 def _errors(spark: Any, rows: list[tuple[Any, ...]], rules: tuple[Rule, ...] = ()) -> Any:
@@ -95,18 +113,37 @@ def test_rules_quarantine_and_warn_and_null_counts_as_violated(spark: Any) -> No
     assert [w["rule"] for w in got["nulltariff"][1]] == ["known_tariff"]
 
 
-def test_summary_counts_each_check_in_one_pass(spark: Any) -> None:
-    rules = (Rule("stop", "cast(kwh as double) < 100", "fail"),)
-    rows = [("a", "1", "s"), ("b", "500", "s"), ("c", None, "s")]
-    validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
-    summary = validated.frame.agg(*pipeline.validation_summary(validated)).first()
+def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: Any) -> None:
+    rules = (
+        Rule("stop", "cast(kwh as double) < 100", "fail"),
+        Rule("odd", "tariff = 's'", "warn"),
+    )
+    rows = [("a", "1", "s"), ("b", "500", "t"), ("c", None, "s")]
+    as_read = spark.createDataFrame(rows, SCHEMA).select(
+        "*",
+        F.lit("file:/in/part-0.parquet").alias("_source_file"),
+        F.current_timestamp().alias("_source_file_modified_at"),
+        F.lit(None).cast("bigint").alias("_source_table_version"),
+    )
+    validated = pipeline.validate(as_read, INPUTS, rules)
+    stamp = pipeline.RunStamp("run-1", datetime.now(timezone.utc), _MODEL)
+    staged = pipeline.staged(
+        validated, INPUTS, _MODEL.outputs, _constant_score, ["id"], stamp, False
+    )
     counts = {
-        c.reason: summary[n] for c, n in zip(validated.checks, validated.check_columns, strict=True)
+        (r["rule"], r["column"]): r["rows"] for r in pipeline.check_failures(staged).collect()
     }
-    assert summary["rows_read"] == 3
-    assert summary["rows_invalid"] == 1  # fail rules do not quarantine, they stop the run
-    assert counts["required_null:kwh"] == 1
-    assert counts["stop"] == 2  # b breaks it, and c's null makes it null: violated
+    parts = pipeline.staged_summary(staged).collect()
+    assert sum(p["rows"] for p in parts) == 3
+    assert sum(p["scored"] for p in parts) == 2  # fail rules do not quarantine, they stop the run
+    assert counts == {
+        ("required_null", "kwh"): 1,
+        ("stop", None): 2,  # b breaks it, and c's null makes it null: violated
+        ("odd", None): 1,
+    }
+    assert {r["id"] for r in pipeline.quarantine(staged, validated.input_columns).collect()} == {
+        "c"
+    }
 
 
 @pytest.mark.parametrize("typed", ["bigint", "int"])
