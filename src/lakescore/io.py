@@ -267,12 +267,30 @@ def ensure_delta_table(
 def replace_run_rows(
     frame: DataFrame, path: str, run_column: str, run_id: str, user_metadata: Mapping[str, Any]
 ) -> Commit:
-    """Atomically replace every row of `run_id` in the table with `frame` (an idempotent rerun).
+    """Atomically replace every row of `run_id` in the table with `frame` (an idempotent rerun),
+    and report the version and row count of that commit.
 
     Every commit carries `user_metadata` (with the run id) in Delta's `userMetadata`.
     """
     from delta.tables import DeltaTable
 
+    metadata = overwrite_run_rows(frame, path, run_column, run_id, user_metadata)
+    # Find our own commit (another writer may have committed since), by its userMetadata.
+    history = DeltaTable.forPath(frame.sparkSession, path).history(50)
+    ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
+    if ours is None:
+        # Delta skips the commit when there was nothing to add and nothing to replace.
+        latest = history.orderBy(F.desc("version")).first()
+        return Commit(version=int(latest["version"]) if latest else 0, rows=0)
+    metrics = ours["operationMetrics"] or {}
+    return Commit(version=int(ours["version"]), rows=int(metrics.get("numOutputRows", 0)))
+
+
+def overwrite_run_rows(
+    frame: DataFrame, path: str, run_column: str, run_id: str, user_metadata: Mapping[str, Any]
+) -> str:
+    """The commit of `replace_run_rows`, without looking it up afterwards (the run record's own
+    writes need no version). Returns the userMetadata written."""
     predicate = f"`{run_column}` = '{_sql_string(run_id)}'"
     metadata = json.dumps(dict(user_metadata), sort_keys=True)
     writer = (
@@ -283,15 +301,7 @@ def replace_run_rows(
         .option("userMetadata", metadata)
     )
     retry_on_conflict(lambda: writer.save(path), f"writing run {run_id} to {path}")
-    # Find our own commit (another writer may have committed since), by its userMetadata.
-    history = DeltaTable.forPath(frame.sparkSession, path).history(50)
-    ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
-    if ours is None:
-        # Delta skips the commit when there was nothing to add and nothing to replace.
-        latest = history.orderBy(F.desc("version")).first()
-        return Commit(version=int(latest["version"]) if latest else 0, rows=0)
-    metrics = ours["operationMetrics"] or {}
-    return Commit(version=int(ours["version"]), rows=int(metrics.get("numOutputRows", 0)))
+    return metadata
 
 
 _CONFLICTS = (

@@ -5,11 +5,13 @@ Only orchestration lives here; the logic is in pipeline.py (pure) and the I/O in
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -74,6 +76,7 @@ from lakescore.runs import (
 )
 from lakescore.scoring import scoring_udf, ship_model
 
+_log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _T = TypeVar("_T")
 
@@ -110,22 +113,29 @@ def score(
     record = RunRecord(run_id, deployment.name, RUNNING, started, scrub(deployment.input.path))
     record = next_attempt(record, get_run(spark, deployment.runs.path, run_id))
     progress.stage(f"run {run_id} of {deployment.name} started")
-    write_run(spark, deployment.runs.path, record, deployment.runs.table)
-    state = _RunState(record)
-    try:
-        with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
-            record = _score(spark, deployment, state, progress, workdir)
-    except AttemptSupersededError:
-        raise  # the newer attempt owns the run record now
-    except LakescoreError as exc:
-        aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
-        status = ABORTED if aborted else FAILED
-        _finish(spark, deployment, _failed(state.record, exc, status), progress)
-        raise
-    except (Py4JJavaError, PySparkException) as exc:
-        error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
-        _finish(spark, deployment, _failed(state.record, error, FAILED), progress)
-        raise error from exc
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-run-record") as pool:
+        # The `running` record is written while the driver resolves the model and lists the
+        # input (the first Delta write of a fresh JVM takes seconds); scoring waits for it.
+        state = _RunState(
+            record,
+            pool.submit(write_run, spark, deployment.runs.path, record, deployment.runs.table),
+        )
+        try:
+            with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
+                record = _score(spark, deployment, state, progress, workdir)
+        except AttemptSupersededError:
+            raise  # the newer attempt owns the run record now
+        except LakescoreError as exc:
+            aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
+            status = ABORTED if aborted else FAILED
+            state.wait_quietly()
+            _finish(spark, deployment, _failed(state.record, exc, status), progress)
+            raise
+        except (Py4JJavaError, PySparkException) as exc:
+            error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
+            state.wait_quietly()
+            _finish(spark, deployment, _failed(state.record, error, FAILED), progress)
+            raise error from exc
     _finish(spark, deployment, record, progress)
     if record.status != SUCCEEDED:
         raise LakescoreError(record.error or f"Run {run_id} failed.")
@@ -135,9 +145,21 @@ def score(
 class _RunState:
     """The record as far as the run got, so a failure is recorded with everything known."""
 
-    def __init__(self, record: RunRecord) -> None:
+    def __init__(self, record: RunRecord, recorded: Future[None]) -> None:
         self.record = record
         self.files: tuple[str, ...] = ()
+        self._recorded = recorded
+
+    def wait_until_recorded(self) -> None:
+        """Block until the `running` record is written; raise what writing it raised."""
+        self._recorded.result()
+
+    def wait_quietly(self) -> None:
+        """On the way out after a failure: the final record replaces the first either way."""
+        try:
+            self._recorded.result()
+        except Exception:  # the final write reports a storage problem again
+            _log.warning("writing the running record failed", exc_info=True)
 
     def update(self, **changes: Any) -> RunRecord:
         self.record = self.record.with_(**changes)
@@ -228,6 +250,7 @@ def _score_input(
         )
     validated = pipeline.validate(data.frame, inputs, deployment.rules)
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
+    state.wait_until_recorded()
     fault_point("before_scoring")
     run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
     staging = f"{run_staging}/{record.attempt_id}"
@@ -334,7 +357,31 @@ def _stage_and_commit(
     if limit_error:
         _abort(spark, deployment, state, quarantined, model, progress, limit_error)
 
-    predictions = pipeline.predictions(staged)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
+        # The two tables are independent and each rerun replaces its run's rows in both, so the
+        # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
+        quarantine_commit = pool.submit(
+            _commit_quarantine, spark, deployment, record, quarantined, model, progress
+        )
+        out = _commit_predictions(spark, deployment, record, pipeline.predictions(staged), model)
+        record = state.update(rows_scored=out.rows, output_version=out.version)
+        progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
+        fault_point("after_predictions_commit")
+        quarantined_commit = quarantine_commit.result()
+    return state.update(
+        rows_quarantined=quarantined_commit.rows,
+        quarantine_version=quarantined_commit.version,
+        finished_at=datetime.now(timezone.utc),
+    )
+
+
+def _commit_predictions(
+    spark: SparkSession,
+    deployment: Deployment,
+    record: RunRecord,
+    predictions: DataFrame,
+    model: ResolvedModel,
+) -> Commit:
     ensure_delta_table(
         spark,
         deployment.output.path,
@@ -348,22 +395,12 @@ def _stage_and_commit(
         deployment.output.table,
     )
     require_ownership(spark, deployment.runs.path, record)
-    out = replace_run_rows(
+    return replace_run_rows(
         predictions,
         deployment.output.path,
         C.RUN_ID,
         record.run_id,
         _metadata(deployment, record, model, "predictions"),
-    )
-    record = state.update(rows_scored=out.rows, output_version=out.version)
-    progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
-    fault_point("after_predictions_commit")
-
-    quarantine_commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
-    return state.update(
-        rows_quarantined=quarantine_commit.rows,
-        quarantine_version=quarantine_commit.version,
-        finished_at=datetime.now(timezone.utc),
     )
 
 

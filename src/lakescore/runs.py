@@ -13,7 +13,7 @@ from pyspark.sql import types as T
 
 from lakescore import __version__
 from lakescore.errors import AttemptSupersededError
-from lakescore.io import ensure_delta_table, read_table, replace_run_rows
+from lakescore.io import ensure_delta_table, overwrite_run_rows, read_table
 
 RUNNING, SUCCEEDED, FAILED, ABORTED = "running", "succeeded", "failed", "aborted"
 INTERRUPTED = "interrupted"  # only in previous_attempts: an attempt that never finished
@@ -191,7 +191,7 @@ def write_run(
         table_name,
     )
     frame = spark.createDataFrame([asdict(record)], RUNS_SCHEMA)
-    replace_run_rows(
+    overwrite_run_rows(
         frame,
         path,
         "run_id",
