@@ -31,7 +31,7 @@ pytestmark = pytest.mark.cluster
 # One input file per task, so the 8 files spread over both executors (Spark would otherwise pack
 # these small files into 2 partitions).
 SPREAD = {"spark.sql.files.minPartitionNum": "8"}
-SCORING_LINE = re.compile(r"\] scoring [\d,]+ rows with ")
+SCORING_LINE = re.compile(r"\] validating and scoring rows with ")
 COMMITTED_LINE = re.compile(r"\] committed [\d,]+ predictions")
 # Executor log lines (INFO) around each task that runs Python, and the pandas UDF's in particular.
 PYTHON_TASK = re.compile(

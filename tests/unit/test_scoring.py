@@ -12,7 +12,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from lakescore.errors import ScoringError
 from lakescore.model import OutputColumn
-from lakescore.scoring import predict_batch
+from lakescore.scoring import predict_batch, predict_valid_rows
 
 LABEL = "models:/meter_risk/3"
 PREDICTION = (OutputColumn("prediction", "bigint"),)
@@ -270,3 +270,50 @@ def test_nulls_in_a_boolean_output(batch: pd.DataFrame, raw: Any) -> None:
     except ScoringError:
         return
     assert pd.isna(result["prediction"].iloc[1])
+
+
+# --- valid rows only, and isolating the rows a model raises on ----------------------------------
+
+
+def test_only_valid_rows_reach_the_model_and_the_others_get_nulls(batch: pd.DataFrame) -> None:
+    seen: list[list[float]] = []
+
+    def predict(rows: pd.DataFrame) -> Any:
+        seen.append(list(rows["kwh_7d"]))
+        return (rows["kwh_7d"] * 2).astype("int64").to_numpy()
+
+    valid = pd.Series([True, False, True], index=batch.index)
+    result = predict_valid_rows(FnModel(predict), batch, valid, PREDICTION, LABEL)
+
+    assert seen == [[1.0, 9.0]]
+    assert list(result.index) == [100, 101, 102]
+    assert list(result["prediction"]) == [2, None, 18]
+    assert list(result["_score_error"]) == [None, None, None]
+
+
+def test_a_batch_without_valid_rows_never_calls_the_model(batch: pd.DataFrame) -> None:
+    def predict(rows: pd.DataFrame) -> Any:
+        raise AssertionError("the model was called")
+
+    valid = pd.Series(False, index=batch.index)
+    result = predict_valid_rows(FnModel(predict), batch, valid, PREDICTION, LABEL)
+    assert result["prediction"].isna().all() and result["_score_error"].isna().all()
+
+
+def test_rows_the_model_raises_on_are_isolated_and_the_rest_scored(batch: pd.DataFrame) -> None:
+    def predict(rows: pd.DataFrame) -> Any:
+        if (rows["kwh_7d"] == 5.0).any():
+            raise ValueError("cannot score 5")
+        return rows["kwh_7d"].astype("int64").to_numpy()
+
+    valid = pd.Series(True, index=batch.index)
+    result = predict_valid_rows(FnModel(predict), batch, valid, PREDICTION, LABEL)
+    assert list(result["prediction"]) == [1, None, 9]
+    assert result.loc[101, "_score_error"] == "ValueError: cannot score 5"
+    assert result["_score_error"].isna().tolist() == [True, False, True]
+    assert isolating_failures_dtype_ok(result)
+
+
+def isolating_failures_dtype_ok(result: pd.DataFrame) -> bool:
+    """Integer predictions stay integers where scored (nulls elsewhere), never floats."""
+    return all(isinstance(v, int | np.integer) for v in result["prediction"].dropna())
