@@ -53,6 +53,8 @@ class TableConfig:
     path: str
     redact: tuple[str, ...] = ()
     table: str | None = None
+    # Columns Delta keeps min/max statistics for (output only); None: lakescore's default.
+    stats_columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -203,13 +205,25 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
 
 def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:
     data = _mapping(raw, where, source)
-    optional = {"path", "table"} | ({"redact"} if where == "quarantine" else set())
+    optional = {"path", "table"} | {"quarantine": {"redact"}, "output": {"stats_columns"}}.get(
+        where, set()
+    )
     _check_keys(data, set(), optional, where, source)
     location, table = _path_or_table(data, where, base_dir, source)
-    redact = data.get("redact") or []
-    if not isinstance(redact, list) or not all(isinstance(c, str) for c in redact):
-        raise DeploymentError(f"{source}: {where}.redact must be a list of column names.")
-    return TableConfig(path=location, redact=tuple(redact), table=table)
+    redact = _names(data.get("redact") or [], f"{where}.redact", source)
+    stats = data.get("stats_columns")
+    return TableConfig(
+        path=location,
+        redact=redact,
+        table=table,
+        stats_columns=None if stats is None else _names(stats, f"{where}.stats_columns", source),
+    )
+
+
+def _names(raw: Any, where: str, source: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise DeploymentError(f"{source}: {where} must be a list of column names.")
+    return tuple(raw)
 
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")

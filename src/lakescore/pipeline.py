@@ -226,6 +226,17 @@ def predictions(staged: DataFrame) -> DataFrame:
     return staged.where(F.col(C.ERRORS).isNull()).drop(*_WORKING_COLUMNS)
 
 
+def default_stats_columns(outputs: Sequence[OutputColumn]) -> tuple[str, ...]:
+    """Columns the predictions table keeps Delta statistics for, unless the deployment says.
+
+    The run id (each rerun's replaceWhere and per-run reads skip other runs' files), the scoring
+    time and the predictions. Not the key, file paths or model URI: string statistics cost the
+    most to collect (measured: 2.5x the write time of the predictions at 2M rows with all nine
+    columns), and a random key skips nothing.
+    """
+    return (C.RUN_ID, C.SCORED_AT, *[o.name for o in outputs])
+
+
 def quarantine(staged: DataFrame, input_columns: Sequence[str]) -> DataFrame:
     """Rows to quarantine: the input columns as read, the reasons, and lineage."""
     return staged.where(F.col(C.ERRORS).isNotNull()).select(

@@ -20,6 +20,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakescore import __version__, pipeline
 from lakescore import columns as C
@@ -77,6 +78,8 @@ from lakescore.runs import (
 from lakescore.scoring import scoring_udf, ship_model
 
 _log = logging.getLogger(__name__)
+# Column types Delta can keep min/max statistics for (data skipping).
+_STATS_TYPES = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _T = TypeVar("_T")
 
@@ -257,6 +260,7 @@ def _score_input(
     staged_rows = _staged(
         spark, deployment, validated, inputs, carried, model, archive, stamp, data.table_version
     )
+    _stats_columns(deployment, model, pipeline.predictions(staged_rows).schema)  # fail early
     run = _Run(spark, deployment, state, progress, model)
     superseded = False
     try:
@@ -389,6 +393,7 @@ def _commit_predictions(
         C.COMMENTS,
         {
             "delta.enableChangeDataFeed": "true",
+            "delta.dataSkippingStatsColumns": _stats_columns(deployment, model, predictions.schema),
             "lakescore.deployment": deployment.name,
             "lakescore.version": __version__,
         },
@@ -402,6 +407,29 @@ def _commit_predictions(
         record.run_id,
         _metadata(deployment, record, model, "predictions"),
     )
+
+
+def _stats_columns(deployment: Deployment, model: ResolvedModel, schema: T.StructType) -> str:
+    """The `delta.dataSkippingStatsColumns` of a new predictions table (output.stats_columns)."""
+    types = {f.name: f.dataType for f in schema.fields}
+    chosen = deployment.output.stats_columns
+    if chosen is None:
+        chosen = pipeline.default_stats_columns(model.outputs)
+        chosen = tuple(c for c in chosen if isinstance(types[c], _STATS_TYPES))
+    unknown = [c for c in chosen if c not in types]
+    if unknown:
+        raise DeploymentError(
+            f"output.stats_columns names column(s) {', '.join(unknown)} that the predictions "
+            f"table lacks; it has {', '.join(types)}."
+        )
+    unsupported = [c for c in chosen if not isinstance(types[c], _STATS_TYPES)]
+    if unsupported:
+        raise DeploymentError(
+            f"output.stats_columns: Delta keeps no statistics for column(s) "
+            f"{', '.join(f'{c} ({types[c].simpleString()})' for c in unsupported)}; use "
+            "numeric, string, date or timestamp columns."
+        )
+    return ",".join(c if re.fullmatch(r"\w+", c) else f"`{c}`" for c in chosen)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ LOCAL_CONF: dict[str, str] = {
     "spark.sql.shuffle.partitions": "8",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.ui.enabled": "false",
-    "spark.driver.memory": "4g",
+    "spark.driver.memory": "2g",
     "spark.sql.debug.maxToStringFields": "200",
 }
 

@@ -212,3 +212,20 @@ def test_runs_show_gives_one_run(lakehouse: Any, capsys: Any) -> None:
     assert shown["run_id"] == "shown" and shown["rows_read"] == 50
     assert main(["runs", "show", str(deployment_file), "nope"]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_stats_columns_of_the_deployment_are_the_tables_and_unknown_ones_are_named(
+    lakehouse: Any, capsys: Any
+) -> None:
+    output = {"path": "scored/predictions", "stats_columns": ["meter_id", "_run_id"]}
+    deployment_file = lakehouse(rows=60, files=1, output=output)
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file)]) == 0
+    configuration = RustDeltaTable(deployment.output.path).metadata().configuration
+    assert configuration["delta.dataSkippingStatsColumns"] == "meter_id,_run_id"
+
+    for stats_columns, named in ((["kwh_7d"], "kwh_7d"), (["high_risk"], "high_risk (boolean)")):
+        output = {"path": "scored/other", "stats_columns": stats_columns}
+        code = main(["score", str(lakehouse(rows=60, files=1, output=output))])
+        err = capsys.readouterr().err
+        assert code == 2 and "output.stats_columns" in err and named in err

@@ -158,8 +158,12 @@ def test_change_data_feed_shows_each_runs_inserts_and_a_reruns_replacements(
 ) -> None:
     deployment, record = scored
     path = deployment.output.path
-    assert RustDeltaTable(path).metadata().configuration["delta.enableChangeDataFeed"] == "true"
+    configuration = RustDeltaTable(path).metadata().configuration
+    assert configuration["delta.enableChangeDataFeed"] == "true"
     assert record.output_version is not None
+    # Statistics only where they skip files (run id, time, numeric predictions; Delta keeps
+    # none for booleans), not on string keys.
+    assert configuration["delta.dataSkippingStatsColumns"] == "_run_id,_scored_at,risk_score"
 
     def changes(version: int) -> dict[str, list[str]]:
         feed = (
