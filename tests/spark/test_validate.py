@@ -171,3 +171,12 @@ def test_missing_required_inputs_are_named(spark: Any) -> None:
             [OutputColumn("prediction", "double")],
             "models:/m/1",
         )
+
+
+@pytest.mark.parametrize("name", ["_run_id", "_errors", "_executor", "__lakescore_valid"])
+def test_input_columns_named_like_lakescores_own_are_refused(spark: Any, name: str) -> None:
+    from lakescore.errors import DeploymentError
+
+    df = spark.createDataFrame([("a", "1", "s", "x")], [*SCHEMA.fieldNames(), name])
+    with pytest.raises(DeploymentError, match=f"{name}.*clash with lineage or working columns"):
+        pipeline.check_input_columns(df, INPUTS, "id", ["id"], _MODEL.outputs, "models:/m/1")
