@@ -149,8 +149,8 @@ def rule_checks(rules: Sequence[Rule]) -> list[Check]:
 
 
 def passes(checks: Sequence[Check], action: str) -> Column:
-    """True when the row breaks none of the checks with this action (plain boolean logic, so
-    Spark compiles it; the error structs are only built for rows that fail)."""
+    """True when the row breaks none of the checks with this action. Plain boolean logic, so the
+    usual valid row costs a few comparisons; error structs are only built for rows that fail."""
     failed = [F.coalesce(c.failed, F.lit(False)) for c in checks if c.action == action]
     if not failed:
         return F.lit(True)
