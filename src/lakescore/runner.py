@@ -260,8 +260,9 @@ def _score_input(
     staged_rows = _staged(
         spark, deployment, validated, inputs, carried, model, archive, stamp, data.table_version
     )
-    _stats_columns(deployment, model, pipeline.predictions(staged_rows).schema)  # fail early
-    run = _Run(spark, deployment, state, progress, model)
+    # Checked before the pass, so a wrong output.stats_columns fails without scoring anything.
+    stats_columns = _stats_columns(deployment, model, pipeline.predictions(staged_rows).schema)
+    run = _Run(spark, deployment, state, progress, model, stats_columns)
     superseded = False
     try:
         record = _stage_and_commit(
@@ -294,6 +295,7 @@ class _Run:
     state: _RunState
     progress: Progress
     model: ResolvedModel
+    stats_columns: str  # the predictions table's delta.dataSkippingStatsColumns
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,9 @@ def _stage_and_commit(
         quarantine_commit = pool.submit(
             _commit_quarantine, spark, deployment, record, quarantined, model, progress
         )
-        out = _commit_predictions(spark, deployment, record, pipeline.predictions(staged), model)
+        out = _commit_predictions(
+            spark, deployment, record, pipeline.predictions(staged), model, run.stats_columns
+        )
         record = state.update(rows_scored=out.rows, output_version=out.version)
         progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
         fault_point("after_predictions_commit")
@@ -385,6 +389,7 @@ def _commit_predictions(
     record: RunRecord,
     predictions: DataFrame,
     model: ResolvedModel,
+    stats_columns: str,
 ) -> Commit:
     ensure_delta_table(
         spark,
@@ -393,7 +398,7 @@ def _commit_predictions(
         C.COMMENTS,
         {
             "delta.enableChangeDataFeed": "true",
-            "delta.dataSkippingStatsColumns": _stats_columns(deployment, model, predictions.schema),
+            "delta.dataSkippingStatsColumns": stats_columns,
             "lakescore.deployment": deployment.name,
             "lakescore.version": __version__,
         },
