@@ -488,25 +488,8 @@ def versions() -> dict[str, str]:
             found[package] = version(package)
         except PackageNotFoundError:
             found[package] = "not installed"
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    found["lakescore_commit"] = commit or "unknown"
-    try:
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        dirty = ""
+    found["lakescore_commit"] = _git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = _git("status", "--porcelain", "--", "src")
     # Numbers taken with uncommitted changes in src/ belong to no commit: say so.
     found["lakescore_src_uncommitted_changes"] = str(bool(dirty)).lower()
     return found
@@ -531,6 +514,16 @@ def display_path(path: Path) -> str:
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _git(*args: str) -> str:
+    """The output of a git command in the repository, or "" when git is missing or fails."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return ""
 
 
 if __name__ == "__main__":
