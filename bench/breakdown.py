@@ -93,9 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         def staged(score: Callable[[Any], Any]) -> DataFrame:
-            return pipeline.staged(
-                validated, inputs, model.outputs, score, carried, stamp, False, ()
-            )
+            return pipeline.staged(validated, inputs, model.outputs, score, carried, False, ())
 
         def noop(frame: DataFrame) -> Callable[[], None]:
             return lambda: frame.write.format("noop").mode("overwrite").save()
@@ -124,9 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         stats = ",".join(pipeline.default_stats_columns(model.outputs))
         commits = {
-            "predictions": (pipeline.predictions(rows), {"delta.dataSkippingStatsColumns": stats}),
-            "predictions, statistics on every column": (pipeline.predictions(rows), {}),
-            "quarantine": (pipeline.quarantine(rows, validated.input_columns), {}),
+            "predictions": (
+                pipeline.predictions(rows, stamp),
+                {"delta.dataSkippingStatsColumns": stats},
+            ),
+            "predictions, statistics on every column": (pipeline.predictions(rows, stamp), {}),
+            "quarantine": (pipeline.quarantine(rows, validated.input_columns, stamp), {}),
         }
         for table, (frame, properties) in commits.items():
             path = str(scratch / f"table-{len(results)}")

@@ -1,10 +1,14 @@
-"""Peak memory of a whole process tree, from /proc (Linux only, no psutil).
+"""Peak memory and CPU time of a whole process tree, from /proc (Linux only, no psutil).
 
 Every `interval` seconds the poller finds the root process and all its descendants (the scorer's
 Python driver, the JVM it launches, Spark's Python daemon and workers, or a multiprocessing pool)
 and sums their VmRSS. The peak of that sum is reported. RSS counts pages shared between processes
 (for example copy-on-write pages of forked workers) once per process, so the sum overstates the
 physical memory in use somewhat; it does so the same way for every scorer.
+
+CPU time is each process's user + system time, as last seen by the poller (a process that
+exits loses at most its last `interval`), summed by kind: the scorer's own Python process, the
+JVM, and every other process (Spark's Python daemon and workers, or a multiprocessing pool).
 
 One case is left out: a child that shows exactly its parent's command line and VmRSS. That is a
 process between vfork and exec, sharing its parent's memory outright; the JVM makes one each time
@@ -26,6 +30,15 @@ class TreeMemory:
     samples: int = 0
     # At the peak: (pid, short command line, RSS KiB) of each process, largest first.
     peak_breakdown: list[tuple[int, str, int]] = field(default_factory=list)
+    # The last CPU seconds seen per process, and its kind (see process_kind).
+    cpu_s: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds of the tree, summed by kind of process."""
+        totals: dict[str, float] = {}
+        for kind, seconds in self.cpu_s.values():
+            totals[kind] = round(totals.get(kind, 0.0) + seconds, 1)
+        return totals
 
 
 def _parent_map() -> dict[int, list[int]]:
@@ -76,6 +89,26 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of one process so far; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # fields[0] is the state (field 3)
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def process_kind(pid: int, root: int) -> str:
+    if pid == root:
+        return "driver"
+    return "jvm" if command(pid).startswith("java") else "python_workers"
+
+
 def command(pid: int, limit: int = 100) -> str:
     """A short form of the process's command line: the program's name and its next arguments."""
     try:
@@ -124,8 +157,12 @@ class TreePoller:
                 and command(pid) == command(parent)
             ):
                 sizes[pid] = 0  # between vfork and exec: the parent's own memory
-        total = sum(sizes.values())
         result = self.result
+        for pid in pids:
+            seconds = cpu_seconds(pid)
+            if seconds is not None:  # kind each time: a launcher script execs into the JVM
+                result.cpu_s[pid] = (process_kind(pid, self.root), seconds)
+        total = sum(sizes.values())
         result.samples += 1
         result.max_processes = max(result.max_processes, len(pids))
         if total > result.peak_kib:

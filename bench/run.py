@@ -263,6 +263,7 @@ def run_scorer(
         "peak_processes": memory.peak_processes,
         "max_processes": memory.max_processes,
         "memory_samples": memory.samples,
+        "cpu_s": memory.cpu_by_kind(),
         "peak_breakdown": [
             {"pid": pid, "command": cmd, "rss_mib": round(kib / 1024, 1)}
             for pid, cmd, kib in memory.peak_breakdown
@@ -303,10 +304,20 @@ def summarize(name: str, attempts: list[dict[str, Any]], rows: int) -> dict[str,
         "rows_scored": good[0].get("rows_scored") if good else None,
         "rows_quarantined": good[0].get("rows_quarantined") if good else None,
     }
+    summary["cpu_s"] = _median_of_fields([a.get("cpu_s") or {} for a in good])
+    summary["jvm"] = _median_of_fields(
+        [a["jvm"] for a in good if isinstance(a.get("jvm"), dict) and "error" not in a["jvm"]]
+    )
     passes = [a["spark_io"]["input_passes"] for a in good if a.get("spark_io", {}).get("stages")]
     if passes:
         summary["input_passes"] = statistics.median(passes)
     return summary
+
+
+def _median_of_fields(values: list[dict[str, float]]) -> dict[str, float]:
+    """Field by field, the median over the repetitions that have the field."""
+    keys = sorted({k for v in values for k in v})
+    return {k: round(statistics.median(v[k] for v in values if k in v), 1) for k in keys}
 
 
 def _range(attempts: list[dict[str, Any]], key: str) -> list[float] | None:
@@ -384,6 +395,7 @@ def render(report: dict[str, Any]) -> str:
     if passes:
         shown = ", ".join(f"{n} {p:g}" for n, p in passes.items())
         lines += ["", f"records read by Spark tasks / input rows: {shown}"]
+    lines += _cpu_lines(report["scorers"])
     memory = _memory_breakdown(report["runs"])
     if memory:
         lines += ["", "process tree at peak memory (first successful repetition), RSS MiB:"]
@@ -398,6 +410,30 @@ def render(report: dict[str, Any]) -> str:
                 lines += ["", f"{name} repetition {attempt['repetition']} failed:"]
                 lines += [f"  {line}" for line in attempt["error"].splitlines()]
     return "\n".join(lines)
+
+
+def _cpu_lines(scorers: dict[str, dict[str, Any]]) -> list[str]:
+    """Where the cores went: CPU seconds by process kind, and the JVM's JIT and class loading."""
+    rows = [(name, s.get("cpu_s") or {}, s.get("jvm") or {}) for name, s in scorers.items()]
+    if not any(cpu for _, cpu, _ in rows):
+        return []
+    header = (
+        f"{'scorer':<18} {'driver':>8} {'JVM':>8} {'workers':>8} {'total':>8} "
+        f"{'JIT s':>7} {'classes':>8} {'GC s':>6}"
+    )
+    lines = ["", "CPU seconds (median), by process:", header, "-" * len(header)]
+    for name, cpu, jvm in rows:
+        lines.append(
+            f"{name:<18} {_num(cpu.get('driver'), 1):>8} {_num(cpu.get('jvm'), 1):>8} "
+            f"{_num(cpu.get('python_workers'), 1):>8} {_num(sum(cpu.values()), 1):>8} "
+            f"{_num(jvm.get('jit_compile_s'), 1):>7} {_num(jvm.get('classes_loaded'), 0):>8} "
+            f"{_num(jvm.get('gc_s'), 1):>6}"
+        )
+    lines.append(
+        "workers: Spark's Python daemon and workers (or the pool); JIT s: time the JVM's "
+        "compiler threads worked."
+    )
+    return lines
 
 
 def _memory_breakdown(runs: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -120,6 +120,23 @@ def _stage_io(spark: Any, rows: int) -> dict[str, Any]:
     }
 
 
+def _jvm_profile(spark: Any) -> dict[str, Any]:
+    """The JVM's own account of its warm-up: seconds its JIT compilers worked, classes loaded,
+    and garbage-collection time (java.lang.management, read before the session stops)."""
+    try:
+        management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+        collectors = management.getGarbageCollectorMXBeans()
+        return {
+            "jit_compile_s": round(
+                management.getCompilationMXBean().getTotalCompilationTime() / 1000, 1
+            ),
+            "classes_loaded": int(management.getClassLoadingMXBean().getTotalLoadedClassCount()),
+            "gc_s": round(sum(int(c.getCollectionTime()) for c in collectors) / 1000, 1),
+        }
+    except Exception as exc:  # diagnostics only: never fail a run over them
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def score_lakescore(config: Config) -> Result:
     _quiet()
     from lakescore.config import load_deployment
@@ -145,10 +162,12 @@ def score_lakescore(config: Config) -> Result:
     record = result.record
     stages = [{"at_s": round(at - started, 2), "message": message} for at, message in clock.marks]
     io = _stage_io(spark, config["rows"])
+    jvm = _jvm_profile(spark)
     spark.stop()
     return {
         "startup_s": startup,
         "job_s": job,
+        "jvm": jvm,
         "rows_read": record.rows_read,
         "rows_scored": record.rows_scored,
         "rows_quarantined": record.rows_quarantined,
@@ -231,10 +250,12 @@ def _make_predict_fn(model_path: str, names: list[str]) -> Callable[[], Callable
 def _spark_result(spark: Any, config: Config, startup: float, job: float) -> Result:
     rows = _delta_rows(spark, config["output_path"])
     io = _stage_io(spark, config["rows"])
+    jvm = _jvm_profile(spark)
     spark.stop()
     return {
         "startup_s": startup,
         "job_s": job,
+        "jvm": jvm,
         "rows_read": config["rows"],
         "rows_scored": rows,
         "rows_quarantined": 0,

@@ -3,6 +3,7 @@
 read → validate → score (one pass, staged) → split into predictions and quarantine. The caller
 (runner.py) writes the staged frame once, so each input row is read once and each valid row
 reaches the model once; counts, predictions and quarantine all come from the staged rows.
+Values fixed for the whole run (run id, model, time) are not staged: the commits add them.
 """
 
 from __future__ import annotations
@@ -152,7 +153,6 @@ def staged(
     outputs: Sequence[OutputColumn],
     score: Callable[[Column], Column],
     carried: Sequence[str],
-    stamp: RunStamp,
     with_table_version: bool,
     redact: Sequence[str] = (),
 ) -> DataFrame:
@@ -162,6 +162,8 @@ def staged(
     The model sees only its input columns plus VALID (rows that failed validation are not
     predicted). A row to quarantine, by validation or because the model raised on it, keeps its
     input as read (redacted) in FAILED_INPUT and its reasons in ERRORS; a scored row has both null.
+    The run's constant lineage is left to the commits (writing it per row measured 7% of the
+    staging write).
     """
     model_input = F.struct(*cast_inputs(inputs), F.col(VALID))
     raw = validated.frame.select("*", score(model_input).alias(_PREDICTION_STRUCT))
@@ -173,15 +175,7 @@ def staged(
         ),
     )
     flags = F.concat(F.col(C.WARNINGS), F.col(_STOPS))
-    lineage = [
-        F.lit(stamp.run_id).alias(C.RUN_ID),
-        F.lit(stamp.model.name).cast("string").alias(C.MODEL_NAME),
-        F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
-        F.lit(stamp.model.pinned_uri).alias(C.MODEL_URI),
-        F.lit(stamp.at).cast("timestamp").alias(C.SCORED_AT),
-        F.col(C.SOURCE_FILE),
-        F.col(C.SOURCE_FILE_MODIFIED_AT),
-    ]
+    lineage = [F.col(C.SOURCE_FILE), F.col(C.SOURCE_FILE_MODIFIED_AT)]
     if with_table_version:
         lineage.append(F.col(C.SOURCE_TABLE_VERSION))
     as_read = F.struct(*redact_columns(validated.input_columns, redact))
@@ -223,9 +217,21 @@ def check_failures(staged: DataFrame) -> DataFrame:
     )
 
 
-def predictions(staged: DataFrame) -> DataFrame:
+def predictions(staged: DataFrame, stamp: RunStamp) -> DataFrame:
     """The rows the model scored, as committed: carried columns, predictions, lineage."""
-    return staged.where(F.col(C.ERRORS).isNull()).drop(*_WORKING_COLUMNS)
+    source = [c for c in C.SOURCE_LINEAGE if c in staged.columns]
+    carried_and_outputs = [
+        _q(c) for c in staged.columns if c not in _WORKING_COLUMNS and c not in source
+    ]
+    return staged.where(F.col(C.ERRORS).isNull()).select(
+        *carried_and_outputs,
+        F.lit(stamp.run_id).alias(C.RUN_ID),
+        F.lit(stamp.model.name).cast("string").alias(C.MODEL_NAME),
+        F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
+        F.lit(stamp.model.pinned_uri).alias(C.MODEL_URI),
+        F.lit(stamp.at).cast("timestamp").alias(C.SCORED_AT),
+        *source,
+    )
 
 
 def default_stats_columns(outputs: Sequence[OutputColumn]) -> tuple[str, ...]:
@@ -239,15 +245,15 @@ def default_stats_columns(outputs: Sequence[OutputColumn]) -> tuple[str, ...]:
     return (C.RUN_ID, C.SCORED_AT, *[o.name for o in outputs])
 
 
-def quarantine(staged: DataFrame, input_columns: Sequence[str]) -> DataFrame:
+def quarantine(staged: DataFrame, input_columns: Sequence[str], stamp: RunStamp) -> DataFrame:
     """Rows to quarantine: the input columns as read, the reasons, and lineage."""
     return staged.where(F.col(C.ERRORS).isNotNull()).select(
         *[F.col(f"{C.FAILED_INPUT}.{_q(c)}").alias(c) for c in input_columns],
         F.col(C.ERRORS),
-        F.col(C.RUN_ID),
-        F.col(C.SCORED_AT).alias(C.QUARANTINED_AT),
+        F.lit(stamp.run_id).alias(C.RUN_ID),
+        F.lit(stamp.at).cast("timestamp").alias(C.QUARANTINED_AT),
         F.col(C.SOURCE_FILE),
-        F.col(C.MODEL_VERSION),
+        F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
     )
 
 

@@ -258,11 +258,13 @@ def _score_input(
     run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
     staging = f"{run_staging}/{record.attempt_id}"
     staged_rows = _staged(
-        spark, deployment, validated, inputs, carried, model, archive, stamp, data.table_version
+        spark, deployment, validated, inputs, carried, model, archive, data.table_version
     )
     # Checked before the pass, so a wrong output.stats_columns fails without scoring anything.
-    stats_columns = _stats_columns(deployment, model, pipeline.predictions(staged_rows).schema)
-    run = _Run(spark, deployment, state, progress, model, stats_columns)
+    stats_columns = _stats_columns(
+        deployment, model, pipeline.predictions(staged_rows, stamp).schema
+    )
+    run = _Run(spark, deployment, state, progress, model, stamp, stats_columns)
     superseded = False
     try:
         record = _stage_and_commit(
@@ -295,6 +297,7 @@ class _Run:
     state: _RunState
     progress: Progress
     model: ResolvedModel
+    stamp: pipeline.RunStamp  # the run's constant lineage, added to the staged rows at commit
     stats_columns: str  # the predictions table's delta.dataSkippingStatsColumns
 
 
@@ -356,7 +359,7 @@ def _stage_and_commit(
         reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: summary.rows_failed}
         record = state.update(quarantined_by_reason=reasons)
         progress.stage(f"the model failed on {summary.rows_failed:,} rows: they go to quarantine")
-    quarantined = pipeline.quarantine(staged, validated.input_columns)
+    quarantined = pipeline.quarantine(staged, validated.input_columns, run.stamp)
     limit_error = _limit_exceeded(
         deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
     )
@@ -370,7 +373,12 @@ def _stage_and_commit(
             _commit_quarantine, spark, deployment, record, quarantined, model, progress
         )
         out = _commit_predictions(
-            spark, deployment, record, pipeline.predictions(staged), model, run.stats_columns
+            spark,
+            deployment,
+            record,
+            pipeline.predictions(staged, run.stamp),
+            model,
+            run.stats_columns,
         )
         record = state.update(rows_scored=out.rows, output_version=out.version)
         progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
@@ -514,7 +522,6 @@ def _staged(
     carried: list[str],
     model: ResolvedModel,
     archive: str,
-    stamp: pipeline.RunStamp,
     table_version: int | None,
 ) -> DataFrame:
     spark.conf.set(
@@ -527,7 +534,6 @@ def _staged(
         model.outputs,
         udf,
         carried,
-        stamp,
         table_version is not None,
         deployment.quarantine.redact,
     )

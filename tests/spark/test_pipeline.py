@@ -70,11 +70,9 @@ def test_every_row_is_either_scored_or_quarantined_never_both(
     udf = scoring_udf(
         ship_model(spark, model.local_path), model.outputs, model.describe(), pipeline.VALID
     )
-    staged = pipeline.staged(
-        validated, inputs, model.outputs, udf, ["meter_id"], stamp, False
-    ).cache()
-    scored = pipeline.predictions(staged)
-    quarantined = pipeline.quarantine(staged, validated.input_columns)
+    staged = pipeline.staged(validated, inputs, model.outputs, udf, ["meter_id"], False).cache()
+    scored = pipeline.predictions(staged, stamp)
+    quarantined = pipeline.quarantine(staged, validated.input_columns, stamp)
     assert staged.where("_score_error IS NOT NULL").count() == 0
     assert quarantined.count() > 0
 

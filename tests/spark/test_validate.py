@@ -127,9 +127,7 @@ def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: An
     )
     validated = pipeline.validate(as_read, INPUTS, rules)
     stamp = pipeline.RunStamp("run-1", datetime.now(timezone.utc), _MODEL)
-    staged = pipeline.staged(
-        validated, INPUTS, _MODEL.outputs, _constant_score, ["id"], stamp, False
-    )
+    staged = pipeline.staged(validated, INPUTS, _MODEL.outputs, _constant_score, ["id"], False)
     counts = {
         (r["rule"], r["column"]): r["rows"] for r in pipeline.check_failures(staged).collect()
     }
@@ -141,9 +139,9 @@ def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: An
         ("stop", None): 2,  # b breaks it, and c's null makes it null: violated
         ("odd", None): 1,
     }
-    assert {r["id"] for r in pipeline.quarantine(staged, validated.input_columns).collect()} == {
-        "c"
-    }
+    assert {
+        r["id"] for r in pipeline.quarantine(staged, validated.input_columns, stamp).collect()
+    } == {"c"}
 
 
 @pytest.mark.parametrize("typed", ["bigint", "int"])
