@@ -26,7 +26,10 @@ def get_or_load(archive_name: str) -> Any:
             return _models[archive_name]
         import mlflow.pyfunc
 
-        model = mlflow.pyfunc.load_model(_extract(archive_name))
+        # suppress_warnings skips mlflow's check of the model's pip requirements against this
+        # environment: it scans every installed package (0.5 s of CPU per Python worker) to
+        # print a warning into an executor log nobody reads.
+        model = mlflow.pyfunc.load_model(_extract(archive_name), suppress_warnings=True)
         _models[archive_name] = model
         while len(_models) > _MAX_MODELS:
             _models.popitem(last=False)
