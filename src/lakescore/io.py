@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -256,12 +256,30 @@ def ensure_delta_table(
     try:
         retry_on_conflict(builder.execute, f"creating {path}")
     except Exception:
-        if not DeltaTable.isDeltaTable(spark, path):
+        if not _created_by_another_writer(spark, path):
             raise
         # Another run created it at the same moment: use theirs (same schema, same run-scoped
         # writes); register the name if that run used the path only.
         if table_name and not spark.catalog.tableExists(table_name):
             spark.sql(f"CREATE TABLE {quoted(table_name)} USING DELTA LOCATION '{path}'")
+
+
+def _created_by_another_writer(spark: SparkSession, path: str) -> bool:
+    """After our create failed: is the table there now, made by a run creating it at the same
+    moment? While the other creator writes its first commit, the folder holds a `_delta_log`
+    but no commit yet, and Delta refuses to create a table there: then wait up to 10 s for
+    that commit."""
+    from delta.tables import DeltaTable
+
+    if DeltaTable.isDeltaTable(spark, path):
+        return True
+    if not path_exists(spark, f"{path.rstrip('/')}/_delta_log"):
+        return False
+    for _ in range(50):
+        time.sleep(0.2)
+        if DeltaTable.isDeltaTable(spark, path):
+            return True
+    return False
 
 
 def replace_run_rows(
@@ -275,12 +293,16 @@ def replace_run_rows(
     from delta.tables import DeltaTable
 
     metadata = overwrite_run_rows(frame, path, run_column, run_id, user_metadata)
-    # Find our own commit (another writer may have committed since), by its userMetadata.
-    history = DeltaTable.forPath(frame.sparkSession, path).history(50)
-    ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
+    # Find our own commit by its userMetadata: usually the latest one (one commit file to read),
+    # else among the last 50 (other writers committed since).
+    table = DeltaTable.forPath(frame.sparkSession, path)
+    latest = table.history(1).first()
+    ours: Row | None = latest
+    if latest is None or latest["userMetadata"] != metadata:
+        history = table.history(50)
+        ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
     if ours is None:
         # Delta skips the commit when there was nothing to add and nothing to replace.
-        latest = history.orderBy(F.desc("version")).first()
         return Commit(version=int(latest["version"]) if latest else 0, rows=0)
     metrics = ours["operationMetrics"] or {}
     return Commit(version=int(ours["version"]), rows=int(metrics.get("numOutputRows", 0)))

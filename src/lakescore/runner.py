@@ -366,6 +366,8 @@ def _stage_and_commit(
     if limit_error:
         _abort(spark, deployment, state, quarantined, model, progress, limit_error)
 
+    # Once for both commits: each check is a read of the runs table (seconds of a cold JVM).
+    require_ownership(spark, deployment.runs.path, record)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
         # The two tables are independent and each rerun replaces its run's rows in both, so the
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
@@ -391,7 +393,7 @@ def _stage_and_commit(
     )
 
 
-def _commit_predictions(
+def _commit_predictions(  # the caller has checked that this attempt still owns the run
     spark: SparkSession,
     deployment: Deployment,
     record: RunRecord,
@@ -412,7 +414,6 @@ def _commit_predictions(
         },
         deployment.output.table,
     )
-    require_ownership(spark, deployment.runs.path, record)
     return replace_run_rows(
         predictions,
         deployment.output.path,
@@ -539,7 +540,7 @@ def _staged(
     )
 
 
-def _commit_quarantine(
+def _commit_quarantine(  # the caller has checked that this attempt still owns the run
     spark: SparkSession,
     deployment: Deployment,
     record: RunRecord,
@@ -555,7 +556,6 @@ def _commit_quarantine(
         {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
         deployment.quarantine.table,
     )
-    require_ownership(spark, deployment.runs.path, record)
     commit = replace_run_rows(
         quarantined,
         deployment.quarantine.path,
