@@ -1,12 +1,13 @@
-"""Where a lakescore run's time goes, step by step, in one warm Spark session.
+"""Where a lakescore run's time goes, step by step, in one Spark session.
 
     .venv/bin/python bench/breakdown.py --rows 2000000     # after bench/run.py made that input
 
-Builds the same frames as `lakescore.runner` (read, validate, score into staging, count, commit)
-and times each step on its own, each step run twice with the second timing kept, so JVM warm-up
-is left out. "noop" steps run the whole plan but write nothing (Spark's `noop` format), so
-the difference between two consecutive steps is the cost of what the later one adds. The fixed
-per-run costs (run record, model resolution, listing) show in bench/run.py's stage lines.
+Builds the same frames as `lakescore.runner` (run record, read, validate, score into staging,
+count, commit) and times each step on its own, each step run twice. The second timing is the
+step's warm cost; the first shows what the step costs a cold JVM (its JVM CPU time and the time
+the JIT compilers spent). "noop" steps run the whole plan but write nothing (Spark's `noop`
+format), so the difference between two consecutive steps is the cost of what the later one
+adds. Model resolution and listing show in bench/run.py's stage lines.
 """
 
 from __future__ import annotations
@@ -26,15 +27,42 @@ import pandas as pd
 if __package__ in (None, ""):  # run as `python bench/breakdown.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import procmem  # after the path above, for `python bench/breakdown.py`
+
 BENCH_DIR = Path(__file__).resolve().parent
 
 
-def _timed(label: str, step: Callable[[], Any], results: list[tuple[str, float]]) -> None:
-    step()  # warm: compile, load classes, start Python workers
+class _JvmClock:
+    """The JVM's CPU time and its JIT compilers' time so far: what a step costs a cold JVM."""
+
+    def __init__(self, spark: Any) -> None:
+        jvm = spark.sparkContext._jvm
+        self._management = jvm.java.lang.management.ManagementFactory
+        self._pid = int(jvm.java.lang.ProcessHandle.current().pid())
+
+    def read(self) -> tuple[float, float]:
+        jit = self._management.getCompilationMXBean().getTotalCompilationTime() / 1000
+        return procmem.cpu_seconds(self._pid) or 0.0, jit
+
+
+def _timed(
+    label: str, step: Callable[[], Any], results: list[tuple[str, float]], clock: _JvmClock
+) -> None:
+    """Run the step twice: the first run compiles, loads classes and starts Python workers (its
+    JVM CPU and JIT time are shown); the second, warm, is the step's own cost."""
+    cpu, jit = clock.read()
+    started = time.perf_counter()
+    step()
+    first = time.perf_counter() - started
+    cpu_after, jit_after = clock.read()
     started = time.perf_counter()
     step()
     results.append((label, time.perf_counter() - started))
-    print(f"  {label:<58} {results[-1][1]:6.2f} s", flush=True)
+    print(
+        f"  {label:<52} {results[-1][1]:6.2f} s   first {first:6.2f} s, "
+        f"JVM CPU {cpu_after - cpu:5.1f} s, JIT {jit_after - jit:5.1f} s",
+        flush=True,
+    )
 
 
 def _null_scores(outputs: Sequence[Any]) -> Callable[[Any], Any]:
@@ -70,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lakescore.config import load_deployment
     from lakescore.io import ensure_delta_table, read_input, replace_run_rows
     from lakescore.model import resolve_model
+    from lakescore.runs import RUNNING, RunRecord, write_run
     from lakescore.scoring import scoring_udf, ship_model
     from lakescore.session import get_spark
 
@@ -100,16 +129,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         staging = str(scratch / "staging")
         results: list[tuple[str, float]] = []
-        print(f"lakescore profile: {args.rows:,} rows, warm session, second of two runs")
-        _timed("1 read the input (noop)", noop(data.frame), results)
-        _timed("2 + validate every row (noop)", noop(validated.frame), results)
+        clock = _JvmClock(spark)
+        print(
+            f"lakescore profile: {args.rows:,} rows. Each step runs twice in one session: the "
+            "time shown is the second (warm) run;\n'first' is the first run, with the JVM "
+            "CPU and JIT compile time it took (the JVM is cold at step 0)."
+        )
+        record = RunRecord("profile", deployment.name, RUNNING, stamp.at, deployment.input.path)
+        _timed(
+            "0 a run record (the JVM's first Delta write)",
+            lambda: write_run(spark, str(scratch / "runs"), record),
+            results,
+            clock,
+        )
+        _timed("1 read the input (noop)", noop(data.frame), results, clock)
+        _timed("2 + validate every row (noop)", noop(validated.frame), results, clock)
         transfer_only = staged(_null_scores(model.outputs))
-        _timed("3 + Arrow to Python and back, no model (noop)", noop(transfer_only), results)
-        _timed("4 + the model on valid rows (noop)", noop(staged(udf)), results)
+        _timed("3 + Arrow to Python and back, no model (noop)", noop(transfer_only), results, clock)
+        _timed("4 + the model on valid rows (noop)", noop(staged(udf)), results, clock)
         _timed(
             "5 + write the staging Parquet (the run's one pass)",
             lambda: staged(udf).write.mode("overwrite").parquet(staging),
             results,
+            clock,
         )
         rows = spark.read.parquet(staging)
         _timed(
@@ -119,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pipeline.check_failures(rows).collect(),
             ),
             results,
+            clock,
         )
         stats = ",".join(pipeline.default_stats_columns(model.outputs))
         commits = {
@@ -139,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows = frame.withColumn("_run_id", F.lit(run_id))
                 replace_run_rows(rows, path, "_run_id", run_id, {"run": run_id})
 
-            _timed(f"7 commit {table}", commit, results)
+            _timed(f"7 commit {table}", commit, results, clock)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
