@@ -59,8 +59,8 @@ def _timed(
     step()
     results.append((label, time.perf_counter() - started))
     print(
-        f"  {label:<52} {results[-1][1]:6.2f} s   first {first:6.2f} s, "
-        f"JVM CPU {cpu_after - cpu:5.1f} s, JIT {jit_after - jit:5.1f} s",
+        f"  {label:<52} {results[-1][1]:6.2f} s   {first:6.2f} s   {cpu_after - cpu:5.1f} s"
+        f"  {jit_after - jit:5.1f} s",
         flush=True,
     )
 
@@ -131,9 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: list[tuple[str, float]] = []
         clock = _JvmClock(spark)
         print(
-            f"lakescore profile: {args.rows:,} rows. Each step runs twice in one session: the "
-            "time shown is the second (warm) run;\n'first' is the first run, with the JVM "
-            "CPU and JIT compile time it took (the JVM is cold at step 0)."
+            f"lakescore profile: {args.rows:,} rows. Each step runs twice in one session: 'warm'"
+            " is the second run;\n'first run' is the first, with the JVM CPU and JIT compile "
+            "time it took (the JVM is cold at step 0).\n"
+            f"  {'':<52} {'warm':>8} {'first run':>10} {'JVM CPU':>8} {'JIT':>7}"
         )
         record = RunRecord("profile", deployment.name, RUNNING, stamp.at, deployment.input.path)
         _timed(
