@@ -125,7 +125,7 @@ def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion
     path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri)
     if not (path / "MLmodel").is_file():
         raise ModelNotFoundError(f"Model path {path} is not an MLflow model (no MLmodel file).")
-    return ModelVersion(uri, str(path), None, "sha256:" + _content_hash(path), str(path))
+    return ModelVersion(uri, str(path), None, "sha256:" + content_hash(path), str(path))
 
 
 def resolve_model(
@@ -253,11 +253,14 @@ def _spark_type(mlflow_type: Any, column: str | None, pinned: ModelVersion) -> s
     return MLFLOW_TO_SPARK[name]
 
 
-def _content_hash(path: Path) -> str:
+def content_hash(path: Path) -> str:
+    """A short digest of every file under `path` (names and bytes): a model's identity."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(path)).encode())
-        digest.update(file.read_bytes())
+        with file.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()[:12]
 
 

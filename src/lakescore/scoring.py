@@ -8,8 +8,10 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from pyspark.sql.pandas.functions import pandas_udf
 
 from lakescore.columns import EXECUTOR, SCORE_ERROR, TASK
 from lakescore.errors import ScoringError
-from lakescore.model import OutputColumn
+from lakescore.model import OutputColumn, content_hash
 
 _PANDAS_TYPES = {
     "boolean": "bool",
@@ -151,14 +153,27 @@ def ship_model(spark: SparkSession, local_path: str) -> str:
     """Zip the driver's copy of the model and hand it to every executor through Spark.
 
     Executors read it with SparkFiles, so they never contact the MLflow server. Returns the
-    archive's file name, unique per call (Spark refuses two files of one name in a context).
-    The archive must outlive the run: executors re-check every file added to the SparkContext
-    before each task, so it stays in one folder per process, removed when the process exits.
+    archive's file name. A model with the same files shipped before in this SparkContext keeps
+    its archive, so Python workers that already loaded it for an earlier run (model_cache) do
+    not load it again. The archive must outlive the run: executors re-check every file added to
+    the SparkContext before each task, so it stays in one folder per process, removed when the
+    process exits.
     """
-    name = f"lakescore-model-{uuid.uuid4().hex[:12]}"
-    archive = shutil.make_archive(os.path.join(_ship_folder(), name), "zip", root_dir=local_path)
-    spark.sparkContext.addFile(archive)
-    return os.path.basename(archive)
+    key = (spark.sparkContext.applicationId, content_hash(Path(local_path)))
+    with _shipped_lock:
+        if key not in _shipped:
+            # Unique per context too: Spark refuses a second file of the same name.
+            name = f"lakescore-model-{key[1]}-{uuid.uuid4().hex[:8]}"
+            archive = shutil.make_archive(
+                os.path.join(_ship_folder(), name), "zip", root_dir=local_path
+            )
+            spark.sparkContext.addFile(archive)
+            _shipped[key] = os.path.basename(archive)
+        return _shipped[key]
+
+
+_shipped: dict[tuple[str, str], str] = {}  # (application id, model content) -> archive name
+_shipped_lock = threading.Lock()
 
 
 @functools.cache

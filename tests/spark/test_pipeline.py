@@ -114,3 +114,24 @@ def test_each_valid_row_reaches_the_model_once_and_the_model_loads_once_per_work
     assert len(batches) >= 20
     assert set(loads.values()) == {1}, f"a worker loaded the model more than once: {loads}"
     assert set(loads) == {e[1] for e in batches}
+
+
+def test_a_second_run_in_the_same_session_uses_the_model_its_workers_already_loaded(
+    spark: Any, lakehouse: Any, registry: Any
+) -> None:
+    registry.counting_log.unlink(missing_ok=True)
+    deployment = load_deployment(
+        lakehouse(rows=400, files=2, model="models:/counting/1", scoring={"batch_size": 50})
+    )
+    score(spark, deployment)
+    first = registry.counting_log.read_text().splitlines()
+    score(spark, deployment)
+    second = registry.counting_log.read_text().splitlines()[len(first) :]
+
+    def workers(lines: list[str], kind: str) -> list[str]:
+        return [line.split()[1] for line in lines if line.startswith(kind)]
+
+    both = set(workers(first, "batch")) & set(workers(second, "batch"))
+    assert both, "no Python worker scored in both runs: nothing to check"
+    reloaded = both & set(workers(second, "load"))
+    assert not reloaded, f"worker(s) {sorted(reloaded)} loaded the model again for the second run"
