@@ -180,11 +180,18 @@ def score_lakescore(config: Config) -> Result:
 
 def score_spark_udf(config: Config) -> Result:
     _quiet()
+    spark, startup = _spark()
+    started = time.perf_counter()
+    spark_udf_job(spark, config, config["output_path"])
+    job = time.perf_counter() - started
+    return _spark_result(spark, config, startup, job)
+
+
+def spark_udf_job(spark: Any, config: Config, output_path: str) -> None:
+    """The spark_udf scorer's job: Parquet -> mlflow.pyfunc.spark_udf -> Delta at output_path."""
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
-    spark, startup = _spark()
-    started = time.perf_counter()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config["batch_size"]))
     _use_registry(config)
     udf = mlflow.pyfunc.spark_udf(
@@ -193,9 +200,7 @@ def score_spark_udf(config: Config) -> Result:
     frame = spark.read.parquet(config["input_path"])
     features = F.struct(*[F.col(c) for c in config["features"]])
     scored = frame.select(F.col(config["key"]), udf(features).alias("prediction"))
-    scored.write.format("delta").mode("overwrite").save(config["output_path"])
-    job = time.perf_counter() - started
-    return _spark_result(spark, config, startup, job)
+    scored.write.format("delta").mode("overwrite").save(output_path)
 
 
 def score_predict_batch_udf(config: Config) -> Result:

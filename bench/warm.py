@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as `python bench/warm.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import procmem  # after the path above, for `python bench/warm.py`
-from bench.scorers import _quiet, _use_registry
+from bench.scorers import _quiet, spark_udf_job
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -69,9 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = json.loads(config_file.read_text())
     _quiet()
 
-    import mlflow.pyfunc
-    from pyspark.sql import functions as F
-
     from lakescore.config import load_deployment
     from lakescore.runner import score
     from lakescore.session import get_spark
@@ -88,15 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     def spark_udf() -> None:
-        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config["batch_size"]))
-        _use_registry(config)
-        udf = mlflow.pyfunc.spark_udf(
-            spark, config["model_uri"], result_type="long", env_manager="local"
-        )
-        frame = spark.read.parquet(config["input_path"])
-        features = F.struct(*[F.col(c) for c in config["features"]])
-        scored = frame.select(F.col(config["key"]), udf(features).alias("prediction"))
-        scored.write.format("delta").mode("overwrite").save(str(scratch / "spark_udf"))
+        spark_udf_job(spark, config, str(scratch / "spark_udf"))
 
     print(f"{args.runs} runs of each job in one session, {args.rows:,} rows")
     for attempt in range(1, args.runs + 1):
