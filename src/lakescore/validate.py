@@ -132,20 +132,16 @@ def signature_checks(
 
 def rule_checks(rules: Sequence[Rule]) -> list[Check]:
     """The deployment's rules; a rule that evaluates to null counts as violated."""
-    checks = []
-    for rule in rules:
-        failed = ~F.coalesce(F.expr(rule.expr).cast("boolean"), F.lit(False))
-        message = F.lit(f"rule failed: {rule.expr}")
-        checks.append(
-            Check(
-                rule=rule.name,
-                column=None,
-                action=rule.action,
-                failed=failed,
-                error=F.when(failed, error_struct(STAGE_VALIDATE, rule.name, None, message)),
-            )
+    return [
+        _check(
+            rule.name,
+            None,
+            ~F.coalesce(F.expr(rule.expr).cast("boolean"), F.lit(False)),
+            F.lit(f"rule failed: {rule.expr}"),
+            rule.action,
         )
-    return checks
+        for rule in rules
+    ]
 
 
 def passes(checks: Sequence[Check], action: str) -> Column:
@@ -173,11 +169,13 @@ def cast_inputs(inputs: Sequence[InputColumn]) -> list[Column]:
     return [F.col(_quoted(c.name)).try_cast(c.spark_type).alias(c.name) for c in inputs]
 
 
-def _check(rule: str, column: str, failed: Column, message: Column) -> Check:
+def _check(
+    rule: str, column: str | None, failed: Column, message: Column, action: str = "quarantine"
+) -> Check:
     return Check(
         rule=rule,
         column=column,
-        action="quarantine",
+        action=action,
         failed=failed,
         error=F.when(failed, error_struct(STAGE_VALIDATE, rule, column, message)),
     )
