@@ -143,10 +143,6 @@ def validate(df: DataFrame, inputs: Sequence[InputColumn], rules: Sequence[Rule]
     )
 
 
-def invalid_rows(validated: Validated) -> DataFrame:
-    return validated.frame.where(~F.col(VALID))
-
-
 def staged(
     validated: Validated,
     inputs: Sequence[InputColumn],

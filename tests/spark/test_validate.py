@@ -151,7 +151,7 @@ def test_integral_signature_rejects_fractional_strings_only_when_uncastable(
     inputs = (InputColumn("kwh", typed),)
     rows = [("a", "12", "s"), ("b", "twelve", "s")]
     validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), inputs, ())
-    bad = {r["id"] for r in pipeline.invalid_rows(validated).collect()}
+    bad = {r["id"] for r in validated.frame.where(~F.col(pipeline.VALID)).collect()}
     assert bad == {"b"}
 
 
