@@ -28,6 +28,9 @@ LOCAL_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.driver.memory": "2g",
     "spark.sql.debug.maxToStringFields": "200",
+    # A run generates about 100 classes; Spark's default cache of 100 evicted a third of them
+    # by the next run, which then compiled them again (and the JIT warmed them up again).
+    "spark.sql.codegen.cache.maxEntries": "1000",
 }
 
 
