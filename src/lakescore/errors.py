@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+from py4j.protocol import Py4JJavaError
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -58,3 +62,26 @@ class IncompleteInputError(LakescoreError):
     """The input is not complete yet (input.expect): nothing is scored or committed."""
 
     exit_code = EXIT_ABORTED
+
+
+def spark_error_message(exc: BaseException) -> str:
+    """The first meaningful line of a Spark or Py4J error, without the JVM stack."""
+    text = str(exc)
+    if isinstance(exc, Py4JJavaError):
+        text = str(exc.java_exception)
+    if "PythonException" in text or "Traceback" in text:
+        return python_error_message(text)
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("at ", "JVM stacktrace", "An error occurred")):
+            return line[:500]
+    return type(exc).__name__
+
+
+def python_error_message(text: str) -> str:
+    """The last `Error: message` line of a Python traceback relayed through Spark."""
+    found = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", text, re.MULTILINE)
+    for name, message in reversed(found):
+        if name not in ("PythonException", "Py4JJavaError", "SparkException"):
+            return f"{name}: {message.strip()}"[:500]
+    return text.strip().splitlines()[-1][:500] if text.strip() else "unknown error"

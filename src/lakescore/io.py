@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 from lakescore import columns as C
 from lakescore.config import InputConfig
 from lakescore.drift import CanonicalColumn, canonical_schema, source_column
-from lakescore.errors import InputError
+from lakescore.errors import InputError, spark_error_message
 
 _log = logging.getLogger(__name__)
 
@@ -185,7 +185,48 @@ def _read_delta(spark: SparkSession, config: InputConfig) -> InputData:
 def _read_footers(
     spark: SparkSession, folder: str, files: Sequence[str]
 ) -> tuple[dict[str, T.StructType], list[FailedFile]]:
-    """Each file's schema from its footer, in parallel; a file that fails is recorded, not fatal."""
+    """Each file's schema from its footer, eight at a time; a file that fails is recorded, not
+    fatal.
+
+    On the driver with Parquet's footer reader and Spark's conversion of its schema, the two calls
+    Spark's own schema inference makes, through any file system Hadoop reaches. A Spark read per
+    file gave the same schemas but cost a job each (about 25 ms: 1,000 small files took 25 s,
+    against 1 s). Files in partition folders (`key=value/`) are left to Spark, which adds the
+    partition columns to their schema.
+    """
+    names = relative_names(spark, folder, files).values()
+    if any("=" in part for name in names for part in name.split("/")[:-1]):
+        return _schemas_by_spark(spark, folder, files)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    session = spark._jsparkSession
+    hadoop_conf = session.sessionState().newHadoopConf()
+    parquet = jvm.org.apache.spark.sql.execution.datasources.parquet
+    converter = parquet.ParquetToSparkSchemaConverter(session.sessionState().conf())
+    metadata_converter = jvm.org.apache.parquet.format.converter.ParquetMetadataConverter
+    skip_row_groups = metadata_converter.SKIP_ROW_GROUPS
+
+    def footer(path: str) -> T.StructType | FailedFile:
+        try:
+            hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+            metadata = jvm.org.apache.parquet.hadoop.ParquetFileReader.readFooter(
+                hadoop_conf, hadoop_path, skip_row_groups
+            )
+            schema = parquet.ParquetFileFormat.readSchemaFromFooter(
+                jvm.org.apache.parquet.hadoop.Footer(hadoop_path, metadata), converter
+            )
+            # Spark reads every file column as nullable, whatever the footer says.
+            return T.StructType.fromJson(json.loads(schema.asNullable().json()))
+        except Exception as exc:  # any reason a file cannot be read is recorded with the file
+            return FailedFile(path, spark_error_message(exc))
+
+    return _collect_schemas(files, footer)
+
+
+def _schemas_by_spark(
+    spark: SparkSession, folder: str, files: Sequence[str]
+) -> tuple[dict[str, T.StructType], list[FailedFile]]:
+    """Each file's schema as a Spark read of that file alone sees it: one Spark job per file."""
 
     def footer(path: str) -> T.StructType | FailedFile:
         try:
@@ -193,6 +234,12 @@ def _read_footers(
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             return FailedFile(path, _first_line(exc))
 
+    return _collect_schemas(files, footer)
+
+
+def _collect_schemas(
+    files: Sequence[str], footer: Callable[[str], T.StructType | FailedFile]
+) -> tuple[dict[str, T.StructType], list[FailedFile]]:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(footer, files))
     schemas = {p: r for p, r in zip(files, results, strict=True) if isinstance(r, T.StructType)}

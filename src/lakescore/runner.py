@@ -40,6 +40,8 @@ from lakescore.errors import (
     LimitExceededError,
     RuleFailedError,
     ScoringError,
+    python_error_message,
+    spark_error_message,
 )
 from lakescore.faults import fault_point
 from lakescore.io import (
@@ -693,26 +695,3 @@ def _finish(
         record = record.with_(finished_at=datetime.now(timezone.utc))
     write_run(spark, deployment.runs.path, record, deployment.runs.table)
     progress.stage(f"run {record.run_id} {record.status}")
-
-
-def spark_error_message(exc: BaseException) -> str:
-    """The first meaningful line of a Spark or Py4J error, without the JVM stack."""
-    text = str(exc)
-    if isinstance(exc, Py4JJavaError):
-        text = str(exc.java_exception)
-    if "PythonException" in text or "Traceback" in text:
-        return python_error_message(text)
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("at ", "JVM stacktrace", "An error occurred")):
-            return line[:500]
-    return type(exc).__name__
-
-
-def python_error_message(text: str) -> str:
-    """The last `Error: message` line of a Python traceback relayed through Spark."""
-    found = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", text, re.MULTILINE)
-    for name, message in reversed(found):
-        if name not in ("PythonException", "Py4JJavaError", "SparkException"):
-            return f"{name}: {message.strip()}"[:500]
-    return text.strip().splitlines()[-1][:500] if text.strip() else "unknown error"

@@ -1,0 +1,86 @@
+"""Parquet footers: read on the driver without a Spark job per file, with the schemas a Spark read
+of each file sees; partition folders are still read by Spark, with their partition columns."""
+
+from __future__ import annotations
+
+import decimal
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import functions as F
+
+from lakescore.config import InputConfig
+from lakescore.io import _read_footers, _schemas_by_spark, list_input_files, read_input
+
+_SPARK_TYPES = """
+    1 AS i, CAST(2 AS BIGINT) AS l, CAST(1.5 AS DECIMAL(10,2)) AS d, TIMESTAMP'2026-01-02 03:04:05'
+    AS ts, TIMESTAMP_NTZ'2026-01-02 03:04:05' AS ts_ntz, DATE'2026-01-02' AS dt, array(1, 2) AS a,
+    map('k', 1) AS m, named_struct('x', 1, 'y', 's') AS st, CAST('ab' AS BINARY) AS bin,
+    CAST(1 AS TINYINT) AS b, CAST(1 AS SMALLINT) AS sh, CAST(1.0 AS FLOAT) AS f, 's' AS s,
+    CAST(NULL AS STRING) AS n, CAST('x' AS CHAR(3)) AS ch, CAST('y' AS VARCHAR(5)) AS vc
+"""
+
+
+def _arrow_table() -> pa.Table:
+    table = pa.table(
+        {
+            "u8": pa.array([1], pa.uint8()),
+            "u32": pa.array([1], pa.uint32()),
+            "ts_ms": pa.array([1], pa.timestamp("ms", tz="UTC")),
+            "day": pa.array([date(2026, 1, 2)]),
+            "dec": pa.array([decimal.Decimal("1.23")], pa.decimal128(5, 2)),
+            "numbers": pa.array([[1, 2]]),
+            "nested": pa.array([{"a": 1, "b": "x"}]),
+            "raw": pa.array([b"x"]),
+            "category": pa.array(["a"]).dictionary_encode(),
+            "required": pa.array([1], pa.int64()),
+        }
+    )
+    schema = table.schema.set(9, pa.field("required", pa.int64(), nullable=False))
+    return table.cast(schema)
+
+
+def test_footers_give_the_schemas_spark_reads_without_a_job_per_file(
+    spark: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "input"
+    spark.sql(f"SELECT {_SPARK_TYPES}").coalesce(1).write.parquet(str(folder / "spark"))
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "INT96")
+    try:
+        spark.sql(f"SELECT {_SPARK_TYPES}").coalesce(1).write.parquet(str(folder / "int96"))
+    finally:
+        spark.conf.unset("spark.sql.parquet.outputTimestampType")
+    pq.write_table(_arrow_table(), folder / "arrow.parquet")
+    pq.write_table(_arrow_table(), folder / "arrow-v1.parquet", version="1.0")
+    (folder / "not-parquet.parquet").write_text("this is not parquet\n")
+    files = list_input_files(spark, str(folder))
+    tracker = spark.sparkContext.statusTracker()
+
+    jobs_before = set(tracker.getJobIdsForGroup(None))
+    schemas, failed = _read_footers(spark, str(folder), files)
+    jobs_during = set(tracker.getJobIdsForGroup(None)) - jobs_before
+    by_spark, failed_by_spark = _schemas_by_spark(spark, str(folder), files)
+
+    assert not jobs_during, f"reading {len(files)} footers ran Spark job(s) {sorted(jobs_during)}"
+    assert len(schemas) == 4
+    assert schemas == by_spark
+    assert [f.path for f in failed] == [f.path for f in failed_by_spark]
+    assert failed[0].path.endswith("not-parquet.parquet")
+    assert "not a Parquet file" in failed[0].error
+
+
+def test_files_in_partition_folders_keep_their_partition_columns(
+    spark: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "input"
+    for day in ("2026-11-24", "2026-11-25"):
+        (folder / f"day={day}").mkdir(parents=True)
+        pq.write_table(pa.table({"meter_id": ["a", "b"]}), folder / f"day={day}" / "part.parquet")
+
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    rows = data.frame.groupBy(F.col("day").cast("string").alias("day")).count().collect()
+    assert {r["day"]: r["count"] for r in rows} == {"2026-11-24": 2, "2026-11-25": 2}
