@@ -129,13 +129,32 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
         raise InputError(f"Input {folder} does not exist.")
     prefix = fs.makeQualified(root).toString().rstrip("/")
     found = []
-    listing = fs.listFiles(root, True)
-    while listing.hasNext():
-        path = listing.next().getPath().toString()
+    for path in _leaf_paths(fs, root):
         relative = path[len(prefix) :].lstrip("/") if path.startswith(prefix) else path
         if not any(part.startswith(("_", ".")) for part in relative.split("/")):
             found.append(path)
     return sorted(found)
+
+
+def _leaf_paths(fs: Any, root: Any) -> list[str]:
+    """Every file under `root`. A local folder is walked with `listStatus`: `listFiles` builds
+    a LocatedFileStatus per file, which on the local file system runs a shell command for the
+    file's permissions (3.3 s for 1,000 files, against 0.3 s). Elsewhere `listFiles` is the
+    efficient listing (on object stores, one flat listing instead of a walk)."""
+    if str(fs.getScheme()) != "file":
+        listing = fs.listFiles(root, True)
+        found = []
+        while listing.hasNext():
+            found.append(str(listing.next().getPath().toString()))
+        return found
+    files, folders = [], [root]
+    while folders:
+        for status in fs.listStatus(folders.pop()):
+            if status.isDirectory():
+                folders.append(status.getPath())
+            else:
+                files.append(str(status.getPath().toString()))
+    return files
 
 
 def relative_names(spark: SparkSession, folder: str, files: Sequence[str]) -> dict[str, str]:

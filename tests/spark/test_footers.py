@@ -84,3 +84,16 @@ def test_files_in_partition_folders_keep_their_partition_columns(
 
     rows = data.frame.groupBy(F.col("day").cast("string").alias("day")).count().collect()
     assert {r["day"]: r["count"] for r in rows} == {"2026-11-24": 2, "2026-11-25": 2}
+
+
+def test_listing_walks_nested_folders_and_skips_hidden_names(spark: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "input"
+    wanted = [folder / "a.parquet", folder / "2026" / "11" / "b.parquet"]
+    hidden = [folder / "_SUCCESS", folder / ".a.parquet.crc", folder / "_tmp" / "c.parquet"]
+    for path in wanted + hidden:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+    listed = list_input_files(spark, str(folder))
+
+    assert [p.removeprefix("file:") for p in listed] == sorted(str(p) for p in wanted)
