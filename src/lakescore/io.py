@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
@@ -27,6 +28,8 @@ from lakescore.drift import CanonicalColumn, canonical_schema, source_column
 from lakescore.errors import InputError, spark_error_message
 
 _log = logging.getLogger(__name__)
+# Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
+_SPARK_PARQUET = "org.apache.spark.sql.execution.datasources.parquet"
 
 FAILED_FILES_SCHEMA = T.StructType(
     [
@@ -216,11 +219,23 @@ def _read_footers(
     names = relative_names(spark, folder, files).values()
     if any("=" in part for name in names for part in name.split("/")[:-1]):
         return _schemas_by_spark(spark, folder, files)
+    try:
+        return _collect_schemas(files, _footer_reader(spark))
+    except (Py4JError, TypeError) as exc:  # raised only when a call itself is missing
+        if isinstance(exc, Py4JJavaError):
+            raise
+        # Spark's schema conversion is internal: a Spark without these calls reads as before.
+        _log.warning("reading Parquet footers through Spark: %s", _first_line(exc))
+        return _schemas_by_spark(spark, folder, files)
+
+
+def _footer_reader(spark: SparkSession) -> Callable[[str], T.StructType | FailedFile]:
+    """Reads one file's schema the way Spark infers it, or records why it cannot."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     session = spark._jsparkSession
     hadoop_conf = session.sessionState().newHadoopConf()
-    parquet = jvm.org.apache.spark.sql.execution.datasources.parquet
+    parquet = functools.reduce(getattr, _SPARK_PARQUET.split("."), jvm)
     converter = parquet.ParquetToSparkSchemaConverter(session.sessionState().conf())
     metadata_converter = jvm.org.apache.parquet.format.converter.ParquetMetadataConverter
     skip_row_groups = metadata_converter.SKIP_ROW_GROUPS
@@ -236,10 +251,14 @@ def _read_footers(
             )
             # Spark reads every file column as nullable, whatever the footer says.
             return T.StructType.fromJson(json.loads(schema.asNullable().json()))
+        except (Py4JError, TypeError) as exc:
+            if not isinstance(exc, Py4JJavaError):
+                raise  # the call is missing, not the file broken: the caller falls back
+            return FailedFile(path, spark_error_message(exc))
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             return FailedFile(path, spark_error_message(exc))
 
-    return _collect_schemas(files, footer)
+    return footer
 
 
 def _schemas_by_spark(

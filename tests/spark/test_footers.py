@@ -10,8 +10,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from pyspark.sql import functions as F
 
+from lakescore import io
 from lakescore.config import InputConfig
 from lakescore.io import _read_footers, _schemas_by_spark, list_input_files, read_input
 
@@ -70,6 +72,28 @@ def test_footers_give_the_schemas_spark_reads_without_a_job_per_file(
     assert [f.path for f in failed] == [f.path for f in failed_by_spark]
     assert failed[0].path.endswith("not-parquet.parquet")
     assert "not a Parquet file" in failed[0].error
+
+
+def test_a_spark_without_the_footer_calls_reads_footers_through_spark_jobs(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spark's schema conversion is internal: if a Spark version moves it, reading goes on.
+    folder = tmp_path / "input"
+    folder.mkdir()
+    pq.write_table(_arrow_table(), folder / "good.parquet")
+    (folder / "bad.parquet").write_text("this is not parquet\n")
+    files = list_input_files(spark, str(folder))
+    expected = _schemas_by_spark(spark, str(folder), files)
+    monkeypatch.setattr(io, "_SPARK_PARQUET", "org.example.moved.parquet")
+    tracker = spark.sparkContext.statusTracker()
+
+    jobs_before = set(tracker.getJobIdsForGroup(None))
+    schemas, failed = _read_footers(spark, str(folder), files)
+    jobs_during = set(tracker.getJobIdsForGroup(None)) - jobs_before
+
+    assert jobs_during, "the fallback should read the footers with Spark jobs"
+    assert schemas == expected[0]
+    assert [f.path for f in failed] == [f.path for f in expected[1]]
 
 
 def test_files_in_partition_folders_keep_their_partition_columns(
