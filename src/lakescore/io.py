@@ -221,12 +221,17 @@ def _read_footers(
         return _schemas_by_spark(spark, folder, files)
     try:
         return _collect_schemas(files, _footer_reader(spark))
-    except (Py4JError, TypeError) as exc:  # raised only when a call itself is missing
-        if isinstance(exc, Py4JJavaError):
+    except Exception as exc:
+        if not _missing_call(exc):
             raise
         # Spark's schema conversion is internal: a Spark without these calls reads as before.
         _log.warning("reading Parquet footers through Spark: %s", _first_line(exc))
         return _schemas_by_spark(spark, folder, files)
+
+
+def _missing_call(exc: BaseException) -> bool:
+    """Py4J could not find a class or method (this Spark lacks it); not an error from the JVM."""
+    return isinstance(exc, Py4JError | TypeError) and not isinstance(exc, Py4JJavaError)
 
 
 def _footer_reader(spark: SparkSession) -> Callable[[str], T.StructType | FailedFile]:
@@ -251,11 +256,9 @@ def _footer_reader(spark: SparkSession) -> Callable[[str], T.StructType | Failed
             )
             # Spark reads every file column as nullable, whatever the footer says.
             return T.StructType.fromJson(json.loads(schema.asNullable().json()))
-        except (Py4JError, TypeError) as exc:
-            if not isinstance(exc, Py4JJavaError):
-                raise  # the call is missing, not the file broken: the caller falls back
-            return FailedFile(path, spark_error_message(exc))
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
+            if _missing_call(exc):
+                raise  # the call is missing, not the file broken: the caller falls back
             return FailedFile(path, spark_error_message(exc))
 
     return footer

@@ -4,9 +4,10 @@ of each file sees; partition folders are still read by Spark, with their partiti
 from __future__ import annotations
 
 import decimal
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,6 +18,7 @@ from lakescore import io
 from lakescore.config import InputConfig
 from lakescore.io import _read_footers, _schemas_by_spark, list_input_files, read_input
 
+_T = TypeVar("_T")
 _SPARK_TYPES = """
     1 AS i, CAST(2 AS BIGINT) AS l, CAST(1.5 AS DECIMAL(10,2)) AS d, TIMESTAMP'2026-01-02 03:04:05'
     AS ts, TIMESTAMP_NTZ'2026-01-02 03:04:05' AS ts_ntz, DATE'2026-01-02' AS dt, array(1, 2) AS a,
@@ -24,6 +26,14 @@ _SPARK_TYPES = """
     CAST(1 AS TINYINT) AS b, CAST(1 AS SMALLINT) AS sh, CAST(1.0 AS FLOAT) AS f, 's' AS s,
     CAST(NULL AS STRING) AS n, CAST('x' AS CHAR(3)) AS ch, CAST('y' AS VARCHAR(5)) AS vc
 """
+
+
+def _with_spark_jobs(spark: Any, action: Callable[[], _T]) -> tuple[_T, set[int]]:
+    """What `action` returns, and the Spark jobs it ran."""
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(None))
+    result = action()
+    return result, set(tracker.getJobIdsForGroup(None)) - before
 
 
 def _arrow_table() -> pa.Table:
@@ -59,11 +69,10 @@ def test_footers_give_the_schemas_spark_reads_without_a_job_per_file(
     pq.write_table(_arrow_table(), folder / "arrow-v1.parquet", version="1.0")
     (folder / "not-parquet.parquet").write_text("this is not parquet\n")
     files = list_input_files(spark, str(folder))
-    tracker = spark.sparkContext.statusTracker()
 
-    jobs_before = set(tracker.getJobIdsForGroup(None))
-    schemas, failed = _read_footers(spark, str(folder), files)
-    jobs_during = set(tracker.getJobIdsForGroup(None)) - jobs_before
+    (schemas, failed), jobs_during = _with_spark_jobs(
+        spark, lambda: _read_footers(spark, str(folder), files)
+    )
     by_spark, failed_by_spark = _schemas_by_spark(spark, str(folder), files)
 
     assert not jobs_during, f"reading {len(files)} footers ran Spark job(s) {sorted(jobs_during)}"
@@ -85,11 +94,10 @@ def test_a_spark_without_the_footer_calls_reads_footers_through_spark_jobs(
     files = list_input_files(spark, str(folder))
     expected = _schemas_by_spark(spark, str(folder), files)
     monkeypatch.setattr(io, "_SPARK_PARQUET", "org.example.moved.parquet")
-    tracker = spark.sparkContext.statusTracker()
 
-    jobs_before = set(tracker.getJobIdsForGroup(None))
-    schemas, failed = _read_footers(spark, str(folder), files)
-    jobs_during = set(tracker.getJobIdsForGroup(None)) - jobs_before
+    (schemas, failed), jobs_during = _with_spark_jobs(
+        spark, lambda: _read_footers(spark, str(folder), files)
+    )
 
     assert jobs_during, "the fallback should read the footers with Spark jobs"
     assert schemas == expected[0]
