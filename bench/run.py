@@ -273,10 +273,30 @@ def run_scorer(
     if code == 0 and result_path.is_file():
         child_result = json.loads(result_path.read_text())
         run.update(child_result)
+        run["output_files"] = output_files(own)
     else:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
         run["error"] = "\n".join(tail) or f"exit code {code}"
     return run
+
+
+def output_files(folder: Path) -> dict[str, dict[str, float]]:
+    """Data files of each Delta table under `folder` (emptied before the run, so one run's): how
+    many, and their size. Many small files slow every later reader; one huge file, the writers."""
+    tables: dict[str, dict[str, float]] = {}
+    for log in sorted(folder.rglob("_delta_log")):
+        table = log.parent
+        sizes = [
+            f.stat().st_size
+            for f in table.rglob("*.parquet")
+            if "_delta_log" not in f.relative_to(table).parts
+        ]
+        tables[str(table.relative_to(folder))] = {
+            "files": len(sizes),
+            "mib": round(sum(sizes) / 2**20, 2),
+            "largest_mib": round(max(sizes, default=0) / 2**20, 2),
+        }
+    return tables
 
 
 def summarize(name: str, attempts: list[dict[str, Any]], rows: int) -> dict[str, Any]:
@@ -396,6 +416,10 @@ def render(report: dict[str, Any]) -> str:
         shown = ", ".join(f"{n} {p:g}" for n, p in passes.items())
         lines += ["", f"records read by Spark tasks / input rows: {shown}"]
     lines += _cpu_lines(report["scorers"])
+    files = _output_file_lines(report["runs"])
+    if files:
+        lines += ["", "data files written per Delta table (first successful repetition):"]
+        lines += [f"  {line}" for line in files]
     memory = _memory_breakdown(report["runs"])
     if memory:
         lines += ["", "process tree at peak memory (first successful repetition), RSS MiB:"]
@@ -433,6 +457,18 @@ def _cpu_lines(scorers: dict[str, dict[str, Any]]) -> list[str]:
         "workers: Spark's Python daemon and workers (or the pool); JIT s: time the JVM's "
         "compiler threads worked."
     )
+    return lines
+
+
+def _output_file_lines(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = []
+    for name, attempts in runs.items():
+        attempt = next((a for a in attempts if a.get("output_files")), None)
+        for table, f in (attempt or {}).get("output_files", {}).items():
+            lines.append(
+                f"{name + ' ' + table:<34} {f['files']:>4.0f} file(s), {f['mib']:>8,.1f} MiB, "
+                f"largest {f['largest_mib']:,.1f} MiB"
+            )
     return lines
 
 
