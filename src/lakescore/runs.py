@@ -190,7 +190,9 @@ def write_run(
         {"lakescore.deployment": record.deployment, "lakescore.version": __version__},
         table_name,
     )
-    frame = spark.createDataFrame([asdict(record)], RUNS_SCHEMA)
+    # One partition: a local frame is split into one per core, and Delta writes a data file for
+    # each empty one too, never referenced by the table (left for VACUUM).
+    frame = spark.createDataFrame([asdict(record)], RUNS_SCHEMA).coalesce(1)
     overwrite_run_rows(
         frame,
         path,

@@ -1,9 +1,10 @@
-"""Creating lakescore's Delta tables when another run creates the same table at that moment."""
+"""lakescore's Delta tables: created while another run creates them, and the files writes leave."""
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
 from lakescore.io import ensure_delta_table
+from lakescore.runs import RUNNING, RunRecord, write_run
 
 SCHEMA = T.StructType([T.StructField("id", T.LongType())])
 
@@ -36,3 +38,18 @@ def test_a_table_another_writer_is_creating_is_used_not_an_error(
         other.join()
     assert DeltaTable.isDeltaTable(spark, str(path))
     assert spark.read.format("delta").load(str(path)).count() == 3
+
+
+def test_each_run_record_write_leaves_one_data_file_and_the_table_uses_it(
+    spark: Any, tmp_path: Path
+) -> None:
+    # A one-row frame made on the driver has one partition per core; Delta wrote a file for the
+    # empty ones too, which no table version references and only VACUUM removes.
+    path = tmp_path / "runs"
+    started = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    for run_id in ("r1", "r2", "r3"):
+        write_run(spark, str(path), RunRecord(run_id, "d", RUNNING, started, "/in"))
+    on_disk = {f.name for f in path.glob("*.parquet")}
+    in_table = {Path(f).name for f in spark.read.format("delta").load(str(path)).inputFiles()}
+    assert len(on_disk) == 3
+    assert on_disk == in_table
