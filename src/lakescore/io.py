@@ -79,6 +79,7 @@ class Commit:
 
     version: int
     rows: int
+    committed: bool = True  # False: Delta skipped the write (nothing to add, nothing to replace)
 
 
 def read_input(
@@ -391,9 +392,30 @@ def replace_run_rows(
         ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
     if ours is None:
         # Delta skips the commit when there was nothing to add and nothing to replace.
-        return Commit(version=int(latest["version"]) if latest else 0, rows=0)
+        return Commit(version=int(latest["version"]) if latest else 0, rows=0, committed=False)
     metrics = ours["operationMetrics"] or {}
     return Commit(version=int(ours["version"]), rows=int(metrics.get("numOutputRows", 0)))
+
+
+def revert_run_rows(
+    spark: SparkSession,
+    path: str,
+    run_column: str,
+    run_id: str,
+    commit: Commit,
+    user_metadata: Mapping[str, Any],
+) -> None:
+    """Undo `commit` for one run: its rows become those it had in the version before `commit`
+    (none, if the run id was new). Other runs' rows are not touched."""
+    if not commit.committed:
+        return
+    before = (
+        spark.read.format("delta")
+        .option("versionAsOf", commit.version - 1)
+        .load(path)
+        .where(F.col(run_column) == run_id)
+    )
+    overwrite_run_rows(before, path, run_column, run_id, user_metadata)
 
 
 def overwrite_run_rows(

@@ -60,6 +60,7 @@ from lakescore.io import (
     read_text,
     relative_names,
     replace_run_rows,
+    revert_run_rows,
     staging_path,
     write_staging,
 )
@@ -373,26 +374,69 @@ def _stage_and_commit(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
         # The two tables are independent and each rerun replaces its run's rows in both, so the
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
+        # If either fails, the other one is reverted for this run id (_take_back).
         quarantine_commit = pool.submit(
             _commit_quarantine, spark, deployment, record, quarantined, model, progress
         )
-        out = _commit_predictions(
-            spark,
-            deployment,
-            record,
-            pipeline.predictions(staged, run.stamp),
-            model,
-            run.stats_columns,
-        )
-        record = state.update(rows_scored=out.rows, output_version=out.version)
+        try:
+            out = _commit_predictions(
+                spark,
+                deployment,
+                record,
+                pipeline.predictions(staged, run.stamp),
+                model,
+                run.stats_columns,
+            )
+        except Exception:
+            quarantine_done = _result_or_none(quarantine_commit)
+            _take_back(run, deployment.quarantine.path, "quarantine", quarantine_done)
+            raise
         progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
         fault_point("after_predictions_commit")
-        quarantined_commit = quarantine_commit.result()
+        try:
+            quarantined_commit = quarantine_commit.result()
+        except Exception:
+            _take_back(run, deployment.output.path, "predictions", out)
+            raise
     return state.update(
+        rows_scored=out.rows,
+        output_version=out.version,
         rows_quarantined=quarantined_commit.rows,
         quarantine_version=quarantined_commit.version,
         finished_at=datetime.now(timezone.utc),
     )
+
+
+def _take_back(run: _Run, path: str, table: str, commit: Commit | None) -> None:
+    """One of the run's two commits failed: give the other table's rows of this run id back
+    the state they had before this attempt, so a failed run changes neither table (as a failed
+    check does) and the table an earlier attempt completed keeps its rows. Best effort: if this
+    fails too, a rerun of the same run id replaces the rows anyway."""
+    if commit is None:
+        return
+    record = run.state.record
+    try:
+        revert_run_rows(
+            run.spark,
+            path,
+            C.RUN_ID,
+            record.run_id,
+            commit,
+            {"lakescore_run_id": record.run_id, "table": table, "action": "revert"},
+        )
+    except Exception:
+        _log.warning("could not revert run %s in %s", record.run_id, path, exc_info=True)
+        return
+    run.progress.stage(f"reverted this attempt's commit to the {table} table")
+
+
+def _result_or_none(commit: Future[Commit]) -> Commit | None:
+    """The commit, or None when it failed (its own error matters less than the caller's)."""
+    try:
+        return commit.result()
+    except Exception:
+        _log.warning("the quarantine commit failed too", exc_info=True)
+        return None
 
 
 def _commit_predictions(  # the caller has checked that this attempt still owns the run

@@ -1,0 +1,58 @@
+"""One of a run's two table commits fails: the other table's rows of that run id go back to what
+they were before the attempt, so a failed run changes neither table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+
+
+def rows_of(path: str, run_id: str) -> list[str]:
+    frame = DeltaTable(path).to_pyarrow_table().to_pandas()
+    return sorted(frame.loc[frame["_run_id"] == run_id, "meter_id"])
+
+
+def break_column(spark: Any, path: str, column: str) -> None:
+    """Store `column` as text: lakescore's next commit of numbers to this table fails."""
+    frame = spark.read.format("delta").load(path)
+    frame.withColumn(column, F.col(column).cast("string")).write.format("delta").mode(
+        "overwrite"
+    ).option("overwriteSchema", "true").save(path)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("failing", "column", "other"),
+    [("output", "risk_score", "quarantine"), ("quarantine", "kwh_30d", "output")],
+)
+def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
+    failing: str, column: str, other: str, lakehouse: Any, spark: Any, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=300, files=3)
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 0
+    deployment = load_deployment(deployment_file)
+    other_path = getattr(deployment, other).path
+    before = rows_of(other_path, "nightly")
+
+    # The second attempt would move rows between the tables (one more quarantine rule), but the
+    # commit to `failing` cannot store its numbers.
+    settings = yaml.safe_load(deployment_file.read_text())
+    settings["rules"].append({"name": "not_north", "expr": "region <> 'north'"})
+    deployment_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+    break_column(spark, getattr(deployment, failing).path, column)
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) != 0
+    capsys.readouterr()
+
+    assert rows_of(other_path, "nightly") == before
+    history = DeltaTable(other_path).history(1)[0]
+    assert '"action": "revert"' in history["userMetadata"]
+    runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
+    run = runs.set_index("run_id").loc["nightly"]
+    assert run["status"] == "failed" and column in run["error"]
