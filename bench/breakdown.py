@@ -118,7 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size)
         )
         udf = scoring_udf(
-            ship_model(spark, model.local_path), model.outputs, model.describe(), pipeline.VALID
+            ship_model(spark, model.local_path),
+            inputs,
+            model.outputs,
+            model.describe(),
+            pipeline.VALID,
         )
 
         def staged(score: Callable[[Any], Any]) -> DataFrame:

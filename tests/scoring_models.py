@@ -55,3 +55,13 @@ class PickyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         if hot.any():
             raise ValueError(f"cannot score temp_c {model_input['temp_c'][hot].iloc[0]:.2f}")
         return model_input["kwh_7d"].astype("float64")
+
+
+class EchoModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Returns column `n` as it arrives, and raises, quoting the row, where `n` is 13."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        unlucky = model_input["n"] == 13
+        if unlucky.any():
+            raise ValueError(f"cannot score {model_input[unlucky].to_dict('records')}")
+        return model_input["n"]

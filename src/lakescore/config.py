@@ -91,7 +91,9 @@ class Deployment:
     def with_input_path(self, path: str) -> Deployment:
         """The same deployment reading another input (the `--input` override)."""
         location = str(_resolve(path, Path.cwd()))
-        return replace(self, input=replace(self.input, path=location, table=None))
+        changed = replace(self, input=replace(self.input, path=location, table=None))
+        check_locations(changed)
+        return changed
 
 
 def load_deployment(path: str | Path) -> Deployment:
@@ -123,7 +125,7 @@ def parse_deployment(raw: Any, base_dir: Path, source: str = "<deployment>") -> 
         raise DeploymentError(
             f"{source}: name {name!r} may hold only letters, digits, '_', '.', '-'."
         )
-    return Deployment(
+    deployment = Deployment(
         name=name,
         model=_model(top["model"], base_dir, source),
         input=_input(top["input"], base_dir, source),
@@ -135,6 +137,42 @@ def parse_deployment(raw: Any, base_dir: Path, source: str = "<deployment>") -> 
         scoring=_scoring(top.get("scoring"), source),
         source_file=source,
     )
+    check_locations(deployment)
+    return deployment
+
+
+def check_locations(deployment: Deployment) -> None:
+    """Fail when two of the input and the tables share a folder, or one lies inside another.
+
+    Two tables at one location would replace each other's rows of the run (and the run would
+    still reconcile); a table inside a Parquet input folder would be read back as input by the
+    next run. Catalog tables are checked once their locations are known (path not empty).
+    """
+    places = {
+        "input": deployment.input.path,
+        "output": deployment.output.path,
+        "quarantine": deployment.quarantine.path,
+        "runs": deployment.runs.path,
+    }
+    if deployment.quarantine.path:
+        places["the failed-files table (quarantine + _failed_files)"] = (
+            deployment.quarantine.path.rstrip("/") + "_failed_files"
+        )
+    named = [(key, path.rstrip("/")) for key, path in places.items() if path]
+    for index, (key, path) in enumerate(named):
+        for other, other_path in named[index + 1 :]:
+            if path == other_path:
+                raise DeploymentError(
+                    f"{deployment.source_file or '<deployment>'}: {key} and {other} are the "
+                    f"same location, {path}; give each its own."
+                )
+            inner, outer = (path, other_path) if len(path) > len(other_path) else (other_path, path)
+            if inner.startswith(outer + "/"):
+                inside, around = (key, other) if inner == path else (other, key)
+                raise DeploymentError(
+                    f"{deployment.source_file or '<deployment>'}: {inside} ({inner}) lies "
+                    f"inside {around} ({outer}); give each its own location."
+                )
 
 
 def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:

@@ -112,7 +112,12 @@ def carried_columns(key: str | None, passthrough: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ordered))
 
 
-def validate(df: DataFrame, inputs: Sequence[InputColumn], rules: Sequence[Rule]) -> Validated:
+def validate(
+    df: DataFrame,
+    inputs: Sequence[InputColumn],
+    rules: Sequence[Rule],
+    redact: Sequence[str] = (),
+) -> Validated:
     """Evaluate every check once per row: VALID, and the errors of each kind as arrays.
 
     Rules see the model's inputs already cast to the signature's types (a value that does not
@@ -128,7 +133,7 @@ def validate(df: DataFrame, inputs: Sequence[InputColumn], rules: Sequence[Rule]
         ],
         *[F.col(_q(c)).alias(raw) for c, raw in raw_names.items()],
     )
-    checks = (*signature_checks(inputs, df.schema, raw_names), *rule_checks(rules))
+    checks = (*signature_checks(inputs, df.schema, raw_names, redact), *rule_checks(rules))
     as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
     return Validated(
         frame=typed_view.select(
@@ -161,7 +166,9 @@ def staged(
     The run's constant lineage is left to the commits (writing it per row measured 7% of the
     staging write).
     """
-    model_input = F.struct(*cast_inputs(inputs), F.col(VALID))
+    model_input = F.struct(
+        *cast_inputs(inputs, validated.input_columns, F.col(VALID)), F.col(VALID)
+    )
     raw = validated.frame.select("*", score(model_input).alias(_PREDICTION_STRUCT))
     score_error = F.col(f"{_PREDICTION_STRUCT}.{C.SCORE_ERROR}")
     errors = F.when(~F.col(VALID), F.col(C.ERRORS)).when(

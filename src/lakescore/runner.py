@@ -31,7 +31,7 @@ from lakescore.completeness import (
     missing_before_reading,
     parse_manifest,
 )
-from lakescore.config import Deployment, Limits
+from lakescore.config import Deployment, Limits, check_locations
 from lakescore.errors import (
     AttemptSupersededError,
     DeploymentError,
@@ -115,6 +115,7 @@ def score(
             f"Run id {run_id!r} may hold only letters, digits, '_', '.', ':' and '-'."
         )
     deployment = resolve_tables(spark, deployment)
+    check_locations(deployment)
     started = datetime.now(timezone.utc)
     record = RunRecord(run_id, deployment.name, RUNNING, started, scrub(deployment.input.path))
     record = next_attempt(record, get_run(spark, deployment.runs.path, run_id))
@@ -254,7 +255,9 @@ def _score_input(
         raise DeploymentError(
             f"quarantine.redact names column(s) {', '.join(unknown)} that the input lacks."
         )
-    validated = pipeline.validate(data.frame, inputs, deployment.rules)
+    validated = pipeline.validate(
+        data.frame, inputs, deployment.rules, deployment.quarantine.redact
+    )
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
     state.wait_until_recorded()
     fault_point("before_scoring")
@@ -574,7 +577,14 @@ def _staged(
     spark.conf.set(
         "spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size)
     )
-    udf = scoring_udf(archive, model.outputs, model.describe(), pipeline.VALID)
+    udf = scoring_udf(
+        archive,
+        inputs,
+        model.outputs,
+        model.describe(),
+        pipeline.VALID,
+        withhold_messages=any(c.name in deployment.quarantine.redact for c in inputs),
+    )
     return pipeline.staged(
         validated,
         inputs,

@@ -10,7 +10,7 @@ import socket
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from pyspark.sql.pandas.functions import pandas_udf
 
 from lakescore.columns import EXECUTOR, SCORE_ERROR, TASK
 from lakescore.errors import ScoringError
-from lakescore.model import OutputColumn, content_hash
+from lakescore.model import InputColumn, OutputColumn, content_hash
 
 _PANDAS_TYPES = {
     "boolean": "bool",
@@ -66,6 +66,8 @@ def predict_isolating_failures(
     outputs: Sequence[OutputColumn],
     model_label: str,
     max_isolated: int = 32,
+    input_dtypes: Mapping[str, str] | None = None,
+    withhold_messages: bool = False,
 ) -> pd.DataFrame:
     """Score a batch; when the model raises, split the batch in halves to find the rows at fault.
 
@@ -74,9 +76,13 @@ def predict_isolating_failures(
     of any still-failing part is marked failed as a whole, so a model that fails on everything
     ends in quarantine (and trips the limits) instead of being called once per row.
     A ScoringError (wrong row count or type) is not the data's fault: it fails the run.
+    `input_dtypes` (see `restore_input_dtypes`) is applied to every part the model sees. With
+    `withhold_messages`, a row's error keeps only the exception's type: the model's inputs include
+    a redacted column, and exception messages often quote the input.
     """
-    try:
-        whole = predict_batch(model, batch, outputs, model_label)  # the usual case: one call
+    dtypes = input_dtypes or {}
+    try:  # the usual case: one call
+        whole = predict_batch(model, restore_input_dtypes(batch, dtypes), outputs, model_label)
     except ScoringError:
         raise
     except Exception:  # any model error: find the rows at fault below
@@ -91,11 +97,16 @@ def predict_isolating_failures(
     while pending:
         part = pending.pop()
         try:
-            scored = predict_batch(model, part, outputs, model_label)
+            scored = predict_batch(model, restore_input_dtypes(part, dtypes), outputs, model_label)
         except ScoringError:
             raise
         except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"[:1000]
+            message = (
+                f"{type(exc).__name__} (message withheld: the model's input includes a "
+                "quarantine.redact column)"
+                if withhold_messages
+                else f"{type(exc).__name__}: {exc}"[:1000]
+            )
             if len(part) == 1:
                 errors.loc[part.index] = message
                 isolated += 1
@@ -119,22 +130,56 @@ def predict_valid_rows(
     valid: pd.Series,
     outputs: Sequence[OutputColumn],
     model_label: str,
+    input_dtypes: Mapping[str, str] | None = None,
+    withhold_messages: bool = False,
 ) -> pd.DataFrame:
     """Score only the rows marked valid; the others get null outputs and no error (validation
     already quarantined them, and the model never sees values it cannot take)."""
+    options: dict[str, Any] = {
+        "input_dtypes": input_dtypes,
+        "withhold_messages": withhold_messages,
+    }
     if valid.all():
-        return predict_isolating_failures(model, batch, outputs, model_label)
+        return predict_isolating_failures(model, batch, outputs, model_label, **options)
     names = [c.name for c in outputs]
     if not valid.any():
         empty = pd.DataFrame(None, index=batch.index, columns=names, dtype=object)
         return empty.assign(**{SCORE_ERROR: None})
-    scored = predict_isolating_failures(model, batch[valid], outputs, model_label)
-    result = scored.reindex(batch.index)
+    scored = predict_isolating_failures(model, batch[valid], outputs, model_label, **options)
+    # Integers go through object: reindexing adds nulls, which would turn them into float64 and
+    # round values above 2**53.
+    integral = {c.name: object for c in outputs if _is_integral(c.spark_type)}
+    result = scored.astype(integral).reindex(batch.index)
     ok = valid & result[SCORE_ERROR].isna()
     for column in outputs:
         result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
     result[SCORE_ERROR] = result[SCORE_ERROR].astype(object).where(valid & ~ok, None)
     return result
+
+
+def input_dtypes(inputs: Sequence[InputColumn]) -> dict[str, str]:
+    """The pandas dtype of each integer or boolean model input, for `restore_input_dtypes`."""
+    return {
+        c.name: _PANDAS_TYPES[c.spark_type]
+        for c in inputs
+        if c.spark_type in ("int", "bigint", "boolean")
+    }
+
+
+def restore_input_dtypes(batch: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
+    """Give integer and boolean inputs their own dtype back in the rows the model will see.
+
+    Arrow hands pandas a float64 column for integers, and an object column for booleans, as soon
+    as one row of the batch is null there, and pyfunc refuses float64 for an integer input. So
+    one null row (quarantined by validation) would fail every other row of its batch. A column
+    whose rows still hold nulls (an optional input) is left as it is.
+    """
+    restored = {
+        name: batch[name].astype(dtype)
+        for name, dtype in dtypes.items()
+        if name in batch.columns and batch[name].dtype != dtype and not batch[name].isna().any()
+    }
+    return batch.assign(**restored) if restored else batch
 
 
 def output_struct(outputs: Sequence[OutputColumn]) -> T.StructType:
@@ -184,15 +229,21 @@ def _ship_folder() -> str:
 
 
 def scoring_udf(
-    archive_name: str, outputs: Sequence[OutputColumn], model_label: str, valid_column: str
+    archive_name: str,
+    inputs: Sequence[InputColumn],
+    outputs: Sequence[OutputColumn],
+    model_label: str,
+    valid_column: str,
+    withhold_messages: bool = False,
 ) -> Callable[[Column], Column]:
     """An iterator pandas UDF: loads the model once per worker, then scores batch after batch.
 
     Its argument is a struct of the model's inputs plus the `valid_column` flag, which selects
-    the rows the model sees.
+    the rows the model sees. `withhold_messages`: see `predict_isolating_failures`.
     """
     return_type = output_struct(outputs)
     outputs = tuple(outputs)
+    dtypes = input_dtypes(inputs)
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from lakescore import model_cache
@@ -202,7 +253,15 @@ def scoring_udf(
         executor, task = executor_label(), _task_attempt()
         for batch in batches:
             valid = batch.pop(valid_column).fillna(False).astype(bool)
-            scored = predict_valid_rows(model, batch, valid, outputs, model_label)
+            scored = predict_valid_rows(
+                model,
+                batch,
+                valid,
+                outputs,
+                model_label,
+                input_dtypes=dtypes,
+                withhold_messages=withhold_messages,
+            )
             yield scored.assign(**{EXECUTOR: executor, TASK: task})
             fault_point("scoring")
 
@@ -269,15 +328,31 @@ def _restore_type(values: pd.Series, ok: pd.Series, spark_type: str) -> pd.Serie
     return values.astype(object).where(ok, None)
 
 
+def _is_integral(spark_type: str) -> bool:
+    return _PANDAS_TYPES.get(spark_type, "").startswith("int")
+
+
 def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
     target = _PANDAS_TYPES.get(spark_type)
     if target is None:
         return values
     if target == "object":
         return values.map(lambda v: None if pd.isna(v) else str(v))
-    if target == "bool" or target.startswith("int"):
-        if values.isna().any():
-            raise ValueError(f"missing values in a {spark_type} column")
-        if target.startswith("int") and values.dtype.kind == "f" and (values % 1 != 0).any():
+    if (target == "bool" or target.startswith("int")) and values.isna().any():
+        raise ValueError(f"missing values in a {spark_type} column")
+    if target == "bool" and values.dtype.kind != "b" and not values.map(_is_boolean).all():
+        # astype(bool) would make any non-empty string True, "False" included.
+        raise ValueError("values other than true and false in a boolean column")
+    if target.startswith("int") and values.dtype.kind in "iuf":
+        if values.dtype.kind == "f" and (values % 1 != 0).any():
             raise ValueError("fractional values in an integer column")
+        bounds = np.iinfo(target)
+        if len(values) and (values.min() < bounds.min or values.max() > bounds.max):
+            raise ValueError(f"values outside the range of {spark_type}")
     return values.astype(target)
+
+
+def _is_boolean(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_) or (
+        isinstance(value, int | np.integer) and value in (0, 1)
+    )

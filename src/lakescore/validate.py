@@ -75,10 +75,12 @@ def signature_checks(
     inputs: Sequence[InputColumn],
     schema: T.StructType,
     source: Mapping[str, str] | None = None,
+    redact: Sequence[str] = (),
 ) -> list[Check]:
     """Checks from the model's input signature, for the columns the input has.
 
     `source` maps a column name to the column holding its values as read, when that differs.
+    Messages about a column in `redact` do not quote its value.
     """
     present = {field.name: field.dataType for field in schema.fields}
     checks: list[Check] = []
@@ -88,15 +90,20 @@ def signature_checks(
         raw = F.col(_quoted((source or {}).get(spec.name, spec.name)))
         cast = raw.try_cast(spec.spark_type)
         if present[spec.name].simpleString() != spec.spark_type:
+            shown = (
+                F.lit("(redacted)")
+                if spec.name in redact
+                else F.concat(F.lit("'"), F.substring(raw.cast("string"), 1, 200), F.lit("'"))
+            )
             checks.append(
                 _check(
                     RULE_TYPE,
                     spec.name,
-                    raw.isNotNull() & cast.isNull(),
+                    raw.isNotNull() & (cast.isNull() | _changed_by_cast(raw, cast, spec, present)),
                     F.concat(
-                        F.lit(f"{spec.name} value '"),
-                        F.substring(raw.cast("string"), 1, 200),
-                        F.lit(f"' cannot be cast to {spec.spark_type}"),
+                        F.lit(f"{spec.name} value "),
+                        shown,
+                        F.lit(f" cannot be cast to {spec.spark_type}"),
                     ),
                 )
             )
@@ -164,9 +171,43 @@ def failures(checks: Sequence[Check], action: str) -> Column:
     )
 
 
-def cast_inputs(inputs: Sequence[InputColumn]) -> list[Column]:
-    """The model's input columns cast to the signature's types (valid rows cast cleanly)."""
-    return [F.col(_quoted(c.name)).try_cast(c.spark_type).alias(c.name) for c in inputs]
+def cast_inputs(
+    inputs: Sequence[InputColumn], columns: Sequence[str], valid: Column
+) -> list[Column]:
+    """The model's input columns cast to the signature's types (valid rows cast cleanly). An
+    optional input that the data lacks is left out, as pyfunc allows.
+
+    Integer and boolean inputs are filled in rows that are not `valid` (the model never sees
+    them): Arrow hands pandas float64 for an integer column holding a null, which pyfunc refuses
+    and which rounds values above 2**53.
+    """
+    present = set(columns)
+    cast = {c.name: F.col(_quoted(c.name)).try_cast(c.spark_type) for c in inputs}
+    filler = {"int": F.lit(0), "bigint": F.lit(0), "boolean": F.lit(False)}
+    return [
+        (
+            F.when(valid, cast[c.name]).otherwise(filler[c.spark_type].cast(c.spark_type))
+            if c.spark_type in filler
+            else cast[c.name]
+        ).alias(c.name)
+        for c in inputs
+        if c.name in present
+    ]
+
+
+def _changed_by_cast(
+    raw: Column, cast: Column, spec: InputColumn, present: Mapping[str, T.DataType]
+) -> Column:
+    """True where a cast that succeeded still changed the number: a fraction cut off by a cast to
+    an integer, or a double too large for a float (cast to infinity)."""
+    source = present[spec.name]
+    if spec.spark_type in ("int", "bigint") and isinstance(
+        source, T.FloatType | T.DoubleType | T.DecimalType
+    ):
+        return cast != raw
+    if spec.spark_type == "float" and isinstance(source, T.DoubleType | T.DecimalType):
+        return cast.isin(float("inf"), float("-inf")) & ~raw.isin(float("inf"), float("-inf"))
+    return F.lit(False)
 
 
 def _check(

@@ -68,7 +68,11 @@ def test_every_row_is_either_scored_or_quarantined_never_both(
     validated = pipeline.validate(data.frame, inputs, (Rule("nonneg", "kwh_7d >= 0"),))
     stamp = pipeline.RunStamp("run-split", datetime.now(timezone.utc), model)
     udf = scoring_udf(
-        ship_model(spark, model.local_path), model.outputs, model.describe(), pipeline.VALID
+        ship_model(spark, model.local_path),
+        inputs,
+        model.outputs,
+        model.describe(),
+        pipeline.VALID,
     )
     staged = pipeline.staged(validated, inputs, model.outputs, udf, ["meter_id"], False).cache()
     scored = pipeline.predictions(staged, stamp)

@@ -209,14 +209,45 @@ def test_absolute_and_uri_table_paths_are_left_alone(tmp_path: Path, path: str) 
     raw = minimal()
     raw["input"]["path"] = path
     for table in ("output", "quarantine", "runs"):
-        raw[table]["path"] = path
+        raw[table]["path"] = f"{path}_{table}"
 
     deployment = parse_deployment(raw, base_dir=tmp_path)
 
     assert deployment.input.path == path
-    assert deployment.output.path == path
-    assert deployment.quarantine.path == path
-    assert deployment.runs.path == path
+    assert deployment.output.path == f"{path}_output"
+    assert deployment.quarantine.path == f"{path}_quarantine"
+    assert deployment.runs.path == f"{path}_runs"
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"quarantine": "out"}, "output and quarantine are the same location"),
+        ({"runs": "out/"}, "output and runs are the same location"),
+        ({"output": "raw"}, "input and output are the same location"),
+        ({"output": "raw/scored"}, "output ("),
+        ({"runs": "quarantine/runs"}, "runs ("),
+        ({"output": "quarantine_failed_files"}, "failed-files table"),
+    ],
+)
+def test_tables_that_share_a_location_are_refused(
+    tmp_path: Path, changes: dict[str, str], named: str
+) -> None:
+    """Two tables in one place would replace each other's rows of a run, and a table inside a
+    Parquet input folder would be read back as input: both are refused, naming the keys."""
+    raw = minimal()
+    for key, path in changes.items():
+        raw[key]["path"] = path
+    message = str(parse_error(raw, tmp_path))
+    assert named in message
+    assert "inside" in message or "same location" in message
+
+
+def test_a_table_whose_name_only_starts_like_another_is_accepted(tmp_path: Path) -> None:
+    """`out` and `out_quarantine` are siblings, not one inside the other."""
+    raw = minimal()
+    raw["quarantine"]["path"] = "out_quarantine"
+    assert parse_deployment(raw, base_dir=tmp_path).quarantine.path.endswith("out_quarantine")
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from lakescore.errors import ScoringError
-from lakescore.model import OutputColumn
-from lakescore.scoring import predict_batch, predict_valid_rows
+from lakescore.model import InputColumn, OutputColumn
+from lakescore.scoring import input_dtypes, predict_batch, predict_valid_rows
 
 LABEL = "models:/meter_risk/3"
 PREDICTION = (OutputColumn("prediction", "bigint"),)
@@ -258,6 +258,29 @@ def test_fractions_in_a_bigint_output(batch: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize(
+    ("spark_type", "raw"),
+    [
+        ("int", np.array([1, 3_000_000_000, 2], dtype="int64")),
+        ("int", np.array([1.0, -3e9, 2.0])),
+        ("bigint", np.array([1.0, 1e19, 2.0])),
+    ],
+)
+def test_integers_too_large_for_the_output_type(
+    batch: pd.DataFrame, spark_type: str, raw: Any
+) -> None:
+    """A value outside the output type's range raises instead of wrapping around."""
+    message = scoring_error(returning(raw), batch, (OutputColumn("prediction", spark_type),))
+    assert "range" in message
+
+
+def test_text_in_a_boolean_output(batch: pd.DataFrame) -> None:
+    """The text "False" raises instead of becoming True (as any non-empty string would)."""
+    raw = np.array(["True", "False", "False"], dtype=object)
+    message = scoring_error(returning(raw), batch, (OutputColumn("prediction", "boolean"),))
+    assert "true and false" in message
+
+
+@pytest.mark.parametrize(
     "raw",
     [np.array([True, None, False], dtype=object), np.array([1.0, np.nan, 0.0])],
     ids=["None", "NaN"],
@@ -317,3 +340,52 @@ def test_rows_the_model_raises_on_are_isolated_and_the_rest_scored(batch: pd.Dat
 def isolating_failures_dtype_ok(result: pd.DataFrame) -> bool:
     """Integer predictions stay integers where scored (nulls elsewhere), never floats."""
     return all(isinstance(v, int | np.integer) for v in result["prediction"].dropna())
+
+
+def test_large_integer_predictions_stay_exact_next_to_an_invalid_row() -> None:
+    """Predictions above 2**53 keep every digit when the batch also holds a row not scored (its
+    null must not turn the column into floats)."""
+    big = 2**53 + 1
+    batch = pd.DataFrame({"n": [big, 0, big + 2]}, index=[7, 8, 9])
+    valid = pd.Series([True, False, True], index=batch.index)
+    model = FnModel(lambda rows: rows["n"].to_numpy())
+    result = predict_valid_rows(model, batch, valid, PREDICTION, LABEL)
+    assert list(result["prediction"]) == [big, None, big + 2]
+
+
+def enforcing(dtypes: dict[str, str]) -> FnModel:
+    """A model that, like pyfunc's schema enforcement, refuses a column of another dtype."""
+
+    def predict(rows: pd.DataFrame) -> Any:
+        for name, dtype in dtypes.items():
+            if rows[name].dtype != dtype:
+                raise TypeError(f"Can not safely convert {rows[name].dtype} to {dtype}")
+        return rows["n"].to_numpy()
+
+    return FnModel(predict)
+
+
+def test_a_null_in_an_integer_input_does_not_fail_the_other_rows_of_its_batch() -> None:
+    """Arrow gives pandas float64 for an integer column holding a null. The null row is invalid
+    (validation quarantined it), and the valid rows reach the model as int64 again."""
+    inputs = (InputColumn("n", "bigint"), InputColumn("flag", "boolean"))
+    batch = pd.DataFrame({"n": [1.0, np.nan, 3.0], "flag": [True, None, False]}, index=[0, 1, 2])
+    valid = pd.Series([True, False, True], index=batch.index)
+    model = enforcing({"n": "int64", "flag": "bool"})
+    dtypes = input_dtypes(inputs)
+    assert dtypes == {"n": "int64", "flag": "bool"}
+
+    result = predict_valid_rows(model, batch, valid, PREDICTION, LABEL, input_dtypes=dtypes)
+    assert list(result["prediction"]) == [1, None, 3]
+    assert result["_score_error"].isna().all()
+
+
+def test_a_null_in_an_optional_integer_input_fails_only_its_own_row() -> None:
+    """A valid row may hold a null in an optional integer input, which the model refuses:
+    splitting the batch leaves that row in quarantine and scores the others as integers."""
+    batch = pd.DataFrame({"n": [1.0, np.nan, 3.0, 4.0]})
+    valid = pd.Series(True, index=batch.index)
+    model = enforcing({"n": "int64"})
+    result = predict_valid_rows(model, batch, valid, PREDICTION, LABEL, input_dtypes={"n": "int64"})
+    assert list(result["prediction"]) == [1, None, 3, 4]
+    assert result["_score_error"].notna().tolist() == [False, True, False, False]

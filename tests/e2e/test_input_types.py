@@ -1,0 +1,135 @@
+"""Inputs of the types Arrow and pyfunc disagree on, through a real run: integers with nulls,
+fractions for integer inputs, optional inputs the data lacks, and values of redacted columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scoring_models
+import yaml
+from deltalake import DeltaTable
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from lakescore.config import load_deployment
+from lakescore.runner import score
+
+BIG = 2**53 + 1  # not exact as a float64
+
+
+def read(path: str) -> Any:
+    return DeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def echo_model(folder: Path, n_type: str = "long") -> Path:
+    """A local pyfunc model: inputs `n` (n_type) and optional `extra` (long), output long `n`."""
+    path = folder / f"echo-{n_type}"
+    if not path.exists():
+        inputs = Schema([ColSpec(n_type, "n"), ColSpec("long", "extra", required=False)])
+        mlflow.pyfunc.save_model(
+            str(path),
+            python_model=scoring_models.EchoModel(),
+            signature=ModelSignature(inputs=inputs, outputs=Schema([ColSpec("long")])),
+            code_paths=[scoring_models.__file__],
+            pip_requirements=["pandas"],
+        )
+    return path
+
+
+def run(tmp_path: Path, table: pa.Table, model: Path, **overrides: Any) -> tuple[Any, Any, Any]:
+    """Write `table` as one Parquet file, score it in one batch; return the run's
+    record, predictions and quarantine."""
+    (tmp_path / "raw").mkdir()
+    pq.write_table(table, tmp_path / "raw" / "part-0.parquet")
+    deployment = {
+        "name": "types",
+        "model": {"uri": str(model)},
+        "input": {"format": "parquet", "path": "raw", "key": "id"},
+        "output": {"path": "out/predictions"},
+        "quarantine": {"path": "out/quarantine"},
+        "runs": {"path": "out/runs"},
+        "scoring": {"batch_size": 1000},
+        **overrides,
+    }
+    file = tmp_path / "deployment.yaml"
+    file.write_text(yaml.safe_dump(deployment))
+    loaded = load_deployment(file)
+    from lakescore.session import get_spark
+
+    record = score(get_spark(), loaded, run_id="types").record
+    return record, read(loaded.output.path), read(loaded.quarantine.path)
+
+
+def reasons(quarantine: Any) -> dict[str, list[tuple[str, str | None]]]:
+    return {
+        row["id"]: [(e["rule"], e["column"]) for e in row["_errors"]]
+        for _, row in quarantine.iterrows()
+    }
+
+
+def test_a_null_integer_quarantines_its_row_and_the_rest_of_the_batch_is_scored(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Arrow gives pandas floats for an integer column with a null; pyfunc refuses floats for a
+    long input. Only the null row is quarantined, and the others keep every digit."""
+    table = pa.table(
+        {
+            "id": ["a", "b", "c", "d"],
+            "n": pa.array([BIG, None, 3, 4], pa.int64()),
+            "extra": pa.array([1, 2, 3, 4], pa.int64()),
+        }
+    )
+    record, predictions, quarantine = run(tmp_path, table, echo_model(tmp_path))
+
+    assert record.status == "succeeded"
+    assert dict(zip(predictions["id"], predictions["prediction"], strict=True)) == {
+        "a": BIG,
+        "c": 3,
+        "d": 4,
+    }
+    assert reasons(quarantine) == {"b": [("required_null", "n")]}
+
+
+def test_an_optional_input_the_data_lacks_is_left_out(tmp_path: Path, spark: Any) -> None:
+    """pyfunc accepts a frame without an optional input, so the run scores without it."""
+    table = pa.table({"id": ["a", "b"], "n": pa.array([1, 2], pa.int64())})
+    record, predictions, quarantine = run(tmp_path, table, echo_model(tmp_path))
+    assert record.status == "succeeded"
+    assert sorted(predictions["prediction"]) == [1, 2]
+    assert quarantine.empty
+
+
+def test_fractions_for_an_integer_input_are_type_mismatches(tmp_path: Path, spark: Any) -> None:
+    """1.7 cast to long would be scored as 1; it is quarantined instead. Whole doubles score."""
+    table = pa.table({"id": ["a", "b", "c"], "n": [2.0, 1.7, -2.5]})
+    record, predictions, quarantine = run(tmp_path, table, echo_model(tmp_path))
+    assert record.status == "succeeded"
+    assert list(predictions["prediction"]) == [2]
+    assert reasons(quarantine) == {"b": [("type_mismatch", "n")], "c": [("type_mismatch", "n")]}
+
+
+@pytest.mark.parametrize("value", ["123-45-6789", "13"])
+def test_values_of_redacted_columns_stay_out_of_error_messages(
+    tmp_path: Path, spark: Any, value: str
+) -> None:
+    """A redacted column is hashed in the quarantine, and its value appears in no message: not in
+    a type mismatch ("123-45-6789" is no long), nor in a model error quoting its input (13)."""
+    table = pa.table({"id": ["a", "b"], "n": ["1", value]})
+    record, predictions, quarantine = run(
+        tmp_path,
+        table,
+        echo_model(tmp_path),
+        quarantine={"path": "out/quarantine", "redact": ["n"]},
+    )
+    assert record.status == "succeeded"
+    assert list(predictions["prediction"]) == [1]
+    [row] = quarantine.to_dict("records")
+    assert row["n"].startswith("sha256:")
+    messages = " ".join(e["message"] for e in row["_errors"])
+    assert value not in messages
+    assert row["_errors"][0]["rule"] == ("type_mismatch" if value != "13" else "model_error")
