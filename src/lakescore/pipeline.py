@@ -8,10 +8,12 @@ Values fixed for the whole run (run id, model, time) are not staged: the commits
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -32,6 +34,8 @@ from lakescore.validate import (
     signature_checks,
 )
 
+# Characters Delta refuses in column names unless the table uses column mapping.
+_DELTA_INVALID_NAME = re.compile(r"[ ,;{}()\n\t=]")
 VALID = "__lakescore_valid"  # passed every quarantine check; the model scores only these rows
 _STOPS = "__stops"  # the fail rules a row broke
 _PREDICTION_STRUCT = "__prediction"
@@ -87,6 +91,24 @@ def check_input_columns(
             f"Input lacks column(s) {', '.join(missing)} required by model {model_label}; "
             f"it has {', '.join(columns)}."
         )
+    unwritable = [c for c in columns if _DELTA_INVALID_NAME.search(c)]
+    if unwritable:
+        raise InputError(
+            "Input column(s) "
+            + ", ".join(repr(c) for c in unwritable)
+            + " hold a space or one of ,;{}()= which Delta tables without column mapping do "
+            "not allow, and the quarantine keeps every input column: rename them upstream."
+        )
+    types = dict(df.dtypes)
+    for spec in inputs:
+        if spec.name in types and types[spec.name] != spec.spark_type:
+            try:
+                _ = df.select(F.col(_q(spec.name)).try_cast(spec.spark_type)).schema
+            except AnalysisException as exc:
+                raise InputError(
+                    f"Input column {spec.name} is {types[spec.name]}, which Spark cannot cast "
+                    f"to {spec.spark_type}, the type model {model_label} takes."
+                ) from exc
     carried = carried_columns(key, passthrough)
     absent = [c for c in carried if c not in columns]
     if absent:

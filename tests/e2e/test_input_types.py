@@ -17,6 +17,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from lakescore.config import load_deployment
+from lakescore.errors import InputError
 from lakescore.runner import score
 
 BIG = 2**53 + 1  # not exact as a float64
@@ -133,3 +134,21 @@ def test_values_of_redacted_columns_stay_out_of_error_messages(
     messages = " ".join(e["message"] for e in row["_errors"])
     assert value not in messages
     assert row["_errors"][0]["rule"] == ("type_mismatch" if value != "13" else "model_error")
+
+
+def test_an_input_column_delta_cannot_store_is_named_before_scoring(
+    tmp_path: Path, spark: Any
+) -> None:
+    """A space in a column name would fail the quarantine commit after the whole pass; the run
+    fails first, naming the column."""
+    table = pa.table({"id": ["a"], "n": pa.array([1], pa.int64()), "meter reading": [1.0]})
+    with pytest.raises(InputError, match="'meter reading'"):
+        run(tmp_path, table, echo_model(tmp_path))
+
+
+def test_an_input_type_spark_cannot_cast_is_named(tmp_path: Path, spark: Any) -> None:
+    """An array for a long input is one sentence naming the column and both types, not Spark's
+    analysis error."""
+    table = pa.table({"id": ["a"], "n": pa.array([[1]], pa.list_(pa.int64()))})
+    with pytest.raises(InputError, match="n is array<bigint>, which Spark cannot cast to bigint"):
+        run(tmp_path, table, echo_model(tmp_path))
