@@ -514,6 +514,33 @@ def staging_path(output_path: str, deployment: str, run_id: str) -> str:
     return f"{parent}/_lakescore_staging/{deployment}/{run_id}"
 
 
+def attempt_staging_path(run_staging: str, attempt: int, attempt_id: str) -> str:
+    """One attempt's staging folder; the attempt number first, so older ones are known."""
+    return f"{run_staging}/{attempt:06d}-{attempt_id}"
+
+
+def delete_staging(spark: SparkSession, run_staging: str, attempt: int, own: str) -> None:
+    """Delete this attempt's staging folder and those of older attempts of the run (superseded:
+    they can no longer commit), then the run's folder once it is empty. A newer attempt's
+    folder is left alone: that attempt may be writing or committing it right now."""
+    delete_path(spark, own)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    folder = jvm.org.apache.hadoop.fs.Path(run_staging)
+    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(folder):
+        return
+    remaining = 0
+    for status in fs.listStatus(folder):
+        number = status.getPath().getName().split("-", 1)[0]
+        if not number.isdigit() or int(number) < attempt:
+            fs.delete(status.getPath(), True)
+        else:
+            remaining += 1
+    if remaining == 0:
+        fs.delete(folder, True)
+
+
 def write_staging(frame: DataFrame, path: str) -> None:
     """Materialise the scored rows once, so both commits read them instead of re-scoring."""
     frame.write.mode("overwrite").parquet(path)

@@ -49,7 +49,8 @@ from lakescore.io import (
     FAILED_FILES_SCHEMA,
     Commit,
     FailedFile,
-    delete_path,
+    attempt_staging_path,
+    delete_staging,
     ensure_delta_table,
     failed_file_in,
     failed_files_path,
@@ -118,7 +119,16 @@ def score(
     check_locations(deployment)
     started = datetime.now(timezone.utc)
     record = RunRecord(run_id, deployment.name, RUNNING, started, scrub(deployment.input.path))
-    record = next_attempt(record, get_run(spark, deployment.runs.path, run_id))
+    earlier = get_run(spark, deployment.runs.path, run_id)
+    if earlier is not None and earlier["deployment"] != deployment.name:
+        # Every table write replaces the rows of the run id: a run of this deployment would
+        # delete the other deployment's rows in any table the two share.
+        raise DeploymentError(
+            f"Run id {run_id} is already recorded in {scrub(deployment.runs.path)} for deployment "
+            f"{earlier['deployment']}; choose a run id that deployment {deployment.name} "
+            "does not share (for example, prefix it with the deployment's name)."
+        )
+    record = next_attempt(record, earlier)
     progress.stage(f"run {run_id} of {deployment.name} started")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-run-record") as pool:
         # The `running` record is written while the driver resolves the model and lists the
@@ -262,7 +272,7 @@ def _score_input(
     state.wait_until_recorded()
     fault_point("before_scoring")
     run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
-    staging = f"{run_staging}/{record.attempt_id}"
+    staging = attempt_staging_path(run_staging, record.attempt, record.attempt_id)
     staged_rows = _staged(
         spark, deployment, validated, inputs, carried, model, archive, data.table_version
     )
@@ -271,18 +281,14 @@ def _score_input(
         deployment, model, pipeline.predictions(staged_rows, stamp).schema
     )
     run = _Run(spark, deployment, state, progress, model, stamp, stats_columns)
-    superseded = False
     try:
         record = _stage_and_commit(
             run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
         )
-    except AttemptSupersededError:
-        superseded = True  # the newer attempt owns the run's staging folder now
-        raise
     finally:
         # Staging holds the rows to quarantine as read: leave none behind, nor anything that
-        # killed earlier attempts of this run left.
-        delete_path(spark, staging if superseded else run_staging)
+        # killed earlier attempts of this run left; a newer attempt's folder is its own.
+        delete_staging(spark, run_staging, record.attempt, staging)
     if not record.reconciles():
         return record.with_(
             status=FAILED,

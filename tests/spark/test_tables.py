@@ -53,3 +53,23 @@ def test_each_run_record_write_leaves_one_data_file_and_the_table_uses_it(
     in_table = {Path(f).name for f in spark.read.format("delta").load(str(path)).inputFiles()}
     assert len(on_disk) == 3
     assert on_disk == in_table
+
+
+def test_an_attempt_removes_its_own_and_older_staging_but_not_a_newer_attempts(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Two attempts of one run id can overlap: the older one finishing must not delete the
+    folder the newer one is writing or committing."""
+    from lakescore.io import attempt_staging_path, delete_staging
+
+    run = str(tmp_path / "run")
+    folders = {n: attempt_staging_path(run, n, f"id{n}") for n in (1, 2, 3)}
+    for folder in folders.values():
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "part-0.parquet").write_bytes(b"x")
+
+    delete_staging(spark, run, 2, folders[2])
+    assert sorted(p.name for p in Path(run).iterdir()) == [Path(folders[3]).name]
+
+    delete_staging(spark, run, 3, folders[3])
+    assert not Path(run).exists()
