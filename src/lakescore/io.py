@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.errors import AnalysisException
@@ -187,12 +188,17 @@ def read_text(spark: SparkSession, path: str) -> str:
 
 
 def failed_file_in(error_text: str, files: Sequence[str]) -> str | None:
-    """Which of `files` a Spark read error names, if any (Spark names the file it failed on)."""
+    """Which of `files` a Spark read error names, if any (Spark names the file it failed on).
+
+    The longest name found wins: `part_0` is a prefix of `part_0_copy_1`, and an error about
+    the second must not blame the first.
+    """
+    named = []
     for path in files:
         bare = path.split(":", 1)[1].lstrip("/") if ":" in path else path.lstrip("/")
-        if bare and bare in error_text:
-            return path
-    return None
+        if bare and (bare in error_text or quote(bare) in error_text):
+            named.append((len(bare), path))
+    return max(named)[1] if named else None
 
 
 def _read_delta(spark: SparkSession, config: InputConfig) -> InputData:

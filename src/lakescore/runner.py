@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -357,7 +358,8 @@ def _stage_and_commit(
     expect = deployment.input.expect
     rows_by_file: dict[str, int] = {}
     if any(f.rows is not None for f in manifest):
-        rows_by_file = {names.get(k, k): n for k, n in summary.rows_by_file.items()}
+        # _source_file is a URI (a space is %20); the listed names are plain paths.
+        rows_by_file = {names.get(unquote(k), k): n for k, n in summary.rows_by_file.items()}
     _require_complete(
         missing_after_counting(summary.rows_read, expect.min_rows, manifest, rows_by_file)
     )

@@ -4,6 +4,7 @@ and the run record says what is missing."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,22 @@ def test_manifest_names_missing_files_and_wrong_row_counts(
     manifest.write_text(json.dumps({"files": [{"path": n, "rows": c} for n, c in rows.items()]}))
     assert main(["score", str(deployment_file), "--run-id", "complete"]) == 0
     capsys.readouterr()
+
+
+def test_manifest_row_counts_hold_for_a_folder_with_a_space(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Spark names source files as URIs (a space is %20); the manifest's plain names still
+    match, so a complete input is scored rather than aborted as incomplete."""
+    source = {
+        "format": "parquet",
+        "path": "raw/my meters",
+        "key": "meter_id",
+        "expect": {"manifest": "manifest.json"},
+    }
+    deployment_file = lakehouse(rows=120, files=2, input=source)
+    shutil.move(tmp_path / "raw" / "meters", tmp_path / "raw" / "my meters")
+    files = sorted((tmp_path / "raw" / "my meters").glob("*.parquet"))
+    entries = [{"path": p.name, "rows": pq.read_metadata(p).num_rows} for p in files]
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": entries}))
+    assert main(["score", str(deployment_file), "--run-id", "space"]) == 0, capsys.readouterr()
