@@ -368,6 +368,9 @@ def _stage_and_commit(
         raise RuleFailedError(
             f"Rule(s) with action fail matched: {matched}; nothing was committed."
         )
+    # Once for every commit below (each check is a read of the runs table, seconds in a cold
+    # JVM), and before the first: a superseded attempt changes no table.
+    require_ownership(spark, deployment.runs.path, record)
     _commit_failed_files(spark, deployment, record, failed)
     if summary.rows_failed:
         reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: summary.rows_failed}
@@ -380,8 +383,6 @@ def _stage_and_commit(
     if limit_error:
         _abort(spark, deployment, state, quarantined, model, progress, limit_error)
 
-    # Once for both commits: each check is a read of the runs table (seconds of a cold JVM).
-    require_ownership(spark, deployment.runs.path, record)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
         # The two tables are independent and each rerun replaces its run's rows in both, so the
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
@@ -564,8 +565,8 @@ def _abort(
     progress: Progress,
     reason: str,
 ) -> None:
-    """Too many bad rows: commit the quarantine (so the operator sees why), no predictions."""
-    require_ownership(spark, deployment.runs.path, state.record)
+    """Too many bad rows: commit the quarantine (so the operator sees why), no predictions.
+    The caller has checked that this attempt still owns the run."""
     _remove_run_predictions(spark, deployment, state.record)
     commit = _commit_quarantine(spark, deployment, state.record, quarantined, model, progress)
     state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
