@@ -225,7 +225,9 @@ def _read_footers(
     """
     names = relative_names(spark, folder, files).values()
     if any("=" in part for name in names for part in name.split("/")[:-1]):
-        return _schemas_by_spark(spark, folder, files)
+        schemas, failed = _schemas_by_spark(spark, folder, files)
+        types = _partition_types(spark, folder)
+        return {path: _retyped(schema, types) for path, schema in schemas.items()}, failed
     try:
         return _collect_schemas(files, _footer_reader(spark))
     except Exception as exc:
@@ -234,6 +236,23 @@ def _read_footers(
         # Spark's schema conversion is internal: a Spark without these calls reads as before.
         _log.warning("reading Parquet footers through Spark: %s", _first_line(exc))
         return _schemas_by_spark(spark, folder, files)
+
+
+def _partition_types(spark: SparkSession, folder: str) -> dict[str, T.DataType]:
+    """The partition columns' types as Spark infers them from all `key=value` folders at once.
+
+    Read file by file, `code=007` is the int 7 while `code=A12` is a string, and widening then
+    keeps "7". With a schema given, Spark lists the folders without opening any file.
+    """
+    probe = "__lakescore_probe"
+    frame = spark.read.schema(f"`{probe}` string").option("basePath", folder).parquet(folder)
+    return {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
+
+
+def _retyped(schema: T.StructType, types: Mapping[str, T.DataType]) -> T.StructType:
+    return T.StructType(
+        [T.StructField(f.name, types.get(f.name, f.dataType), f.nullable) for f in schema.fields]
+    )
 
 
 def _missing_call(exc: BaseException) -> bool:

@@ -118,6 +118,21 @@ def test_files_in_partition_folders_keep_their_partition_columns(
     assert {r["day"]: r["count"] for r in rows} == {"2026-11-24": 2, "2026-11-25": 2}
 
 
+def test_partition_values_are_typed_across_the_whole_folder(spark: Any, tmp_path: Path) -> None:
+    """`code=007` beside `code=A12` is the string "007", as Spark reads the folder, not the int 7
+    that the file alone would give."""
+    folder = tmp_path / "input"
+    for code in ("007", "A12"):
+        (folder / f"code={code}").mkdir(parents=True)
+        pq.write_table(pa.table({"meter_id": [code]}), folder / f"code={code}" / "part.parquet")
+
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    expected = {(r["meter_id"], r["code"]) for r in spark.read.parquet(str(folder)).collect()}
+    assert expected == {("007", "007"), ("A12", "A12")}
+    assert {(r["meter_id"], r["code"]) for r in data.frame.collect()} == expected
+
+
 def test_listing_walks_nested_folders_and_skips_hidden_names(spark: Any, tmp_path: Path) -> None:
     folder = tmp_path / "input"
     wanted = [folder / "a.parquet", folder / "2026" / "11" / "b.parquet"]
