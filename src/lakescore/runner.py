@@ -744,9 +744,17 @@ def _metadata(
 
 
 def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
-    return record.with_(
-        status=status, error=scrub(str(exc)), finished_at=datetime.now(timezone.utc)
-    )
+    """The record of an attempt that failed or aborted. A failed attempt changes neither table,
+    so rows an earlier attempt of the run id committed are still there: the error says so,
+    since this record replaces that attempt's (which stays in `previous_attempts`)."""
+    error = scrub(str(exc))
+    kept = [a for a in record.previous_attempts or [] if a.get("status") == SUCCEEDED]
+    if kept and not isinstance(exc, LimitExceededError):
+        error += (
+            f" The tables still hold the rows that attempt {kept[-1].get('attempt')} of run "
+            f"{record.run_id} committed (it succeeded at {kept[-1].get('finished_at')})."
+        )
+    return record.with_(status=status, error=error, finished_at=datetime.now(timezone.utc))
 
 
 def _finish(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from deltalake import DeltaTable
 
 from lakescore.cli import main
@@ -115,3 +116,26 @@ def test_manifest_row_counts_hold_for_a_folder_with_a_space(
     entries = [{"path": p.name, "rows": pq.read_metadata(p).num_rows} for p in files]
     (tmp_path / "manifest.json").write_text(json.dumps({"files": entries}))
     assert main(["score", str(deployment_file), "--run-id", "space"]) == 0, capsys.readouterr()
+
+
+def test_an_incomplete_rerun_keeps_the_earlier_rows_and_says_so(
+    lakehouse: Any, capsys: Any
+) -> None:
+    """A rerun that stops changes neither table: the earlier attempt's rows stay, and the run
+    record, which now describes the stopped attempt, says which attempt's rows those are."""
+    deployment_file = lakehouse(rows=120, files=2)
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file), "--run-id", "n"]) == 0
+    before = read(deployment.output.path)
+
+    changed = yaml.safe_load(deployment_file.read_text())
+    changed["input"]["expect"] = {"min_rows": 1000}
+    deployment_file.write_text(yaml.safe_dump(changed, sort_keys=False))
+    assert main(["score", str(deployment_file), "--run-id", "n"]) == 3
+    capsys.readouterr()
+
+    after = read(deployment.output.path)
+    assert sorted(after["meter_id"]) == sorted(before["meter_id"])
+    run = read(deployment.runs.path).set_index("run_id").loc["n"]
+    assert run["status"] == "aborted" and run["attempt"] == 2
+    assert "still hold the rows that attempt 1 of run n committed" in run["error"]
