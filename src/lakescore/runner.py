@@ -266,8 +266,10 @@ def _score_input(
         raise DeploymentError(
             f"quarantine.redact names column(s) {', '.join(unknown)} that the input lacks."
         )
+    # Without a signature there is nothing to check the values against: only the rules apply,
+    # and the model gets the columns as read (NaN included: many models take it).
     validated = pipeline.validate(
-        data.frame, inputs, deployment.rules, deployment.quarantine.redact
+        data.frame, model.inputs or (), deployment.rules, deployment.quarantine.redact
     )
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
     state.wait_until_recorded()

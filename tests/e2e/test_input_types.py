@@ -152,3 +152,24 @@ def test_an_input_type_spark_cannot_cast_is_named(tmp_path: Path, spark: Any) ->
     table = pa.table({"id": ["a"], "n": pa.array([[1]], pa.list_(pa.int64()))})
     with pytest.raises(InputError, match="n is array<bigint>, which Spark cannot cast to bigint"):
         run(tmp_path, table, echo_model(tmp_path))
+
+
+def test_a_model_without_a_signature_gets_nan_and_only_rules_are_checked(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Without a signature nothing says NaN is wrong (many models take it): the row is scored.
+    A rule still quarantines."""
+    path = tmp_path / "unsigned"
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=scoring_models.EchoModel(),
+        code_paths=[scoring_models.__file__],
+        pip_requirements=["pandas"],
+    )
+    table = pa.table({"id": ["a", "b", "c"], "n": [1.0, float("nan"), -1.0]})
+    rules = [{"name": "non_negative", "expr": "n >= 0 OR isnan(n)"}]
+    record, predictions, quarantine = run(tmp_path, table, path, rules=rules)
+    assert record.status == "succeeded"
+    scored = dict(zip(predictions["id"], predictions["prediction"], strict=True))
+    assert scored["a"] == 1.0 and scored["b"] != scored["b"]  # NaN
+    assert reasons(quarantine) == {"c": [("non_negative", None)]}
