@@ -81,6 +81,7 @@ from lakescore.runs import (
     write_run,
 )
 from lakescore.scoring import scoring_udf, ship_model
+from lakescore.validate import TIME_TYPES
 
 _log = logging.getLogger(__name__)
 # Column types Delta can keep min/max statistics for (data skipping).
@@ -267,9 +268,11 @@ def _score_input(
             f"quarantine.redact names column(s) {', '.join(unknown)} that the input lacks."
         )
     # Without a signature there is nothing to check the values against: only the rules apply,
-    # and the model gets the columns as read (NaN included: many models take it).
+    # and the model gets the columns as read (NaN included: many models take it). Times still
+    # have to fit pandas, or their batch cannot reach the model at all.
+    checked = model.inputs or tuple(c for c in inputs if c.spark_type in TIME_TYPES)
     validated = pipeline.validate(
-        data.frame, model.inputs or (), deployment.rules, deployment.quarantine.redact
+        data.frame, checked, deployment.rules, deployment.quarantine.redact
     )
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
     state.wait_until_recorded()

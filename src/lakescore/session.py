@@ -23,6 +23,9 @@ LOCAL_CONF: dict[str, str] = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
+    # Parquet's standard timestamps, not INT96: delta-rs and polars read INT96 as nanoseconds
+    # and fail on times outside 1677-2262 (a 9999-12-31 kept in the quarantine).
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.shuffle.partitions": "8",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.ui.enabled": "false",

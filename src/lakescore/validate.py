@@ -36,6 +36,10 @@ RULE_NAN = "nan"
 RULE_INFINITE = "infinite"
 
 _FLOATING = ("float", "double")
+TIME_TYPES = ("timestamp", "timestamp_ntz")
+# pandas' datetime64[ns] holds 1677-09-21 00:12:43 to 2262-04-11 23:47:16; whole days within.
+_PANDAS_FIRST = "1677-09-22 00:00:00"
+_PANDAS_LAST = "2262-04-10 23:59:59"
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,29 @@ def signature_checks(
             continue  # an optional input the data lacks; required ones fail the run earlier
         raw = F.col(_quoted((source or {}).get(spec.name, spec.name)))
         cast = raw.try_cast(spec.spark_type)
-        if present[spec.name].simpleString() != spec.spark_type:
-            shown = (
-                F.lit("(redacted)")
-                if spec.name in redact
-                else F.concat(F.lit("'"), F.substring(raw.cast("string"), 1, 200), F.lit("'"))
+        shown = (
+            F.lit("(redacted)")
+            if spec.name in redact
+            else F.concat(F.lit("'"), F.substring(raw.cast("string"), 1, 200), F.lit("'"))
+        )
+        if spec.spark_type in TIME_TYPES:
+            # Spark hands timestamps to pandas as datetime64[ns]: one value outside its range
+            # fails the conversion of the whole batch, and the task with it.
+            checks.append(
+                _check(
+                    RULE_TYPE,
+                    spec.name,
+                    (cast < F.lit(_PANDAS_FIRST).cast(spec.spark_type))
+                    | (cast > F.lit(_PANDAS_LAST).cast(spec.spark_type)),
+                    F.concat(
+                        F.lit(f"{spec.name} value "),
+                        shown,
+                        F.lit(f" is outside the times pandas holds ({_PANDAS_FIRST} to "),
+                        F.lit(f"{_PANDAS_LAST})"),
+                    ),
+                )
             )
+        if present[spec.name].simpleString() != spec.spark_type:
             checks.append(
                 _check(
                     RULE_TYPE,
@@ -177,13 +198,20 @@ def cast_inputs(
     """The model's input columns cast to the signature's types (valid rows cast cleanly). An
     optional input that the data lacks is left out, as pyfunc allows.
 
-    Integer and boolean inputs are filled in rows that are not `valid` (the model never sees
-    them): Arrow hands pandas float64 for an integer column holding a null, which pyfunc refuses
-    and which rounds values above 2**53.
+    Integer, boolean and timestamp inputs are filled in rows that are not `valid` (the model
+    never sees them): Arrow hands pandas float64 for an integer column holding a null, which
+    pyfunc refuses and which rounds values above 2**53; a time pandas cannot hold fails the
+    conversion of its whole batch.
     """
     present = set(columns)
     cast = {c.name: F.col(_quoted(c.name)).try_cast(c.spark_type) for c in inputs}
-    filler = {"int": F.lit(0), "bigint": F.lit(0), "boolean": F.lit(False)}
+    filler = {
+        "int": F.lit(0),
+        "bigint": F.lit(0),
+        "boolean": F.lit(False),
+        # An out-of-range time would fail the whole batch.
+        **{time: F.lit(None) for time in TIME_TYPES},
+    }
     return [
         (
             F.when(valid, cast[c.name]).otherwise(filler[c.spark_type].cast(c.spark_type))

@@ -3,6 +3,7 @@ fractions for integer inputs, optional inputs the data lacks, and values of reda
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ BIG = 2**53 + 1  # not exact as a float64
 
 
 def read(path: str) -> Any:
-    return DeltaTable(path).to_pyarrow_table().to_pandas()
+    # As objects: pandas' datetime64[ns] cannot hold every time these tables keep.
+    return DeltaTable(path).to_pyarrow_table().to_pandas(timestamp_as_object=True)
 
 
 def echo_model(folder: Path, n_type: str = "long") -> Path:
@@ -173,3 +175,34 @@ def test_a_model_without_a_signature_gets_nan_and_only_rules_are_checked(
     scored = dict(zip(predictions["id"], predictions["prediction"], strict=True))
     assert scored["a"] == 1.0 and scored["b"] != scored["b"]  # NaN
     assert reasons(quarantine) == {"c": [("non_negative", None)]}
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signature", "no-signature"])
+def test_a_time_pandas_cannot_hold_is_quarantined_not_fatal(
+    tmp_path: Path, spark: Any, signed: bool
+) -> None:
+    """9999-12-31 (a common "no end" sentinel) does not fit pandas' datetime64[ns]; sent to
+    Python it would fail its whole batch and the run. It is quarantined as a type mismatch."""
+    path = tmp_path / "timed"
+    inputs = Schema([ColSpec("long", "n"), ColSpec("datetime", "t")])
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=scoring_models.EchoModel(),
+        signature=ModelSignature(inputs=inputs, outputs=Schema([ColSpec("long")]))
+        if signed
+        else None,
+        code_paths=[scoring_models.__file__],
+        pip_requirements=["pandas"],
+    )
+    times = [datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, tzinfo=timezone.utc)]
+    table = pa.table(
+        {
+            "id": ["a", "b"],
+            "n": pa.array([1, 2], pa.int64()),
+            "t": pa.array(times, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    record, predictions, quarantine = run(tmp_path, table, path)
+    assert record.status == "succeeded"
+    assert list(predictions["id"]) == ["a"]
+    assert reasons(quarantine) == {"b": [("type_mismatch", "t")]}
