@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +32,7 @@ from lakescore.completeness import (
     missing_before_reading,
     parse_manifest,
 )
-from lakescore.config import Deployment, Limits, check_locations
+from lakescore.config import Deployment, Limits, Rule, check_locations
 from lakescore.errors import (
     AttemptSupersededError,
     DeploymentError,
@@ -347,7 +347,7 @@ def _stage_and_commit(
     failed, manifest, names = completeness.failed, completeness.manifest, completeness.names
     progress.stage(f"validating and scoring rows with {model.pinned_uri}")
     with progress.tracking(spark, "scoring"):
-        _guard_scoring(model, lambda: write_staging(staged_rows, staging))
+        _guard_scoring(model, deployment.rules, lambda: write_staging(staged_rows, staging))
     staged = read_staging(spark, staging)
     summary = _StagedCounts.of(staged, validated)
     record = state.update(
@@ -723,8 +723,9 @@ def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:
             ) from exc
 
 
-def _guard_scoring(model: ResolvedModel, write: Callable[[], _T]) -> _T:
-    """Turn a model failure inside the UDF into one sentence naming the model version."""
+def _guard_scoring(model: ResolvedModel, rules: Sequence[Rule], write: Callable[[], _T]) -> _T:
+    """Turn a model failure inside the UDF into one sentence naming the model version, and a
+    rule that raised on a row into one naming the rule."""
     try:
         return write()
     except (Py4JJavaError, PySparkException) as exc:
@@ -733,7 +734,21 @@ def _guard_scoring(model: ResolvedModel, write: Callable[[], _T]) -> _T:
             raise ScoringError(
                 f"Model {model.describe()} failed while scoring: {python_error_message(text)}"
             ) from exc
+        rule = _rule_that_raised(exc, rules)
+        if rule is not None:
+            raise DeploymentError(
+                f"Rule {rule.name} ({rule.expr}) raised an error on a row instead of returning "
+                f"true or false: {spark_error_message(exc)} Write it with try_divide, try_cast "
+                "and the like, so that such a row breaks the rule (null) and is quarantined."
+            ) from exc
         raise
+
+
+def _rule_that_raised(exc: BaseException, rules: Sequence[Rule]) -> Rule | None:
+    """The rule whose SQL the error points at (Spark's query context), if any."""
+    contexts = exc.getQueryContext() if isinstance(exc, PySparkException) else []
+    fragments = [c.fragment() for c in contexts if c.fragment()]
+    return next((r for r in rules for f in fragments if f in r.expr), None)
 
 
 def _metadata(

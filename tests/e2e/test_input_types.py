@@ -18,7 +18,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from lakescore.config import load_deployment
-from lakescore.errors import InputError
+from lakescore.errors import DeploymentError, InputError
 from lakescore.runner import score
 
 BIG = 2**53 + 1  # not exact as a float64
@@ -47,7 +47,7 @@ def echo_model(folder: Path, n_type: str = "long") -> Path:
 def run(tmp_path: Path, table: pa.Table, model: Path, **overrides: Any) -> tuple[Any, Any, Any]:
     """Write `table` as one Parquet file, score it in one batch; return the run's
     record, predictions and quarantine."""
-    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw").mkdir(parents=True)
     pq.write_table(table, tmp_path / "raw" / "part-0.parquet")
     deployment = {
         "name": "types",
@@ -206,3 +206,19 @@ def test_a_time_pandas_cannot_hold_is_quarantined_not_fatal(
     assert record.status == "succeeded"
     assert list(predictions["id"]) == ["a"]
     assert reasons(quarantine) == {"b": [("type_mismatch", "t")]}
+
+
+def test_a_rule_that_raises_on_a_row_is_named(tmp_path: Path, spark: Any) -> None:
+    """Spark's ANSI mode makes `n / d` raise on d = 0: the run fails naming the rule and the
+    fix, not with Spark's bare error. Written with try_divide, the row is quarantined."""
+    table = pa.table(
+        {"id": ["a", "b"], "n": pa.array([1, 2], pa.int64()), "d": pa.array([1, 0], pa.int64())}
+    )
+    rules = [{"name": "ratio_positive", "expr": "n / d > 0"}]
+    with pytest.raises(DeploymentError, match=r"Rule ratio_positive \(n / d > 0\) raised"):
+        run(tmp_path / "plain", table, echo_model(tmp_path), rules=rules)
+
+    rules = [{"name": "ratio_positive", "expr": "try_divide(n, d) > 0"}]
+    record, _, quarantine = run(tmp_path / "try", table, echo_model(tmp_path), rules=rules)
+    assert record.status == "succeeded"
+    assert reasons(quarantine) == {"b": [("ratio_positive", None)]}
