@@ -571,9 +571,25 @@ def _abort(
     reason: str,
 ) -> None:
     """Too many bad rows: commit the quarantine (so the operator sees why), no predictions.
-    The caller has checked that this attempt still owns the run."""
-    _remove_run_predictions(spark, deployment, state.record)
-    commit = _commit_quarantine(spark, deployment, state.record, quarantined, model, progress)
+    The caller has checked that this attempt still owns the run.
+
+    The quarantine goes first: if it cannot be committed, the run fails with both tables as
+    they were; if an earlier attempt's predictions then cannot be removed, the quarantine
+    commit is reverted.
+    """
+    record = state.record
+    commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
+    try:
+        _remove_run_predictions(spark, deployment, record)
+    except Exception:
+        metadata = {"lakescore_run_id": record.run_id, "table": "quarantine", "action": "revert"}
+        try:
+            revert_run_rows(
+                spark, deployment.quarantine.path, C.RUN_ID, record.run_id, commit, metadata
+            )
+        except Exception:
+            _log.warning("could not revert run %s in the quarantine", record.run_id, exc_info=True)
+        raise
     state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
     raise LimitExceededError(reason)
 

@@ -56,3 +56,28 @@ def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
     runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
     run = runs.set_index("run_id").loc["nightly"]
     assert run["status"] == "failed" and column in run["error"]
+
+
+@pytest.mark.e2e
+def test_a_limit_abort_whose_quarantine_cannot_be_committed_keeps_the_earlier_predictions(
+    lakehouse: Any, spark: Any, capsys: Any
+) -> None:
+    """An aborted rerun removes the earlier attempt's predictions only once its quarantine is
+    committed: when that commit fails, the run fails and the predictions are still there."""
+    deployment_file = lakehouse(rows=300, files=3)
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 0
+    deployment = load_deployment(deployment_file)
+    before = rows_of(deployment.output.path, "nightly")
+
+    settings = yaml.safe_load(deployment_file.read_text())
+    settings["rules"].append({"name": "nothing_passes", "expr": "false"})
+    settings["limits"] = {"max_error_fraction": 0.5}
+    deployment_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+    break_column(spark, deployment.quarantine.path, "kwh_30d")
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 1
+    capsys.readouterr()
+
+    assert rows_of(deployment.output.path, "nightly") == before
+    runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
+    run = runs.set_index("run_id").loc["nightly"]
+    assert run["status"] == "failed" and "kwh_30d" in run["error"]
