@@ -37,6 +37,7 @@ from lakescore.errors import (
     AttemptSupersededError,
     DeploymentError,
     IncompleteInputError,
+    InputError,
     LakescoreError,
     LimitExceededError,
     RuleFailedError,
@@ -211,6 +212,13 @@ def _score(
             bad = failed_file_in(text, state.files)
             if bad is None or bad in {f.path for f in failed_later}:
                 raise
+            if deployment.input.format == "delta":
+                # A Delta version is read whole or not at all: no file can be left out.
+                raise InputError(
+                    f"Data file {bad} of Delta table {deployment.input.path} could not be read "
+                    f"({spark_error_message(exc)}); a VACUUM or a damaged table removes files "
+                    "that a version still needs. Nothing was committed."
+                ) from exc
             failed_later.append(FailedFile(bad, spark_error_message(exc)))
             progress.stage(f"{bad} failed while being read; reading the input again without it")
 

@@ -57,15 +57,11 @@ def test_unreadable_files_are_recorded_and_the_rest_is_scored(lakehouse: Any, ca
     assert set(table["_run_id"]) == {"bad-files"}
 
 
-def test_a_file_deleted_after_listing_is_recorded_and_its_rows_are_in_no_table(
-    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    deployment_file = lakehouse(rows=300, files=3, bad=False)
-    deployment = load_deployment(deployment_file)
-    files = sorted(Path(deployment.input.path).glob("*.parquet"))
-    doomed = files[1]
-    doomed_keys = set(pq.read_table(doomed).column("meter_id").to_pylist())
-    marker = tmp_path / "listed.marker"
+def score_deleting_after_listing(
+    deployment_file: Path, doomed: Path, run_id: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> tuple[int, str]:
+    """Score, deleting `doomed` once the run has listed its input; exit code and stderr."""
+    marker = deployment_file.parent / "listed.marker"
     monkeypatch.setenv("LAKESCORE_FAULT_PAUSE_AT", "after_listing")
     monkeypatch.setenv("LAKESCORE_FAULT_MARKER", str(marker))
     monkeypatch.setenv("LAKESCORE_FAULT_PAUSE_SECONDS", "3")
@@ -78,9 +74,20 @@ def test_a_file_deleted_after_listing_is_recorded_and_its_rows_are_in_no_table(
 
     deleter = threading.Thread(target=delete_when_listed)
     deleter.start()
-    code = main(["score", str(deployment_file), "--run-id", "deleted"])
+    code = main(["score", str(deployment_file), "--run-id", run_id])
     deleter.join()
-    capsys.readouterr()
+    return code, capsys.readouterr().err
+
+
+def test_a_file_deleted_after_listing_is_recorded_and_its_rows_are_in_no_table(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    deployment_file = lakehouse(rows=300, files=3, bad=False)
+    deployment = load_deployment(deployment_file)
+    files = sorted(Path(deployment.input.path).glob("*.parquet"))
+    doomed = files[1]
+    doomed_keys = set(pq.read_table(doomed).column("meter_id").to_pylist())
+    code, _ = score_deleting_after_listing(deployment_file, doomed, "deleted", monkeypatch, capsys)
 
     assert code == 0
     scored, quarantined = keys_in_tables(deployment)
@@ -141,3 +148,24 @@ def test_schema_drift_is_reconciled_per_row(lakehouse: Any, capsys: Any) -> None
     assert {f"D5-{i}" for i in range(50)} <= scored  # KWh_30d is kwh_30d
     assert {f"D1-{i}" for i in range(5, 50)} <= scored  # numeric text casts cleanly
     assert read(deployment.runs.path).iloc[0]["files_failed"].tolist() == []
+
+
+def test_a_delta_data_file_deleted_after_listing_fails_the_run_naming_it(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Delta version is read whole or not at all: the run fails at once, naming the file,
+    instead of reading the table again without it (which Delta cannot do)."""
+    deployment_file = lakehouse(rows=300, files=3, bad=False, fmt="delta")
+    deployment = load_deployment(deployment_file)
+    doomed = sorted(Path(deployment.input.path).glob("*.parquet"))[0]
+
+    code, err = score_deleting_after_listing(
+        deployment_file, doomed, "vacuumed", monkeypatch, capsys
+    )
+
+    assert code == 1
+    assert doomed.name in err and "Delta table" in err
+    assert "reading the input again" not in err
+    assert not Path(deployment.output.path, "_delta_log").exists()
+    run = read(deployment.runs.path).iloc[0]
+    assert run["status"] == "failed" and doomed.name in run["error"]
