@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -104,7 +105,11 @@ def check_input_columns(
         if spec.name in types and types[spec.name] != spec.spark_type:
             try:
                 _ = df.select(F.col(_q(spec.name)).try_cast(spec.spark_type)).schema
-            except AnalysisException as exc:
+            except (AnalysisException, Py4JJavaError) as exc:
+                # PySpark usually converts the JVM's AnalysisException; not always (seen when a
+                # long session's Py4J calls were intercepted), so both are handled.
+                if "AnalysisException" not in f"{type(exc).__name__} {exc}":
+                    raise
                 raise InputError(
                     f"Input column {spec.name} is {types[spec.name]}, which Spark cannot cast "
                     f"to {spec.spark_type}, the type model {model_label} takes."
