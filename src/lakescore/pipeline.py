@@ -106,8 +106,8 @@ def check_input_columns(
             try:
                 _ = df.select(F.col(_q(spec.name)).try_cast(spec.spark_type)).schema
             except (AnalysisException, Py4JJavaError) as exc:
-                # PySpark usually converts the JVM's AnalysisException; not always (seen when a
-                # long session's Py4J calls were intercepted), so both are handled.
+                # PySpark usually converts the JVM's AnalysisException, but in the test suite's
+                # long session it once arrived as a bare Py4JJavaError: both are handled.
                 if "AnalysisException" not in f"{type(exc).__name__} {exc}":
                     raise
                 raise InputError(

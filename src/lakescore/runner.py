@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
+from pyspark.errors.exceptions.base import QueryContextType
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -771,7 +772,9 @@ def _guard_scoring(model: ResolvedModel, rules: Sequence[Rule], write: Callable[
 def _rule_that_raised(exc: BaseException, rules: Sequence[Rule]) -> Rule | None:
     """The rule whose SQL the error points at (Spark's query context), if any."""
     contexts = exc.getQueryContext() if isinstance(exc, PySparkException) else []
-    fragments = [c.fragment() for c in contexts if c.fragment()]
+    fragments = [
+        c.fragment() for c in contexts if c.contextType() == QueryContextType.SQL and c.fragment()
+    ]
     return next((r for r in rules for f in fragments if f in r.expr), None)
 
 
