@@ -91,9 +91,7 @@ class Deployment:
     def with_input_path(self, path: str) -> Deployment:
         """The same deployment reading another input (the `--input` override)."""
         location = str(_resolve(path, Path.cwd()))
-        changed = replace(self, input=replace(self.input, path=location, table=None))
-        check_locations(changed)
-        return changed
+        return replace(self, input=replace(self.input, path=location, table=None))
 
 
 def load_deployment(path: str | Path) -> Deployment:

@@ -395,7 +395,7 @@ def _stage_and_commit(
         deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
     )
     if limit_error:
-        _abort(spark, deployment, state, quarantined, model, progress, limit_error)
+        _abort(run, quarantined, limit_error)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
         # The two tables are independent and each rerun replaces its run's rows in both, so the
@@ -434,8 +434,8 @@ def _stage_and_commit(
 
 
 def _take_back(run: _Run, path: str, table: str, commit: Commit | None) -> None:
-    """One of the run's two commits failed: give the other table's rows of this run id back
-    the state they had before this attempt, so a failed run changes neither table (as a failed
+    """A later step of the run failed: give `table`'s rows of this run id back the state they
+    had before this attempt's `commit`, so a failed run changes neither table (as a failed
     check does) and the table an earlier attempt completed keeps its rows. Best effort: if this
     fails too, a rerun of the same run id replaces the rows anyway."""
     if commit is None:
@@ -570,15 +570,7 @@ class _StagedCounts:
         )
 
 
-def _abort(
-    spark: SparkSession,
-    deployment: Deployment,
-    state: _RunState,
-    quarantined: DataFrame,
-    model: ResolvedModel,
-    progress: Progress,
-    reason: str,
-) -> None:
+def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
     """Too many bad rows: commit the quarantine (so the operator sees why), no predictions.
     The caller has checked that this attempt still owns the run.
 
@@ -586,20 +578,14 @@ def _abort(
     they were; if an earlier attempt's predictions then cannot be removed, the quarantine
     commit is reverted.
     """
-    record = state.record
-    commit = _commit_quarantine(spark, deployment, record, quarantined, model, progress)
+    spark, deployment, record = run.spark, run.deployment, run.state.record
+    commit = _commit_quarantine(spark, deployment, record, quarantined, run.model, run.progress)
     try:
         _remove_run_predictions(spark, deployment, record)
     except Exception:
-        metadata = {"lakescore_run_id": record.run_id, "table": "quarantine", "action": "revert"}
-        try:
-            revert_run_rows(
-                spark, deployment.quarantine.path, C.RUN_ID, record.run_id, commit, metadata
-            )
-        except Exception:
-            _log.warning("could not revert run %s in the quarantine", record.run_id, exc_info=True)
+        _take_back(run, deployment.quarantine.path, "quarantine", commit)
         raise
-    state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
+    run.state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
     raise LimitExceededError(reason)
 
 
