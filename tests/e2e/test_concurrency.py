@@ -25,10 +25,9 @@ def read(path: str) -> Any:
     return DeltaTable(path).to_pyarrow_table().to_pandas()
 
 
-def test_two_deployments_writing_the_same_tables_at_once_keep_all_rows(
-    lakehouse: Any, tmp_path: Path, capsys: Any
-) -> None:
-    first = lakehouse(rows=400, files=2)
+def other_deployment(first: Path, tmp_path: Path) -> Path:
+    """A second deployment writing the same three tables as `first`, over a copy of its input
+    (files renamed, so lineage tells them apart)."""
     second = tmp_path / "second.yaml"
     data = yaml.safe_load(first.read_text())
     data["name"] = "meter-risk-other"
@@ -37,6 +36,14 @@ def test_two_deployments_writing_the_same_tables_at_once_keep_all_rows(
     shutil.copytree(tmp_path / "raw" / "meters", tmp_path / "raw" / "meters_other")
     for index, path in enumerate(sorted((tmp_path / "raw" / "meters_other").glob("*"))):
         path.rename(path.with_name(f"other-{index}.parquet"))
+    return second
+
+
+def test_two_deployments_writing_the_same_tables_at_once_keep_all_rows(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    first = lakehouse(rows=400, files=2)
+    second = other_deployment(first, tmp_path)
 
     codes: dict[str, int] = {}
 
@@ -65,6 +72,32 @@ def test_two_deployments_writing_the_same_tables_at_once_keep_all_rows(
         assert len(scored) + len(quarantined) == 400
         assert scored["meter_id"].is_unique
     assert set(runs["status"]) == {"succeeded"}
+
+
+def test_a_run_id_of_another_deployment_is_refused_and_its_rows_kept(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Every write replaces the rows of the run id, so a run id one deployment used is refused
+    to another deployment sharing its tables (a scheduler's date passed to every job)."""
+    first = lakehouse(rows=100, files=2)
+    second = other_deployment(first, tmp_path)
+    deployment = load_deployment(first)
+
+    assert main(["score", str(first), "--run-id", "2024-06-01"]) == 0
+    before = read(deployment.output.path)
+    assert main(["score", str(second), "--run-id", "2024-06-01"]) == 2
+    err = capsys.readouterr().err
+    assert "Run id 2024-06-01 is already recorded" in err and "meter-risk-test" in err
+
+    after = read(deployment.output.path)
+    assert sorted(after["meter_id"]) == sorted(before["meter_id"])
+    runs = read(deployment.runs.path)
+    assert list(runs["deployment"]) == ["meter-risk-test"]
+    assert list(runs["attempt"]) == [1]
+
+    assert main(["score", str(second), "--run-id", "other-2024-06-01"]) == 0
+    capsys.readouterr()
+    assert len(read(deployment.output.path)) > len(before)
 
 
 def test_an_older_attempt_of_the_same_run_id_cannot_commit(

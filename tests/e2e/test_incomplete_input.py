@@ -65,19 +65,28 @@ def test_too_few_files_or_rows_stop_the_run(
     assert_stopped(lakehouse(rows=300, files=3, input=base), "short", capsys, fragment)
 
 
+def with_manifest(path: str) -> dict[str, Any]:
+    """An `input` section reading `path`, complete when it matches `manifest.json`."""
+    return {
+        "format": "parquet",
+        "path": path,
+        "key": "meter_id",
+        "expect": {"manifest": "manifest.json"},
+    }
+
+
+def row_counts(folder: Path) -> dict[str, int]:
+    """Rows of each Parquet file in `folder`, by file name, from the footers."""
+    return {f.name: pq.read_metadata(f).num_rows for f in sorted(folder.glob("*.parquet"))}
+
+
 def test_manifest_names_missing_files_and_wrong_row_counts(
     lakehouse: Any, capsys: Any, tmp_path: Path
 ) -> None:
     manifest = tmp_path / "manifest.json"
-    base = {
-        "format": "parquet",
-        "path": "raw/meters",
-        "key": "meter_id",
-        "expect": {"manifest": "manifest.json"},
-    }
-    deployment_file = lakehouse(rows=300, files=3, input=base)
-    files = sorted(Path(load_deployment(deployment_file).input.path).glob("*.parquet"))
-    rows = {f.name: pq.read_metadata(f).num_rows for f in files}
+    deployment_file = lakehouse(rows=300, files=3, input=with_manifest("raw/meters"))
+    rows = row_counts(Path(load_deployment(deployment_file).input.path))
+    first = next(iter(rows))
     entries = [{"path": name, "rows": count} for name, count in rows.items()]
     entries[0]["rows"] += 1
     entries.append({"path": "meters-999.parquet", "rows": 10})
@@ -91,7 +100,7 @@ def test_manifest_names_missing_files_and_wrong_row_counts(
         deployment_file,
         "manifest-rows",
         capsys,
-        f"{files[0].name} has {rows[files[0].name]:,} rows, the manifest says",
+        f"{first} has {rows[first]:,} rows, the manifest says",
     )
 
     manifest.write_text(json.dumps({"files": [{"path": n, "rows": c} for n, c in rows.items()]}))
@@ -104,16 +113,10 @@ def test_manifest_row_counts_hold_for_a_folder_with_a_space(
 ) -> None:
     """Spark names source files as URIs (a space is %20); the manifest's plain names still
     match, so a complete input is scored rather than aborted as incomplete."""
-    source = {
-        "format": "parquet",
-        "path": "raw/my meters",
-        "key": "meter_id",
-        "expect": {"manifest": "manifest.json"},
-    }
-    deployment_file = lakehouse(rows=120, files=2, input=source)
+    deployment_file = lakehouse(rows=120, files=2, input=with_manifest("raw/my meters"))
     shutil.move(tmp_path / "raw" / "meters", tmp_path / "raw" / "my meters")
-    files = sorted((tmp_path / "raw" / "my meters").glob("*.parquet"))
-    entries = [{"path": p.name, "rows": pq.read_metadata(p).num_rows} for p in files]
+    rows = row_counts(tmp_path / "raw" / "my meters")
+    entries = [{"path": name, "rows": count} for name, count in rows.items()]
     (tmp_path / "manifest.json").write_text(json.dumps({"files": entries}))
     assert main(["score", str(deployment_file), "--run-id", "space"]) == 0, capsys.readouterr()
 
