@@ -110,7 +110,7 @@ def test_worker_killed_mid_scoring_still_scores_every_row_once(
     process = job.start()
     try:
         task, stage = wait_for_scoring_task(cluster, 1, earlier_apps, process, job)
-        python = [p for p in cluster.worker_processes(1) if "pyspark.daemon" in command_line(p)]
+        python = python_workers(cluster, 1)
         python_env = environment(python[0]) if python else {}
         killed = cluster.kill_worker(1)
         killed_at = job.progress()
@@ -131,6 +131,17 @@ def test_worker_killed_mid_scoring_still_scores_every_row_once(
     retried = rf"Running task {task}\.[1-9]\d* in stage {stage}\.\d+ "
     assert re.search(retried, survivor), failure_report(code, job, cluster)
     assert_every_row_once(deployment_file, "cluster-kill", files=8)
+
+
+def python_workers(cluster: StandaloneCluster, index: int, timeout: float = 15.0) -> list[int]:
+    """The Python daemon and workers under worker `index`. The executor logs that a Python task
+    starts before it asks the daemon for a worker, so they may take a moment to appear."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [p for p in cluster.worker_processes(index) if "pyspark.daemon" in command_line(p)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def wait_for_scoring_task(
