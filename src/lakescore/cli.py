@@ -134,7 +134,12 @@ def _show_deployment(args: argparse.Namespace, deployment: Deployment) -> int:
     from lakescore.model import resolve_model
 
     with tempfile.TemporaryDirectory(prefix="lakescore-show-") as folder:
-        model = resolve_model(deployment.model.uri, deployment.model.tracking_uri, folder)
+        model = resolve_model(
+            deployment.model.uri,
+            deployment.model.tracking_uri,
+            folder,
+            deployment.scoring.result_type,
+        )
     shown: dict[str, Any] = {
         "deployment": asdict(deployment),
         "model": {

@@ -14,6 +14,9 @@ from lakescore.errors import DeploymentError
 
 INPUT_FORMATS = ("parquet", "delta")
 RULE_ACTIONS = ("quarantine", "warn", "fail")
+# Spark SQL types a prediction column can have; spark_udf's spellings map to them.
+RESULT_TYPES = ("double", "float", "bigint", "int", "boolean", "string")
+_RESULT_TYPE_ALIASES = {"long": "bigint", "integer": "int"}
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -73,6 +76,9 @@ class Limits:
 @dataclass(frozen=True)
 class ScoringConfig:
     batch_size: int = 10_000
+    # The prediction's Spark type for a model whose signature has no outputs (spark_udf's
+    # result_type); a model with an output signature is typed by it.
+    result_type: str = "double"
 
 
 @dataclass(frozen=True)
@@ -334,11 +340,18 @@ def _scoring(raw: Any, source: str) -> ScoringConfig:
     if raw is None:
         return ScoringConfig()
     data = _mapping(raw, "scoring", source)
-    _check_keys(data, set(), {"batch_size"}, "scoring", source)
+    _check_keys(data, set(), {"batch_size", "result_type"}, "scoring", source)
     size = data.get("batch_size", ScoringConfig.batch_size)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise DeploymentError(f"{source}: scoring.batch_size must be a whole number >= 1.")
-    return ScoringConfig(batch_size=size)
+    raw_type = data.get("result_type", ScoringConfig.result_type)
+    result_type = _RESULT_TYPE_ALIASES.get(str(raw_type).lower(), str(raw_type).lower())
+    if result_type not in RESULT_TYPES:
+        raise DeploymentError(
+            f"{source}: scoring.result_type is {raw_type!r}; expected one of "
+            f"{', '.join(RESULT_TYPES)}."
+        )
+    return ScoringConfig(batch_size=size, result_type=result_type)
 
 
 def _mapping(raw: Any, where: str, source: str) -> Mapping[str, Any]:

@@ -129,25 +129,32 @@ def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion
 
 
 def resolve_model(
-    uri: str, tracking_uri: str | None = None, download_dir: str | None = None
+    uri: str,
+    tracking_uri: str | None = None,
+    download_dir: str | None = None,
+    result_type: str = "double",
 ) -> ResolvedModel:
-    """Pin the version, download the model once on the driver and read its signature."""
+    """Pin the version, download the model once on the driver and read its signature.
+
+    `result_type` types the prediction of a model whose signature has no outputs.
+    """
     pinned = pin_model_version(uri, tracking_uri)
     local_path = _download(pinned, tracking_uri, download_dir)
-    return read_signature(pinned, local_path)
+    return read_signature(pinned, local_path, result_type)
 
 
-def read_signature(pinned: ModelVersion, local_path: str) -> ResolvedModel:
+def read_signature(
+    pinned: ModelVersion, local_path: str, result_type: str = "double"
+) -> ResolvedModel:
     """Read the input and output columns from the MLmodel file of a local copy."""
     from mlflow.models import Model
 
     signature = Model.load(local_path).signature
+    unsigned_output = (OutputColumn(DEFAULT_PREDICTION, result_type),)
     if signature is None:
-        return ResolvedModel(
-            pinned, local_path, None, (OutputColumn(DEFAULT_PREDICTION, "double"),)
-        )
+        return ResolvedModel(pinned, local_path, None, unsigned_output)
     inputs = _signature_inputs(signature.inputs, pinned)
-    outputs = _signature_outputs(signature.outputs, pinned)
+    outputs = _signature_outputs(signature.outputs, pinned) or unsigned_output
     return ResolvedModel(pinned, local_path, inputs, outputs)
 
 
@@ -221,8 +228,9 @@ def _signature_inputs(schema: Any, pinned: ModelVersion) -> tuple[InputColumn, .
 
 
 def _signature_outputs(schema: Any, pinned: ModelVersion) -> tuple[OutputColumn, ...]:
+    """The signature's output columns; empty when it has none."""
     if schema is None or not schema.inputs:
-        return (OutputColumn(DEFAULT_PREDICTION, "double"),)
+        return ()
     if schema.is_tensor_spec():
         spec = schema.inputs[0]
         spark_type = NUMPY_TO_SPARK.get(str(spec.type), "double")

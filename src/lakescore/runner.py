@@ -197,7 +197,10 @@ def _score(
     """Resolve the model into `workdir` (removed after the run), then score the input."""
     progress.stage(f"resolving model {deployment.model.uri}")
     model = resolve_model(
-        deployment.model.uri, deployment.model.tracking_uri, os.path.join(workdir, "model")
+        deployment.model.uri,
+        deployment.model.tracking_uri,
+        os.path.join(workdir, "model"),
+        deployment.scoring.result_type,
     )
     state.update(
         model_uri=model.pinned_uri, model_name=model.name, model_version=model.version_label

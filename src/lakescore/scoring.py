@@ -55,7 +55,8 @@ def predict_batch(
         except (TypeError, ValueError) as exc:
             raise ScoringError(
                 f"Model {model_label} returned values for {column.name} that are not "
-                f"{column.spark_type}: {exc}"
+                f"{column.spark_type}: {exc}. The type comes from the model's output "
+                "signature, or from scoring.result_type when the signature has no outputs."
             ) from exc
     return result
 

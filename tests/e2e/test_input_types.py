@@ -18,7 +18,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from lakescore.config import load_deployment
-from lakescore.errors import DeploymentError, InputError
+from lakescore.errors import DeploymentError, InputError, ScoringError
 from lakescore.runner import score
 
 BIG = 2**53 + 1  # not exact as a float64
@@ -175,6 +175,29 @@ def test_a_model_without_a_signature_gets_nan_and_only_rules_are_checked(
     scored = dict(zip(predictions["id"], predictions["prediction"], strict=True))
     assert scored["a"] == 1.0 and scored["b"] != scored["b"]  # NaN
     assert reasons(quarantine) == {"c": [("non_negative", None)]}
+
+
+def test_scoring_result_type_types_the_prediction_of_a_model_without_output_schema(
+    tmp_path: Path, spark: Any
+) -> None:
+    """A classifier logged without a signature returns labels. Typed double by default, its run
+    fails naming scoring.result_type; with `result_type: string` the labels are stored."""
+    path = tmp_path / "labels"
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=scoring_models.EchoModel(),
+        code_paths=[scoring_models.__file__],
+        pip_requirements=["pandas"],
+    )
+    table = pa.table({"id": ["a", "b"], "n": ["fault", "ok"]})
+    record, predictions, _ = run(tmp_path / "typed", table, path, scoring={"result_type": "string"})
+    assert record.status == "succeeded"
+    assert dict(zip(predictions["id"], predictions["prediction"], strict=True)) == {
+        "a": "fault",
+        "b": "ok",
+    }
+    with pytest.raises(ScoringError, match=r"not double.*scoring.result_type"):
+        run(tmp_path / "default", table, path)
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signature", "no-signature"])

@@ -375,6 +375,22 @@ def test_bad_batch_size_is_named(tmp_path: Path, size: Any) -> None:
     assert "scoring.batch_size" in str(parse_error(raw, tmp_path))
 
 
+@pytest.mark.parametrize(("given", "parsed"), [("string", "string"), ("long", "bigint")])
+def test_result_type_takes_spark_type_names(tmp_path: Path, given: str, parsed: str) -> None:
+    """scoring.result_type takes Spark's type names, spark_udf's `long` included."""
+    raw = minimal()
+    raw["scoring"] = {"result_type": given}
+    assert parse_deployment(raw, base_dir=tmp_path).scoring.result_type == parsed
+
+
+def test_unknown_result_type_is_named(tmp_path: Path) -> None:
+    """A type a prediction column cannot have names the key and the choices."""
+    raw = minimal()
+    raw["scoring"] = {"result_type": "array<double>"}
+    message = str(parse_error(raw, tmp_path))
+    assert "scoring.result_type" in message and "bigint" in message
+
+
 def test_negative_max_error_rows_is_named(tmp_path: Path) -> None:
     """max_error_rows must be a whole number >= 0."""
     raw = minimal()

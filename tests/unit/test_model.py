@@ -256,6 +256,17 @@ def test_model_without_signature(tmp_path: Path) -> None:
     assert resolved.outputs == (OutputColumn("prediction", "double"),)
 
 
+def test_result_type_types_only_a_model_without_outputs(tmp_path: Path, local_model: Path) -> None:
+    """scoring.result_type (here string) types the prediction of a model without an output
+    signature; a model with one keeps the signature's type."""
+    unsigned = tmp_path / "unsigned"
+    mlflow.sklearn.save_model(_fit(1.0), str(unsigned), pip_requirements=SKLEARN_REQUIREMENTS)
+    resolved = resolve_model(str(unsigned), result_type="string")
+    assert resolved.outputs == (OutputColumn("prediction", "string"),)
+    signed = resolve_model(str(local_model), result_type="string")
+    assert signed.outputs == (OutputColumn("prediction", "bigint"),)
+
+
 def test_pyfunc_with_two_output_columns(tmp_path: Path) -> None:
     """A DataFrame output signature of two columns gives two named, typed outputs in order."""
     path = tmp_path / "two"
