@@ -347,7 +347,13 @@ def ensure_delta_table(
     table_name: str | None = None,
 ) -> None:
     """Create the table with an explicit schema and column comments if it does not exist yet,
-    registered in the catalog as `table_name` when one is given."""
+    registered in the catalog as `table_name` when one is given.
+
+    Deletion vectors stay off even where the session turns them on for new tables: delta-rs
+    cannot read a table that has them, and run-scoped overwrites never need them. An existing
+    table is left as it is, except that a new timestamp_ntz column gets Delta's feature for it
+    (a write cannot add one otherwise).
+    """
     from delta.tables import DeltaTable
 
     from lakescore.catalog import quoted
@@ -356,6 +362,7 @@ def ensure_delta_table(
     if DeltaTable.isDeltaTable(spark, path):
         if not registered:
             spark.sql(f"CREATE TABLE {quoted(str(table_name))} USING DELTA LOCATION '{path}'")
+        _allow_new_timestamp_ntz(spark, path, schema)
         return  # later writes add new columns with mergeSchema; existing ones keep their type
     builder = DeltaTable.createIfNotExists(spark)
     if table_name:
@@ -365,7 +372,7 @@ def ensure_delta_table(
         builder = builder.addColumn(
             field.name, field.dataType, nullable=True, comment=comments.get(field.name)
         )
-    for key, value in (properties or {}).items():
+    for key, value in {"delta.enableDeletionVectors": "false", **(properties or {})}.items():
         builder = builder.property(key, value)
     try:
         retry_on_conflict(builder.execute, f"creating {path}")
@@ -376,6 +383,25 @@ def ensure_delta_table(
         # writes); register the name if that run used the path only.
         if table_name and not spark.catalog.tableExists(table_name):
             spark.sql(f"CREATE TABLE {quoted(table_name)} USING DELTA LOCATION '{path}'")
+
+
+def _allow_new_timestamp_ntz(spark: SparkSession, path: str, schema: T.StructType) -> None:
+    """Enable Delta's timestampNtz feature when `schema` brings the table its first such column."""
+    if not _has_timestamp_ntz(schema):
+        return
+    if _has_timestamp_ntz(spark.read.format("delta").load(path).schema):
+        return  # the table has the feature already
+    retry_on_conflict(
+        lambda: spark.sql(
+            f"ALTER TABLE delta.`{path.replace('`', '``')}` "
+            "SET TBLPROPERTIES ('delta.feature.timestampNtz' = 'supported')"
+        ),
+        f"enabling timestamp_ntz on {path}",
+    )
+
+
+def _has_timestamp_ntz(schema: T.StructType) -> bool:
+    return any(isinstance(f.dataType, T.TimestampNTZType) for f in schema.fields)
 
 
 def _created_by_another_writer(spark: SparkSession, path: str) -> bool:

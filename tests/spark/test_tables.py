@@ -73,3 +73,36 @@ def test_an_attempt_removes_its_own_and_older_staging_but_not_a_newer_attempts(
 
     delete_staging(spark, run, 3, folders[3])
     assert not Path(run).exists()
+
+
+def test_new_tables_have_no_deletion_vectors_even_where_the_session_defaults_to_them(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Many workspaces turn deletion vectors on for new tables; delta-rs cannot read such a
+    table, and the README promises that any Delta reader can read lakescore's."""
+    from deltalake import DeltaTable as RustTable
+
+    path = str(tmp_path / "table")
+    setting = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
+    spark.conf.set(setting, "true")
+    try:
+        ensure_delta_table(spark, path, SCHEMA, {"id": "row id"})
+    finally:
+        spark.conf.unset(setting)
+    spark.range(3).write.format("delta").mode("append").save(path)
+    properties = DeltaTable.forPath(spark, path).detail().first()["properties"]
+    assert properties["delta.enableDeletionVectors"] == "false"
+    assert RustTable(path).to_pyarrow_table().num_rows == 3
+
+
+def test_a_timestamp_ntz_column_can_join_an_existing_table(spark: Any, tmp_path: Path) -> None:
+    """Delta refuses a write that brings a table its first timestamp_ntz column unless the
+    table has the feature: a new naive-time input column must not fail every later run."""
+    from deltalake import DeltaTable as RustTable
+
+    path = str(tmp_path / "table")
+    ensure_delta_table(spark, path, SCHEMA, {})
+    with_time = spark.sql("SELECT 1L AS id, TIMESTAMP_NTZ'2026-11-26 10:00:00' AS read_at")
+    ensure_delta_table(spark, path, with_time.schema, {})
+    with_time.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+    assert RustTable(path).to_pyarrow_table().num_rows == 1
