@@ -2,9 +2,10 @@
 
 Pure: takes the schemas read from each file's footer, returns decisions. Columns match across
 files case-insensitively (`KWh` and `kwh` are one column). A column whose type differs between
-files widens when that loses nothing (int → bigint, float → double, any integer with a float →
-double) and otherwise becomes a string, so every value survives as read and the row-level
-type check names the column when a value does not fit the model.
+files widens when that loses nothing (int → bigint, float → double, an integer of up to 32 bits
+with a float → double) and otherwise becomes a string, so every value survives as read and the
+row-level type check names the column when a value does not fit the model. A bigint with a float
+is a string: a double holds integers exactly only up to 2**53, and 64-bit keys go beyond.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
         return seen[0]
     if names <= set(_INTEGRAL):
         return T.LongType()
-    if names <= set(_INTEGRAL) | set(_FLOATING):
+    if names <= set(_INTEGRAL) - {"bigint"} | set(_FLOATING):
         return T.DoubleType()
     return T.StringType()
 

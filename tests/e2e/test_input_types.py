@@ -44,11 +44,14 @@ def echo_model(folder: Path, n_type: str = "long") -> Path:
     return path
 
 
-def run(tmp_path: Path, table: pa.Table, model: Path, **overrides: Any) -> tuple[Any, Any, Any]:
-    """Write `table` as one Parquet file, score it in one batch; return the run's
+def run(
+    tmp_path: Path, table: pa.Table, model: Path, *more: pa.Table, **overrides: Any
+) -> tuple[Any, Any, Any]:
+    """Write `table` (and `more`) as Parquet files, score them in one batch; return the run's
     record, predictions and quarantine."""
     (tmp_path / "raw").mkdir(parents=True)
-    pq.write_table(table, tmp_path / "raw" / "part-0.parquet")
+    for index, part in enumerate((table, *more)):
+        pq.write_table(part, tmp_path / "raw" / f"part-{index}.parquet")
     deployment = {
         "name": "types",
         "model": {"uri": str(model)},
@@ -146,6 +149,18 @@ def test_an_input_column_delta_cannot_store_is_named_before_scoring(
     table = pa.table({"id": ["a"], "n": pa.array([1], pa.int64()), "meter reading": [1.0]})
     with pytest.raises(InputError, match="'meter reading'"):
         run(tmp_path, table, echo_model(tmp_path))
+
+
+def test_a_64_bit_key_that_another_file_stores_as_double_keeps_every_digit(
+    tmp_path: Path, spark: Any
+) -> None:
+    """One file has the key as int64, another as float64 (pandas makes one of a column with a
+    NaN): widened to double, every key above 2**53 would be silently changed."""
+    exact = pa.table({"id": pa.array([BIG], pa.int64()), "n": pa.array([1], pa.int64())})
+    floated = pa.table({"id": pa.array([2.0], pa.float64()), "n": pa.array([2], pa.int64())})
+    record, predictions, _ = run(tmp_path, exact, echo_model(tmp_path), floated)
+    assert record.status == "succeeded"
+    assert str(BIG) in set(predictions["id"])
 
 
 def test_an_input_type_spark_cannot_cast_is_named(tmp_path: Path, spark: Any) -> None:
