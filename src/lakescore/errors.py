@@ -50,6 +50,10 @@ class LimitExceededError(LakescoreError):
     exit_code = EXIT_ABORTED
 
 
+class TableSchemaError(LakescoreError):
+    """A run's column does not fit the type an existing output table stores it as."""
+
+
 class EnvironmentProblem(LakescoreError):
     """The machine lacks something Spark needs (Java 17+)."""
 

@@ -385,11 +385,20 @@ def ensure_delta_table(
             spark.sql(f"CREATE TABLE {quoted(table_name)} USING DELTA LOCATION '{path}'")
 
 
+def table_schema(spark: SparkSession, path: str) -> T.StructType | None:
+    """The schema of the Delta table at `path`, or None when there is none yet."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return spark.read.format("delta").load(path).schema
+
+
 def _allow_new_timestamp_ntz(spark: SparkSession, path: str, schema: T.StructType) -> None:
     """Enable Delta's timestampNtz feature when `schema` brings the table its first such column."""
     if not _has_timestamp_ntz(schema):
         return
-    if _has_timestamp_ntz(spark.read.format("delta").load(path).schema):
+    if _has_timestamp_ntz(table_schema(spark, path) or T.StructType()):
         return  # the table has the feature already
     retry_on_conflict(
         lambda: spark.sql(

@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,6 +43,7 @@ from lakescore.errors import (
     LimitExceededError,
     RuleFailedError,
     ScoringError,
+    TableSchemaError,
     python_error_message,
     spark_error_message,
 )
@@ -66,6 +67,7 @@ from lakescore.io import (
     replace_run_rows,
     revert_run_rows,
     staging_path,
+    table_schema,
     write_staging,
 )
 from lakescore.model import ResolvedModel, resolve_model
@@ -83,6 +85,7 @@ from lakescore.runs import (
     write_run,
 )
 from lakescore.scoring import scoring_udf, ship_model
+from lakescore.table_fit import Fit, conform, fit
 from lakescore.validate import TIME_TYPES
 
 _log = logging.getLogger(__name__)
@@ -294,11 +297,33 @@ def _score_input(
     staged_rows = _staged(
         spark, deployment, validated, inputs, carried, model, archive, data.table_version
     )
-    # Checked before the pass, so a wrong output.stats_columns fails without scoring anything.
-    stats_columns = _stats_columns(
-        deployment, model, pipeline.predictions(staged_rows, stamp).schema
+    # Both checked before the pass, so neither a wrong output.stats_columns (it applies when
+    # lakescore creates the table) nor a column an existing table stores as another type costs
+    # a pass.
+    predictions_schema = pipeline.predictions(staged_rows, stamp).schema
+    output_schema = table_schema(spark, deployment.output.path)
+    stats_columns = (
+        _stats_columns(deployment, model, predictions_schema) if output_schema is None else ""
     )
-    run = _Run(spark, deployment, state, progress, model, stamp, stats_columns)
+    quarantine_schema = pipeline.quarantine(staged_rows, validated.input_columns, stamp).schema
+    run = _Run(
+        spark,
+        deployment,
+        state,
+        progress,
+        model,
+        stamp,
+        stats_columns,
+        _casts(
+            fit(predictions_schema, output_schema), "predictions", deployment.output.path, model
+        ),
+        _casts(
+            fit(quarantine_schema, table_schema(spark, deployment.quarantine.path)),
+            "quarantine",
+            deployment.quarantine.path,
+            model,
+        ),
+    )
     try:
         record = _stage_and_commit(
             run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
@@ -328,7 +353,9 @@ class _Run:
     progress: Progress
     model: ResolvedModel
     stamp: pipeline.RunStamp  # the run's constant lineage, added to the staged rows at commit
-    stats_columns: str  # the predictions table's delta.dataSkippingStatsColumns
+    stats_columns: str  # the predictions table's delta.dataSkippingStatsColumns, if created
+    prediction_casts: Mapping[str, T.DataType]  # to the types an existing table stores
+    quarantine_casts: Mapping[str, T.DataType]
 
 
 @dataclass(frozen=True)
@@ -393,7 +420,9 @@ def _stage_and_commit(
         reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: summary.rows_failed}
         record = state.update(quarantined_by_reason=reasons)
         progress.stage(f"the model failed on {summary.rows_failed:,} rows: they go to quarantine")
-    quarantined = pipeline.quarantine(staged, validated.input_columns, run.stamp)
+    quarantined = conform(
+        pipeline.quarantine(staged, validated.input_columns, run.stamp), run.quarantine_casts
+    )
     limit_error = _limit_exceeded(
         deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
     )
@@ -412,7 +441,7 @@ def _stage_and_commit(
                 spark,
                 deployment,
                 record,
-                pipeline.predictions(staged, run.stamp),
+                conform(pipeline.predictions(staged, run.stamp), run.prediction_casts),
                 model,
                 run.stats_columns,
             )
@@ -495,6 +524,24 @@ def _commit_predictions(  # the caller has checked that this attempt still owns 
         C.RUN_ID,
         record.run_id,
         _metadata(deployment, record, model, "predictions"),
+    )
+
+
+def _casts(decided: Fit, table: str, path: str, model: ResolvedModel) -> Mapping[str, T.DataType]:
+    """The casts that put a run's rows into an existing table, or an error naming each column
+    the table stores as a type that cannot hold its values."""
+    if not decided.clashes:
+        return decided.casts
+    outputs = {o.name for o in model.outputs}
+    clashes = "; ".join(
+        f"{c.column} is {c.table_type} there and {c.run_type} in this run"
+        + (f" (model {model.pinned_uri} returns it)" if c.column in outputs else "")
+        for c in decided.clashes
+    )
+    raise TableSchemaError(
+        f"The {table} table at {path} cannot take this run's rows: {clashes}. Delta does not "
+        "change a column's type: cast the column upstream, or give the deployment a new table "
+        "(or migrate this one) for the new type."
     )
 
 

@@ -1,0 +1,81 @@
+"""Whether a run's rows fit the tables they go to, decided before the pass.
+
+Delta keeps a column's type. A run whose column has another type (the input's `z` became a
+bigint, the new model version returns strings) would fail at the commit, after the whole pass,
+with Delta's `DELTA_FAILED_TO_MERGE_FIELDS`, which names neither the table nor the types. Values
+the table's type holds without loss (an int into a bigint column, a float into a double, a number
+into a string) are cast to it; any other difference fails the run before scoring, named.
+Pure: schemas in, decisions out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+_TEXT = "string"
+# A run's type -> the table types that hold every value of it unchanged.
+_HELD_BY: dict[str, frozenset[str]] = {
+    "tinyint": frozenset({"smallint", "int", "bigint", "float", "double", _TEXT}),
+    "smallint": frozenset({"int", "bigint", "float", "double", _TEXT}),
+    "int": frozenset({"bigint", "double", _TEXT}),
+    "bigint": frozenset({_TEXT}),
+    "float": frozenset({"double", _TEXT}),
+    "double": frozenset({_TEXT}),
+    "boolean": frozenset({_TEXT}),
+    "date": frozenset({_TEXT}),
+}
+
+
+@dataclass(frozen=True)
+class Clash:
+    """A column whose values the table's type cannot hold."""
+
+    column: str
+    table_type: str
+    run_type: str
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a run's frame goes into an existing table: columns to cast, and the clashes."""
+
+    casts: Mapping[str, T.DataType]
+    clashes: tuple[Clash, ...]
+
+
+def fit(run: T.StructType, table: T.StructType | None) -> Fit:
+    """Compare a run's schema with the table's (None: no table yet, anything fits). Columns
+    match case-insensitively, as Delta matches them; new columns are added by the write."""
+    if table is None:
+        return Fit({}, ())
+    stored = {field.name.lower(): field.dataType for field in table.fields}
+    casts: dict[str, T.DataType] = {}
+    clashes: list[Clash] = []
+    for field in run.fields:
+        target = stored.get(field.name.lower())
+        if target is None or target.simpleString() == field.dataType.simpleString():
+            continue
+        if isinstance(field.dataType, T.NullType) or target.simpleString() in _HELD_BY.get(
+            field.dataType.simpleString(), frozenset()
+        ):
+            casts[field.name] = target
+        else:
+            clashes.append(Clash(field.name, target.simpleString(), field.dataType.simpleString()))
+    return Fit(casts, tuple(clashes))
+
+
+def conform(frame: DataFrame, casts: Mapping[str, T.DataType]) -> DataFrame:
+    """`frame` with the columns `fit` chose cast to the table's types, in the same order."""
+    if not casts:
+        return frame
+    return frame.select(*[_cast(name, casts.get(name)) for name in frame.columns])
+
+
+def _cast(name: str, target: T.DataType | None) -> Column:
+    column = F.col("`" + name.replace("`", "``") + "`")
+    return column if target is None else column.cast(target).alias(name)

@@ -1,0 +1,126 @@
+"""Weekly runs into the same tables while the input's and the model's types change: values the
+tables' types hold are cast to them, others fail the run before the pass, named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scoring_models
+import yaml
+from deltalake import DeltaTable
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from lakescore.config import load_deployment
+from lakescore.errors import TableSchemaError
+from lakescore.runner import score
+
+
+def echo_model(folder: Path, output_type: str, output_name: str | None = None) -> Path:
+    """A pyfunc that returns its input `n` (a string) as its prediction, typed `output_type`
+    (and named `output_name`; unnamed, lakescore calls it `prediction`)."""
+    path = folder / f"echo-{output_type}-{output_name}"
+    if path.exists():
+        return path
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=scoring_models.EchoModel(),
+        signature=ModelSignature(
+            inputs=Schema([ColSpec("string", "n")]),
+            outputs=Schema([ColSpec(output_type, output_name)]),
+        ),
+        code_paths=[scoring_models.__file__],
+        pip_requirements=["pandas"],
+    )
+    return path
+
+
+def run_week(tmp_path: Path, run_id: str, table: pa.Table, model: Path, **output: Any) -> Any:
+    """Score `table` (the week's one file) into the same tables as every earlier week."""
+    raw = tmp_path / "raw"
+    raw.mkdir(exist_ok=True)
+    for old in raw.iterdir():
+        old.unlink()
+    pq.write_table(table, raw / "part-0.parquet")
+    deployment = {
+        "name": "weekly",
+        "model": {"uri": str(model)},
+        "input": {"format": "parquet", "path": "raw", "key": "id"},
+        "output": {"path": "out/predictions", **output},
+        "quarantine": {"path": "out/quarantine"},
+        "runs": {"path": "out/runs"},
+    }
+    file = tmp_path / "deployment.yaml"
+    file.write_text(yaml.safe_dump(deployment))
+    from lakescore.session import get_spark
+
+    return score(get_spark(), load_deployment(file), run_id=run_id).record
+
+
+def week(z: pa.Array) -> pa.Table:
+    """Two rows: `b` is quarantined (n is null), so both tables get rows; `z` is unused."""
+    return pa.table({"id": ["a", "b"], "n": ["1", None], "z": z})
+
+
+def test_a_narrower_column_is_cast_to_the_type_the_tables_store(tmp_path: Path, spark: Any) -> None:
+    """Last week z was a bigint, this week an int, and the model returns int instead of long:
+    the tables keep bigint and every row lands."""
+    first = run_week(
+        tmp_path, "w1", week(pa.array([1, 2], pa.int64())), echo_model(tmp_path, "long")
+    )
+    assert first.status == "succeeded"
+    second = run_week(
+        tmp_path, "w2", week(pa.array([3, 4], pa.int32())), echo_model(tmp_path, "integer")
+    )
+    assert second.status == "succeeded"
+    assert (second.rows_scored, second.rows_quarantined) == (1, 1)
+    predictions = DeltaTable(str(tmp_path / "out/predictions")).to_pyarrow_table()
+    quarantine = DeltaTable(str(tmp_path / "out/quarantine")).to_pyarrow_table()
+    assert predictions.schema.field("prediction").type == pa.int64()
+    assert sorted(predictions.column("prediction").to_pylist()) == [1, 1]
+    assert quarantine.schema.field("z").type == pa.int64()
+    assert sorted(quarantine.column("z").to_pylist()) == [2, 4]
+
+
+@pytest.mark.parametrize(
+    ("z", "output_type", "named"),
+    [
+        (pa.array(["x", "y"]), "long", "z is bigint there and string in this run"),
+        (pa.array([1, 2], pa.int64()), "string", "prediction is bigint there and string"),
+    ],
+    ids=["input-column", "model-output"],
+)
+def test_a_column_the_tables_cannot_hold_fails_before_scoring_and_names_it(
+    tmp_path: Path, spark: Any, z: pa.Array, output_type: str, named: str
+) -> None:
+    """Delta would refuse the commit after the whole pass with an error naming neither table
+    nor types; the run fails before scoring, naming the table, the column and both types, and
+    neither table changes."""
+    run_week(tmp_path, "w1", week(pa.array([1, 2], pa.int64())), echo_model(tmp_path, "long"))
+    versions = {
+        table: DeltaTable(str(tmp_path / "out" / table)).version()
+        for table in ("predictions", "quarantine")
+    }
+    with pytest.raises(TableSchemaError, match=named) as failure:
+        run_week(tmp_path, "w2", week(z), echo_model(tmp_path, output_type))
+    assert str(tmp_path / "out") in str(failure.value)
+    assert {
+        table: DeltaTable(str(tmp_path / "out" / table)).version() for table in versions
+    } == versions
+
+
+def test_stats_columns_apply_when_the_table_is_created_not_to_a_later_model(
+    tmp_path: Path, spark: Any
+) -> None:
+    """output.stats_columns names `prediction`; the next model version calls its output
+    `score`. The setting applied when the table was made, so the run goes on."""
+    stats = {"stats_columns": ["_run_id", "prediction"]}
+    first = run_week(tmp_path, "w1", week(pa.array([1, 2])), echo_model(tmp_path, "long"), **stats)
+    renamed = echo_model(tmp_path, "long", "score")
+    second = run_week(tmp_path, "w2", week(pa.array([1, 2])), renamed, **stats)
+    assert (first.status, second.status) == ("succeeded", "succeeded")

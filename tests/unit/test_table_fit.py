@@ -1,0 +1,40 @@
+"""Whether a run's columns fit the types an existing table stores them as."""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+from lakescore.table_fit import Clash, fit
+
+
+def schema(**columns: T.DataType) -> T.StructType:
+    return T.StructType([T.StructField(name, kind) for name, kind in columns.items()])
+
+
+def test_no_table_yet_takes_anything() -> None:
+    decided = fit(schema(z=T.StringType()), None)
+    assert decided.casts == {} and decided.clashes == ()
+
+
+def test_values_the_table_holds_unchanged_are_cast_to_its_types() -> None:
+    table = schema(a=T.LongType(), b=T.DoubleType(), c=T.StringType(), d=T.DoubleType())
+    run = schema(a=T.IntegerType(), b=T.FloatType(), C=T.LongType(), d=T.DoubleType())
+    decided = fit(run, table)
+    assert decided.casts == {"a": T.LongType(), "b": T.DoubleType(), "C": T.StringType()}
+    assert decided.clashes == ()
+
+
+def test_values_the_table_cannot_hold_are_clashes() -> None:
+    table = schema(a=T.IntegerType(), b=T.DoubleType(), c=T.LongType(), t=T.TimestampType())
+    run = schema(a=T.LongType(), b=T.LongType(), c=T.StringType(), t=T.TimestampNTZType())
+    assert fit(run, table).clashes == (
+        Clash("a", "int", "bigint"),
+        Clash("b", "double", "bigint"),
+        Clash("c", "bigint", "string"),
+        Clash("t", "timestamp", "timestamp_ntz"),
+    )
+
+
+def test_new_columns_are_neither_cast_nor_clashes() -> None:
+    decided = fit(schema(a=T.LongType(), new=T.StringType()), schema(a=T.LongType()))
+    assert decided.casts == {} and decided.clashes == ()
