@@ -20,10 +20,15 @@ _INTEGRAL = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}
 _FLOATING = {"float": 1, "double": 2}
 
 
+# Field metadata of a column a file declares all-null (Spark still reads it as some type).
+ALL_NULL = "lakescore.all_null"
+
+
 @dataclass(frozen=True)
 class CanonicalColumn:
     name: str
     data_type: T.DataType
+    all_null: bool = False  # in every file
 
 
 def canonical_schema(schemas: Mapping[str, T.StructType]) -> list[CanonicalColumn]:
@@ -34,15 +39,22 @@ def canonical_schema(schemas: Mapping[str, T.StructType]) -> list[CanonicalColum
         for field in schema.fields:
             key = field.name.lower()
             spellings.setdefault(key, Counter())[field.name] += 1
-            types.setdefault(key, []).append(field.dataType)
+            all_null = field.metadata.get(ALL_NULL, False)
+            types.setdefault(key, []).append(T.NullType() if all_null else field.dataType)
     return [
-        CanonicalColumn(spellings[key].most_common(1)[0][0], common_type(types[key]))
+        CanonicalColumn(
+            spellings[key].most_common(1)[0][0],
+            common_type(types[key]),
+            all(isinstance(t, T.NullType) for t in types[key]),
+        )
         for key in spellings
     ]
 
 
 def common_type(seen: Sequence[T.DataType]) -> T.DataType:
-    """The narrowest type every value of `seen` fits in without loss, else string."""
+    """The narrowest type every value of `seen` fits in without loss, else string. Files whose
+    column is all null (NullType) have no say; a column no file gives a type is a string."""
+    seen = [t for t in seen if not isinstance(t, T.NullType)] or [T.StringType()]
     names = {t.simpleString() for t in seen}
     if len(names) == 1:
         return seen[0]

@@ -9,6 +9,7 @@ import functools
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +26,14 @@ from pyspark.sql import types as T
 
 from lakescore import columns as C
 from lakescore.config import InputConfig
-from lakescore.drift import CanonicalColumn, canonical_schema, source_column
+from lakescore.drift import ALL_NULL, CanonicalColumn, canonical_schema, source_column
 from lakescore.errors import InputError, spark_error_message
 
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
 _SPARK_PARQUET = "org.apache.spark.sql.execution.datasources.parquet"
+# A top-level column of a Parquet schema's text form whose logical type is UNKNOWN (all null).
+_NULL_COLUMN = re.compile(r"^  (?:optional|required) \w+ (.+) \(UNKNOWN\);$", re.MULTILINE)
 
 FAILED_FILES_SCHEMA = T.StructType(
     [
@@ -72,6 +75,8 @@ class InputData:
     files: tuple[str, ...]
     table_version: int | None
     failed: tuple[FailedFile, ...] = ()
+    # Columns every file declares all-null: typed string here, they take a table's own type.
+    all_null: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,8 @@ def read_input(
     if not frames:
         raise InputError(f"Input {config.path} holds no file whose schema can be reconciled.")
     frame = functools.reduce(DataFrame.unionByName, frames)
-    return InputData(frame, tuple(read), None, tuple(failed))
+    all_null = frozenset(c.name for c in canonical if c.all_null)
+    return InputData(frame, tuple(read), None, tuple(failed), all_null)
 
 
 def list_input_files(spark: SparkSession, folder: str) -> list[str]:
@@ -281,13 +287,33 @@ def _footer_reader(spark: SparkSession) -> Callable[[str], T.StructType | Failed
                 jvm.org.apache.parquet.hadoop.Footer(hadoop_path, metadata), converter
             )
             # Spark reads every file column as nullable, whatever the footer says.
-            return T.StructType.fromJson(json.loads(schema.asNullable().json()))
+            spark_schema = T.StructType.fromJson(json.loads(schema.asNullable().json()))
+            return _with_null_columns(
+                spark_schema, str(metadata.getFileMetaData().getSchema().toString())
+            )
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             if _missing_call(exc):
                 raise  # the call is missing, not the file broken: the caller falls back
             return FailedFile(path, spark_error_message(exc))
 
     return footer
+
+
+def _with_null_columns(schema: T.StructType, parquet_schema: str) -> T.StructType:
+    """Mark (in the field's metadata) the columns the file declares all-null: Parquet's UNKNOWN
+    logical type, what pyarrow writes for a column of nulls. Spark reads them as int, which
+    would make a boolean or date column of the other files a string; drift.py ignores them."""
+    nulls = set(_NULL_COLUMN.findall(parquet_schema))
+    if not nulls:
+        return schema
+    return T.StructType(
+        [
+            T.StructField(f.name, f.dataType, f.nullable, {ALL_NULL: True})
+            if f.name in nulls
+            else f
+            for f in schema.fields
+        ]
+    )
 
 
 def _schemas_by_spark(
@@ -317,9 +343,11 @@ def _collect_schemas(
 def _project(canonical: Sequence[CanonicalColumn], schema: T.StructType) -> list[Column]:
     """Select a file's columns under their canonical names and types; absent ones are null."""
     columns = []
+    fields = {field.name: field for field in schema.fields}
     for column in canonical:
         source = source_column(column.name, schema)
-        value = F.col(f"`{source}`") if source is not None else F.lit(None)
+        all_null = source is None or fields[source].metadata.get(ALL_NULL, False)
+        value = F.lit(None) if all_null else F.col(f"`{source}`")
         columns.append(value.cast(column.data_type).alias(column.name))
     return columns
 

@@ -315,10 +315,13 @@ def _score_input(
         stamp,
         stats_columns,
         _casts(
-            fit(predictions_schema, output_schema), "predictions", deployment.output.path, model
+            fit(predictions_schema, output_schema, data.all_null),
+            "predictions",
+            deployment.output.path,
+            model,
         ),
         _casts(
-            fit(quarantine_schema, table_schema(spark, deployment.quarantine.path)),
+            fit(quarantine_schema, table_schema(spark, deployment.quarantine.path), data.all_null),
             "quarantine",
             deployment.quarantine.path,
             model,

@@ -10,7 +10,7 @@ Pure: schemas in, decisions out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -48,9 +48,11 @@ class Fit:
     clashes: tuple[Clash, ...]
 
 
-def fit(run: T.StructType, table: T.StructType | None) -> Fit:
+def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str] = ()) -> Fit:
     """Compare a run's schema with the table's (None: no table yet, anything fits). Columns
-    match case-insensitively, as Delta matches them; new columns are added by the write."""
+    match case-insensitively, as Delta matches them; new columns are added by the write.
+    A column in `all_null` (no input file holds a value of it) takes the table's type.
+    """
     if table is None:
         return Fit({}, ())
     stored = {field.name.lower(): field.dataType for field in table.fields}
@@ -60,7 +62,7 @@ def fit(run: T.StructType, table: T.StructType | None) -> Fit:
         target = stored.get(field.name.lower())
         if target is None or target.simpleString() == field.dataType.simpleString():
             continue
-        if isinstance(field.dataType, T.NullType) or target.simpleString() in _HELD_BY.get(
+        if field.name in all_null or target.simpleString() in _HELD_BY.get(
             field.dataType.simpleString(), frozenset()
         ):
             casts[field.name] = target

@@ -124,3 +124,17 @@ def test_stats_columns_apply_when_the_table_is_created_not_to_a_later_model(
     renamed = echo_model(tmp_path, "long", "score")
     second = run_week(tmp_path, "w2", week(pa.array([1, 2])), renamed, **stats)
     assert (first.status, second.status) == ("succeeded", "succeeded")
+
+
+def test_a_week_whose_file_has_a_column_of_nulls_keeps_the_tables_type(
+    tmp_path: Path, spark: Any
+) -> None:
+    """pyarrow writes a column that is null on every row with Parquet's null type, and Spark
+    reads that as int: a sparse boolean column, empty one week, must not fail the run."""
+    model = echo_model(tmp_path, "long")
+    first = run_week(tmp_path, "w1", week(pa.array([True, False])), model)
+    second = run_week(tmp_path, "w2", week(pa.array([None, None], pa.null())), model)
+    assert (first.status, second.status) == ("succeeded", "succeeded")
+    quarantine = DeltaTable(str(tmp_path / "out/quarantine")).to_pyarrow_table()
+    assert quarantine.schema.field("z").type == pa.bool_()
+    assert sorted(quarantine.column("z").to_pylist(), key=str) == [False, None]

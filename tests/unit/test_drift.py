@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import types as T
 
-from lakescore.drift import common_type
+from lakescore.drift import ALL_NULL, canonical_schema, common_type
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,14 @@ def test_types_widen_only_where_no_value_changes(
     seen: list[T.DataType], common: T.DataType
 ) -> None:
     assert common_type(seen) == common
+
+
+def test_a_file_whose_column_is_all_null_has_no_say_in_its_type() -> None:
+    """pyarrow writes a column of nulls with Parquet's null type, which Spark reads as int:
+    counted, it would make the other files' boolean column a string."""
+    flags = T.StructType([T.StructField("z", T.BooleanType())])
+    empty = T.StructType([T.StructField("z", T.IntegerType(), True, {ALL_NULL: True})])
+    [column] = canonical_schema({"a.parquet": flags, "b.parquet": empty})
+    assert (column.data_type, column.all_null) == (T.BooleanType(), False)
+    [only_nulls] = canonical_schema({"b.parquet": empty})
+    assert (only_nulls.data_type, only_nulls.all_null) == (T.StringType(), True)

@@ -38,3 +38,8 @@ def test_values_the_table_cannot_hold_are_clashes() -> None:
 def test_new_columns_are_neither_cast_nor_clashes() -> None:
     decided = fit(schema(a=T.LongType(), new=T.StringType()), schema(a=T.LongType()))
     assert decided.casts == {} and decided.clashes == ()
+
+
+def test_a_column_no_file_holds_a_value_of_takes_the_tables_type() -> None:
+    decided = fit(schema(z=T.StringType()), schema(z=T.BooleanType()), all_null={"z"})
+    assert decided.casts == {"z": T.BooleanType()} and decided.clashes == ()
