@@ -76,6 +76,7 @@ from lakescore.redaction import scrub
 from lakescore.runs import (
     ABORTED,
     FAILED,
+    INTERRUPTED,
     RUNNING,
     SUCCEEDED,
     RunRecord,
@@ -198,6 +199,13 @@ def _score(
     workdir: str,
 ) -> RunRecord:
     """Resolve the model into `workdir` (removed after the run), then score the input."""
+    record = state.record
+    if record.attempt > 1:
+        # Staging a killed attempt of this run id left behind goes now, so that a rerun which
+        # fails before its own commit removes it too.
+        run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
+        own = attempt_staging_path(run_staging, record.attempt, record.attempt_id)
+        delete_staging(spark, run_staging, record.attempt, own)
     progress.stage(f"resolving model {deployment.model.uri}")
     model = resolve_model(
         deployment.model.uri,
@@ -834,11 +842,18 @@ def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
     so rows an earlier attempt of the run id committed are still there: the error says so,
     since this record replaces that attempt's (which stays in `previous_attempts`)."""
     error = scrub(str(exc))
-    kept = [a for a in record.previous_attempts or [] if a.get("status") == SUCCEEDED]
-    if kept and not isinstance(exc, LimitExceededError):
+    earlier = [
+        a for a in record.previous_attempts or [] if a.get("status") in (SUCCEEDED, INTERRUPTED)
+    ]
+    last = earlier[-1] if earlier else None
+    if last is not None and not isinstance(exc, LimitExceededError):
+        attempt = f"attempt {last.get('attempt')} of run {record.run_id}"
         error += (
-            f" The tables still hold the rows that attempt {kept[-1].get('attempt')} of run "
-            f"{record.run_id} committed (it succeeded at {kept[-1].get('finished_at')})."
+            f" The tables still hold the rows that {attempt} committed (it succeeded at "
+            f"{last.get('finished_at')})."
+            if last.get("status") == SUCCEEDED
+            else f" The tables may still hold rows that {attempt} committed before it was "
+            "interrupted; a successful rerun of this run id replaces them."
         )
     return record.with_(status=status, error=error, finished_at=datetime.now(timezone.utc))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -208,7 +208,7 @@ def list_runs(spark: SparkSession, path: str, limit: int = 50) -> list[dict[str,
     if table is None:
         return []
     rows = table.orderBy(F.desc("started_at")).limit(limit).collect()
-    return [row.asDict(recursive=True) for row in rows]
+    return [_in_utc(row.asDict(recursive=True)) for row in rows]
 
 
 def get_run(spark: SparkSession, path: str, run_id: str) -> dict[str, Any] | None:
@@ -216,4 +216,16 @@ def get_run(spark: SparkSession, path: str, run_id: str) -> dict[str, Any] | Non
     if table is None:
         return None
     row = table.where(F.col("run_id") == run_id).first()
-    return row.asDict(recursive=True) if row else None
+    return _in_utc(row.asDict(recursive=True)) if row else None
+
+
+def _in_utc(value: Any) -> Any:
+    """PySpark collects timestamps as naive datetimes in the process's local time zone: make
+    them UTC, with the offset, as the tables' comments and `score --json` state them."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc)
+    if isinstance(value, dict):
+        return {key: _in_utc(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_in_utc(item) for item in value]
+    return value

@@ -4,6 +4,7 @@ alias pinning, limits, reruns, and read-back with a reader that is not Spark (de
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -203,13 +204,25 @@ def test_show_and_list_print_json(lakehouse: Any, capsys: Any, verb: list[str]) 
         }
 
 
-def test_runs_show_gives_one_run(lakehouse: Any, capsys: Any) -> None:
+def test_runs_show_gives_one_run(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """And its times in UTC with the offset, whatever the machine's time zone: PySpark collects
+    timestamps as naive local times."""
     deployment_file = lakehouse(rows=50, files=1)
     main(["score", str(deployment_file), "--run-id", "shown", "--json"])
-    capsys.readouterr()
-    assert main(["runs", "show", str(deployment_file), "shown", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert main(["runs", "show", str(deployment_file), "shown", "--json"]) == 0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
     shown = json.loads(capsys.readouterr().out)
     assert shown["run_id"] == "shown" and shown["rows_read"] == 50
+    assert shown["started_at"] == scored["started_at"]
+    assert shown["started_at"].endswith("+00:00")
     assert main(["runs", "show", str(deployment_file), "nope"]) == 1
     assert "nope" in capsys.readouterr().err
 

@@ -91,3 +91,25 @@ def test_rerun_after_a_kill_leaves_tables_as_one_clean_run(
         .parent.joinpath("_lakescore_staging", deployment.name, "nightly")
         .exists()
     )
+
+
+def test_a_failed_rerun_after_a_kill_says_the_killed_attempts_rows_may_remain(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """The killed attempt committed its predictions; the rerun fails before committing
+    anything. Its record must not suggest the tables hold nothing of the run, and the killed
+    attempt's staging (its rows to quarantine, as read) must not outlive the rerun."""
+    deployment_file = lakehouse(rows=200, files=2)
+    deployment = load_deployment(deployment_file)
+    kill_at("after_predictions_commit", deployment_file, "nightly", tmp_path)
+    staging = Path(deployment.output.path).parent / "_lakescore_staging" / deployment.name
+    assert (staging / "nightly").exists()
+
+    missing = str(tmp_path / "no_input_here")
+    assert main(["score", str(deployment_file), "--run-id", "nightly", "--input", missing]) == 1
+    capsys.readouterr()
+
+    run = read(deployment.runs.path).set_index("run_id").loc["nightly"]
+    assert run["status"] == "failed" and run["attempt"] == 2
+    assert "may still hold rows that attempt 1 of run nightly committed" in run["error"]
+    assert not (staging / "nightly").exists()
