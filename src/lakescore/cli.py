@@ -17,7 +17,7 @@ from typing import Any
 
 from lakescore import __version__
 from lakescore.config import Deployment, load_deployment
-from lakescore.errors import EXIT_FAILED, EXIT_OK, LakescoreError
+from lakescore.errors import EXIT_FAILED, EXIT_OK, LakescoreError, spark_error_message
 from lakescore.progress import Progress
 from lakescore.redaction import scrub
 from lakescore.report import print_deployment, print_run, print_runs, to_json
@@ -66,23 +66,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except LakescoreError as exc:
-        print(f"lakescore: error: {scrub(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        return _failure(args, scrub(str(exc)), exc.exit_code, exc.run_record)
     except KeyboardInterrupt:
         print("lakescore: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.verbose:
             raise
-        print(
-            f"lakescore: error: unexpected {type(exc).__name__}: {scrub(_first_line(exc))} "
+        return _failure(
+            args,
+            f"unexpected {type(exc).__name__}: {scrub(_first_line(exc))} "
             "(rerun with --verbose for the traceback)",
-            file=sys.stderr,
+            EXIT_FAILED,
         )
-        return EXIT_FAILED
+
+
+def _failure(
+    args: argparse.Namespace, message: str, exit_code: int, run: dict[str, Any] | None = None
+) -> int:
+    """One sentence on stderr; with --json, also `{"error", "exit_code", "run"}` on stdout, for
+    every failure (a bad deployment file too), so a scheduler always gets JSON to parse."""
+    if getattr(args, "json", False):
+        print(to_json({"error": message, "exit_code": exit_code, "run": run}))
+    print(f"lakescore: error: {message}", file=sys.stderr)
+    return exit_code
 
 
 def _first_line(exc: BaseException) -> str:
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    if isinstance(exc, Py4JJavaError | PySparkException):
+        return spark_error_message(exc)  # Py4J's own first line names only a JVM object id
     text = str(exc)
     return text.splitlines()[0] if text else ""
 
@@ -102,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, deployment: Deployment) -> int:
     from lakescore.catalog import resolve_tables, uses_catalog
-    from lakescore.runner import score
+    from lakescore.runner import new_run_id, score
     from lakescore.session import get_spark
 
     if args.input:
@@ -114,20 +129,28 @@ def _score(args: argparse.Namespace, deployment: Deployment) -> int:
         catalog=uses_catalog(deployment),
     )
     deployment = resolve_tables(spark, deployment)
+    run_id = args.run_id or new_run_id()  # made here, so a failure's JSON can give its record
     try:
-        result = score(spark, deployment, args.run_id, progress)
+        result = score(spark, deployment, run_id, progress)
     except LakescoreError as exc:
         if args.json:
-            from lakescore.runs import get_run
-
-            record = get_run(spark, deployment.runs.path, args.run_id) if args.run_id else None
-            print(to_json({"error": scrub(str(exc)), "exit_code": exc.exit_code, "run": record}))
+            exc.run_record = _recorded_run(spark, deployment, run_id)
         raise
     if args.json:
         print(to_json(asdict(result.record)))
     else:
         print_run(asdict(result.record), deployment)
     return EXIT_OK
+
+
+def _recorded_run(spark: Any, deployment: Deployment, run_id: str) -> dict[str, Any] | None:
+    """The runs table's record of a failed run, if the run got as far as recording one."""
+    from lakescore.runs import get_run
+
+    try:
+        return get_run(spark, deployment.runs.path, run_id)
+    except Exception:  # the runs table itself may be what failed
+        return None
 
 
 def _show_deployment(args: argparse.Namespace, deployment: Deployment) -> int:

@@ -16,6 +16,7 @@ class LakescoreError(Exception):
     """An expected failure: its message is shown to the operator as-is, without a traceback."""
 
     exit_code = EXIT_FAILED
+    run_record: dict[str, object] | None = None  # the failed run's record, once it has one
 
 
 class DeploymentError(LakescoreError):

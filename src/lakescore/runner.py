@@ -144,6 +144,7 @@ def score(
         state = _RunState(
             record,
             pool.submit(write_run, spark, deployment.runs.path, record, deployment.runs.table),
+            deployment.runs.path,
         )
         try:
             with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
@@ -154,37 +155,75 @@ def score(
             aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
             status = ABORTED if aborted else FAILED
             state.wait_quietly()
-            _finish(spark, deployment, _failed(state.record, exc, status), progress)
+            _record_failure(spark, deployment, _failed(state.record, exc, status), progress, exc)
             raise
         except (Py4JJavaError, PySparkException) as exc:
             error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
             state.wait_quietly()
-            _finish(spark, deployment, _failed(state.record, error, FAILED), progress)
+            _record_failure(
+                spark, deployment, _failed(state.record, error, FAILED), progress, error
+            )
             raise error from exc
-    _finish(spark, deployment, record, progress)
+    try:
+        _finish(spark, deployment, record, progress)
+    except (Py4JJavaError, PySparkException) as exc:
+        raise LakescoreError(
+            f"Run {run_id} committed its rows (predictions version {record.output_version}) but "
+            f"could not record itself in the runs table at {scrub(deployment.runs.path)}: "
+            f"{spark_error_message(exc)}"
+        ) from exc
     if record.status != SUCCEEDED:
         raise LakescoreError(record.error or f"Run {run_id} failed.")
     return RunResult(record, deployment)
 
 
+def _record_failure(
+    spark: SparkSession,
+    deployment: Deployment,
+    record: RunRecord,
+    progress: Progress,
+    error: LakescoreError,
+) -> None:
+    """Record a failed run; when the runs table cannot take the record either (the usual reason
+    the run failed so early), raise the run's error with that said, not the storage traceback."""
+    try:
+        _finish(spark, deployment, record, progress)
+    except (Py4JJavaError, PySparkException) as exc:
+        reason = spark_error_message(exc)
+        where = f"the runs table at {scrub(deployment.runs.path)}"
+        raise type(error)(
+            f"{error} Its failure could not be recorded in {where} either."
+            if reason in str(error)
+            else f"{error} The run could not be recorded in {where} either: {reason}"
+        ) from exc
+
+
 class _RunState:
     """The record as far as the run got, so a failure is recorded with everything known."""
 
-    def __init__(self, record: RunRecord, recorded: Future[None]) -> None:
+    def __init__(self, record: RunRecord, recorded: Future[None], record_path: str) -> None:
         self.record = record
+        self.record_path = record_path  # the runs table
         self.files: tuple[str, ...] = ()
         self._recorded = recorded
 
     def wait_until_recorded(self) -> None:
         """Block until the `running` record is written; raise what writing it raised."""
-        self._recorded.result()
+        try:
+            self._recorded.result()
+        except (Py4JJavaError, PySparkException) as exc:
+            raise LakescoreError(
+                f"Run {self.record.run_id} could not write its record to the runs table at "
+                f"{scrub(self.record_path)}: {spark_error_message(exc)}"
+            ) from exc
 
     def wait_quietly(self) -> None:
         """On the way out after a failure: the final record replaces the first either way."""
         try:
             self._recorded.result()
-        except Exception:  # the final write reports a storage problem again
-            _log.warning("writing the running record failed", exc_info=True)
+        except Exception as exc:  # the final write reports a storage problem again
+            _log.debug("writing the running record failed", exc_info=True)
+            _log.warning("writing the running record failed: %s", spark_error_message(exc))
 
     def update(self, **changes: Any) -> RunRecord:
         self.record = self.record.with_(**changes)

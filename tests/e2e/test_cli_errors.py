@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,39 @@ def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, cap
 def test_bad_run_id_is_bad_usage(lakehouse: Any, capsys: Any) -> None:
     code, err = run(["score", str(lakehouse(rows=20, files=1)), "--run-id", "a b'c"], capsys)
     assert code == 2 and "Run id" in err
+
+
+def test_every_failure_with_json_prints_the_error_and_the_runs_record(
+    lakehouse: Any, capsys: Any
+) -> None:
+    """A scheduler parsing --json gets {"error", "exit_code", "run"} for every failure: the
+    record of a run without --run-id too, and for a bad deployment file (no run: null)."""
+    deployment_file = lakehouse(rows=20, files=1)
+    assert main(["score", str(deployment_file), "--input", "/no/such/input", "--json"]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert failed["exit_code"] == 1 and "/no/such/input" in failed["error"]
+    assert failed["run"]["status"] == "failed" and failed["run"]["error"]
+
+    bad = edit(deployment_file, lambda d: d["output"].update(pth="x"))
+    assert main(["score", str(bad), "--json"]) == 2
+    refused = json.loads(capsys.readouterr().out)
+    assert refused["exit_code"] == 2 and "output.pth" in refused["error"]
+    assert refused["run"] is None
+
+
+def test_a_runs_table_that_cannot_be_written_is_named_not_a_jvm_object(
+    lakehouse: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """The `running` record cannot be written, nor then the failure's record: one sentence
+    naming the runs table and Delta's reason, not Py4J's `An error occurred while calling`."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs table's folder should be")
+    deployment_file = edit(
+        lakehouse(rows=20, files=1), lambda d: d["runs"].update(path=str(blocker / "runs"))
+    )
+    code, err = run(["score", str(deployment_file)], capsys)
+    assert code == 1
+    [line] = [line for line in err.splitlines() if line.startswith("lakescore: error:")]
+    assert f"could not write its record to the runs table at {blocker / 'runs'}" in line
+    assert "could not be recorded in the runs table" in line
+    assert "An error occurred while calling" not in line
