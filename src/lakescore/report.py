@@ -24,6 +24,11 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
         f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "
         f"file(s) in {record['input']}"
     )
+    failed = record.get("files_failed") or []
+    if failed:
+        print(f"  not read     {len(failed):,} file(s); their rows are in no table:")
+        for file in failed:
+            print(f"    {file['path']}: {file['error']}")
     print(f"  scored       {_n(record.get('rows_scored'))} rows -> {deployment.output.path}")
     print(
         f"  quarantined  {_n(record.get('rows_quarantined'))} rows -> {deployment.quarantine.path}"
@@ -46,13 +51,14 @@ def print_runs(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no runs yet"
     lines = [
-        f"{'run_id':<34} {'status':<10} {'read':>10} {'scored':>10} {'quarantined':>11}  model"
+        f"{'run_id':<34} {'status':<10} {'read':>10} {'scored':>10} {'quarantined':>11} "
+        f"{'files not read':>14}  model"
     ]
     for run in runs:
         lines.append(
             f"{run['run_id']:<34} {run['status']:<10} {_n(run.get('rows_read')):>10} "
-            f"{_n(run.get('rows_scored')):>10} {_n(run.get('rows_quarantined')):>11}  "
-            f"{run.get('model_uri') or ''}"
+            f"{_n(run.get('rows_scored')):>10} {_n(run.get('rows_quarantined')):>11} "
+            f"{_n(len(run.get('files_failed') or [])):>14}  {run.get('model_uri') or ''}"
         )
     return "\n".join(lines)
 

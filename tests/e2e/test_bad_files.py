@@ -43,7 +43,11 @@ def test_unreadable_files_are_recorded_and_the_rest_is_scored(lakehouse: Any, ca
     (folder / "_SUCCESS").write_text("")
 
     assert main(["score", str(deployment_file), "--run-id", "bad-files"]) == 0
-    capsys.readouterr()
+    summary = capsys.readouterr().out
+    assert "not read     3 file(s)" in summary and "truncated.parquet: " in summary
+    assert main(["runs", "list", str(deployment_file)]) == 0
+    [header, row] = capsys.readouterr().out.splitlines()
+    assert "files not read" in header and row.split()[5] == "3"
 
     scored, quarantined = keys_in_tables(deployment)
     assert scored | quarantined == expected and not scored & quarantined
