@@ -273,10 +273,25 @@ def content_hash(path: Path) -> str:
 
 
 def _client(tracking_uri: str | None) -> Any:
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     _fail_fast_on_unreachable_servers()
+    _require_existing_database(tracking_uri or mlflow.get_registry_uri())
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _require_existing_database(uri: str) -> None:
+    """MLflow creates a SQLite registry that does not exist, so a mistyped path would leave an
+    empty database behind and report the model as not found. Name the missing file instead."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    if path and path != ":memory:" and not os.path.isfile(path):
+        raise ModelNotFoundError(
+            f"The MLflow registry database {os.path.abspath(path)} does not exist (tracking URI "
+            f"{uri}); check model.tracking_uri or MLFLOW_TRACKING_URI."
+        )
 
 
 def _fail_fast_on_unreachable_servers() -> None:

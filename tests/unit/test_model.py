@@ -325,6 +325,17 @@ def test_unknown_run_is_not_found(risk_registry: Registry) -> None:
     assert uri in str(info.value)
 
 
+@pytest.mark.parametrize("uri", ["models:/risk@champion", "runs:/abc/model"])
+def test_a_missing_sqlite_registry_is_named_not_created(tmp_path: Path, uri: str) -> None:
+    """MLflow would create the mistyped database and then say the model was not found."""
+    database = tmp_path / "typo" / "mlflow.db"
+    (tmp_path / "typo").mkdir()
+    with pytest.raises(ModelNotFoundError, match="registry database .* does not exist") as info:
+        pin_model_version(uri, f"sqlite:///{database}")
+    assert str(database) in str(info.value)
+    assert not database.exists()
+
+
 @pytest.mark.parametrize(
     "uri", ["models:/risk@champion", "models:/risk/2", "models:/risk/latest", "runs:/abc/model"]
 )
