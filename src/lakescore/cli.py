@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_verbs = runs.add_subparsers(dest="action", required=True)
     listing = runs_verbs.add_parser("list", help="recent runs, newest first")
     listing.add_argument("deployment")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=_at_least(1), default=20)
     _common(listing)
     one = runs_verbs.add_parser("show", help="one run")
     one.add_argument("deployment")
@@ -55,9 +55,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = verbs.add_parser("demo", help="build a small lakehouse and score it")
     demo.add_argument("--dir", default="lakehouse", help="folder to build it in")
-    demo.add_argument("--rows", type=int, default=60_000, help="rows of sample data")
+    demo.add_argument(
+        "--rows", type=_at_least(DEMO_MIN_ROWS), default=60_000, help="rows of sample data"
+    )
     _common(demo, with_json=False)
     return parser
+
+
+# The demo spoils at least 5 rows, 4 of them to quarantine; with fewer than 100 rows that would
+# trip its deployment's 5% error limit.
+DEMO_MIN_ROWS = 100
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= low (argparse exits 2 with the message otherwise)."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:,}, not {value:,}")
+        return value
+
+    return whole
 
 
 def main(argv: Sequence[str] | None = None) -> int:

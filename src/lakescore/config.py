@@ -17,6 +17,7 @@ RULE_ACTIONS = ("quarantine", "warn", "fail")
 # Spark SQL types a prediction column can have; spark_udf's spellings map to them.
 RESULT_TYPES = ("double", "float", "bigint", "int", "boolean", "string")
 _RESULT_TYPE_ALIASES = {"long": "bigint", "integer": "int"}
+_MAX_BATCH = 2**31 - 1  # Spark's arrow.maxRecordsPerBatch is an int
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -103,15 +104,37 @@ class Deployment:
 def load_deployment(path: str | Path) -> Deployment:
     """Read and validate a deployment file; relative paths resolve against its folder."""
     file = Path(path)
+    if file.is_dir():
+        raise DeploymentError(f"Deployment file {file} is a folder; give the YAML file in it.")
     if not file.is_file():
         raise DeploymentError(f"Deployment file {file} does not exist.")
     try:
-        raw = yaml.safe_load(file.read_text())
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as exc:
+        raise DeploymentError(f"Deployment file {file} is not UTF-8 text.") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise DeploymentError(f"Deployment file {file} is not valid YAML{where}.") from exc
+        problem = getattr(exc, "problem", None)
+        problem = f": {problem}" if problem else ""
+        raise DeploymentError(f"Deployment file {file} is not valid YAML{where}{problem}.") from exc
     return parse_deployment(raw, base_dir=file.resolve().parent, source=str(file))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last one
+    silently, so a second `name:` or `path:` would quietly win."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_deployment(raw: Any, base_dir: Path, source: str = "<deployment>") -> Deployment:
@@ -342,8 +365,10 @@ def _scoring(raw: Any, source: str) -> ScoringConfig:
     data = _mapping(raw, "scoring", source)
     _check_keys(data, set(), {"batch_size", "result_type"}, "scoring", source)
     size = data.get("batch_size", ScoringConfig.batch_size)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise DeploymentError(f"{source}: scoring.batch_size must be a whole number >= 1.")
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= _MAX_BATCH:
+        raise DeploymentError(
+            f"{source}: scoring.batch_size must be a whole number from 1 to {_MAX_BATCH:,}."
+        )
     raw_type = data.get("result_type", ScoringConfig.result_type)
     result_type = _RESULT_TYPE_ALIASES.get(str(raw_type).lower(), str(raw_type).lower())
     if result_type not in RESULT_TYPES:

@@ -122,6 +122,13 @@ def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion
             client = _client(tracking_uri)
             client.get_run(run["run_id"])
         return ModelVersion(uri, uri, None, run["run_id"], uri)
+    scheme = urlparse(uri).scheme
+    if len(scheme) > 1 and scheme != "file":  # one letter is a Windows drive
+        raise DeploymentError(
+            f"Model URI {uri!r}: lakescore takes models:/NAME@ALIAS, models:/NAME/VERSION, "
+            f"runs:/RUN_ID/PATH or a local folder, not {scheme}: URIs (register the model, or "
+            "download it to a local folder)."
+        )
     path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri)
     if not (path / "MLmodel").is_file():
         raise ModelNotFoundError(f"Model path {path} is not an MLflow model (no MLmodel file).")

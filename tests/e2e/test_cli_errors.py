@@ -192,3 +192,14 @@ def test_a_runs_table_that_cannot_be_written_is_named_not_a_jvm_object(
     assert f"could not write its record to the runs table at {blocker / 'runs'}" in line
     assert "could not be recorded in the runs table" in line
     assert "An error occurred while calling" not in line
+
+
+@pytest.mark.parametrize(
+    "args", [["runs", "list", "deployment.yaml", "--limit", "0"], ["demo", "--rows", "0"]]
+)
+def test_numbers_out_of_range_are_usage_errors(args: list[str], capsys: Any) -> None:
+    """Refused by the parser (exit 2, naming the bound), not by Spark or the demo's limits."""
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "must be at least" in capsys.readouterr().err

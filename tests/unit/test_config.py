@@ -367,7 +367,7 @@ def test_max_error_fraction_bounds_are_allowed(tmp_path: Path, fraction: float) 
     assert isinstance(limits.max_error_fraction, float)
 
 
-@pytest.mark.parametrize("size", [0, -5, 2.5, True])
+@pytest.mark.parametrize("size", [0, -5, 2.5, True, 2**31])
 def test_bad_batch_size_is_named(tmp_path: Path, size: Any) -> None:
     """batch_size must be a whole number of at least 1."""
     raw = minimal()
@@ -492,3 +492,23 @@ def test_input_override_replaces_a_catalog_input_table(tmp_path: Path) -> None:
     deployment = parse_deployment(raw, base_dir=tmp_path).with_input_path(str(tmp_path / "x"))
     assert deployment.input.table is None
     assert deployment.input.path == str(tmp_path / "x")
+
+
+def load_error(file: Path) -> str:
+    with pytest.raises(DeploymentError) as info:
+        load_deployment(file)
+    assert info.value.exit_code == EXIT_USAGE
+    return str(info.value)
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys silently: a second `name:` would win unseen."""
+    text = yaml.safe_dump(minimal()) + "name: other-name\n"
+    assert "key 'name' appears twice" in load_error(write(tmp_path, text))
+
+
+def test_a_file_that_is_not_utf8_or_is_a_folder_is_named(tmp_path: Path) -> None:
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes("name: compteur-\xe9t\xe9\n".encode("latin-1"))
+    assert f"{latin} is not UTF-8" in load_error(latin)
+    assert f"{tmp_path} is a folder" in load_error(tmp_path)

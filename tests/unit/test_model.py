@@ -330,7 +330,7 @@ def test_a_missing_sqlite_registry_is_named_not_created(tmp_path: Path, uri: str
     """MLflow would create the mistyped database and then say the model was not found."""
     database = tmp_path / "typo" / "mlflow.db"
     (tmp_path / "typo").mkdir()
-    with pytest.raises(ModelNotFoundError, match="registry database .* does not exist") as info:
+    with pytest.raises(ModelNotFoundError, match=r"registry database .* does not exist") as info:
         pin_model_version(uri, f"sqlite:///{database}")
     assert str(database) in str(info.value)
     assert not database.exists()
@@ -361,4 +361,12 @@ def test_malformed_models_uri_is_a_deployment_error(risk_registry: Registry, uri
         pin_model_version(uri, risk_registry.uri)
     assert type(info.value) is DeploymentError
     assert info.value.exit_code == EXIT_USAGE
+    assert uri in str(info.value)
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/models/risk", "dbfs:/models/risk"])
+def test_a_uri_of_an_object_store_is_named_as_unsupported(uri: str) -> None:
+    """Not read as a local folder named `s3:/bucket/...` that has no MLmodel file."""
+    with pytest.raises(DeploymentError, match="lakescore takes models:/") as info:
+        pin_model_version(uri)
     assert uri in str(info.value)
