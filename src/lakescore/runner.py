@@ -849,7 +849,8 @@ def _guard_scoring(model: ResolvedModel, rules: Sequence[Rule], write: Callable[
         if rule is not None:
             raise DeploymentError(
                 f"Rule {rule.name} ({rule.expr}) raised an error on a row instead of returning "
-                f"true or false: {spark_error_message(exc)} Write it with try_divide, try_cast "
+                f"true or false: {spark_error_message(exc).rstrip('. ')}. Write it with "
+                "try_divide, try_cast "
                 "and the like, so that such a row breaks the rule (null) and is quarantined."
             ) from exc
         raise

@@ -157,6 +157,7 @@ def next_attempt(record: RunRecord, earlier: dict[str, Any] | None) -> RunRecord
     status = earlier["status"]
     summary = {
         "attempt": earlier.get("attempt") or 1,
+        "attempt_id": earlier.get("attempt_id"),
         "started_at": earlier["started_at"],
         "finished_at": earlier["finished_at"],
         "status": INTERRUPTED if status == RUNNING else status,

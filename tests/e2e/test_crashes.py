@@ -112,4 +112,6 @@ def test_a_failed_rerun_after_a_kill_says_the_killed_attempts_rows_may_remain(
     run = read(deployment.runs.path).set_index("run_id").loc["nightly"]
     assert run["status"] == "failed" and run["attempt"] == 2
     assert "may still hold rows that attempt 1 of run nightly committed" in run["error"]
+    [killed] = run["previous_attempts"]
+    assert killed["status"] == "interrupted" and len(killed["attempt_id"]) == 32
     assert not (staging / "nightly").exists()
