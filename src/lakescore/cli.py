@@ -237,9 +237,21 @@ def _configure_logging(verbose: bool) -> None:
     )
     if not verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-        for noisy in ("mlflow", "py4j", "alembic", "urllib3", "DataFrameQueryContextLogger"):
+        for noisy in ("mlflow", "py4j", "alembic", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        _quiet_query_context_loggers()
         warnings.filterwarnings("ignore")
+
+
+def _quiet_query_context_loggers() -> None:
+    """PySpark logs each analysis error with its query context (a JSON record with a stack)
+    before raising it, and lakescore reports the error itself. The loggers must be PySpark's
+    own class: a plain `logging.Logger` made first under the name makes PySpark's call to it
+    raise TypeError (`unexpected keyword argument 'errorClass'`) instead of the real error."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,14 @@ def test_numbers_out_of_range_are_usage_errors(args: list[str], capsys: Any) -> 
         main(args)
     assert info.value.code == 2
     assert "must be at least" in capsys.readouterr().err
+
+
+def test_quieting_pysparks_error_loggers_keeps_them_pysparks(tmp_path: Path, capsys: Any) -> None:
+    """A plain logging.Logger under PySpark's query-context logger names (what quieting them
+    with logging.getLogger made) turns every later analysis error of the process into
+    `TypeError: Logger._log() got an unexpected keyword argument`."""
+    from pyspark.logger import PySparkLogger
+
+    run(["score", str(tmp_path / "nope.yaml")], capsys)
+    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+        assert isinstance(logging.getLogger(name), PySparkLogger)

@@ -54,6 +54,21 @@ def test_console_script_error_is_one_sentence_and_exit_code(tmp_path: Path) -> N
 
 
 @pytest.mark.e2e
+def test_a_failing_task_is_one_sentence_not_three_jvm_stacks(
+    lakehouse: Any, tmp_path: Path
+) -> None:
+    """A rule that raises on a row fails its task: Spark's executor, scheduler and writer each
+    log the JVM stack; without --verbose the operator gets the run's one sentence."""
+    rules = [{"name": "region_code", "expr": "cast(region AS INT) > 0"}]  # raises under ANSI
+    deployment_file = lakehouse(rows=50, files=1, rules=rules)
+    done = run([str(BIN / "lakescore"), "score", str(deployment_file)], tmp_path)
+    assert done.returncode == 2
+    assert "Rule region_code (cast(region AS INT) > 0) raised an error" in done.stderr
+    assert "\tat org.apache" not in done.stderr
+    assert len(done.stderr.splitlines()) < 30, done.stderr
+
+
+@pytest.mark.e2e
 def test_spark_submit_runs_the_job_on_a_delta_input(lakehouse: Any, tmp_path: Path) -> None:
     deployment_file = lakehouse(rows=200, files=2, fmt="delta")
     done = run(
