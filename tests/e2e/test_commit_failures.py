@@ -19,18 +19,26 @@ def rows_of(path: str, run_id: str) -> list[str]:
     return sorted(frame.loc[frame["_run_id"] == run_id, "meter_id"])
 
 
-def break_column(spark: Any, path: str, column: str) -> None:
-    """Store `column` as text: lakescore's next commit of numbers to this table fails."""
-    frame = spark.read.format("delta").load(path)
-    frame.withColumn(column, F.col(column).cast("string")).write.format("delta").mode(
-        "overwrite"
-    ).option("overwriteSchema", "true").save(path)
+def freeze(spark: Any, path: str, time_column: str) -> None:
+    """Add a CHECK constraint that the table's rows meet and the rows of any
+    later commit break (they are stamped later): lakescore's next commit to it fails. (A column
+    stored as another type no longer does: the run fails before the pass, or casts.)"""
+    latest = (
+        spark.read.format("delta")
+        .load(path)
+        .agg(F.date_format(F.max(time_column), "yyyy-MM-dd HH:mm:ss.SSSSSS"))
+        .first()[0]
+    )
+    spark.sql(
+        f"ALTER TABLE delta.`{path}` ADD CONSTRAINT frozen "
+        f"CHECK ({time_column} <= TIMESTAMP'{latest}')"
+    )
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("failing", "column", "other"),
-    [("output", "risk_score", "quarantine"), ("quarantine", "kwh_30d", "output")],
+    [("output", "_scored_at", "quarantine"), ("quarantine", "_quarantined_at", "output")],
 )
 def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
     failing: str, column: str, other: str, lakehouse: Any, spark: Any, capsys: Any
@@ -42,11 +50,11 @@ def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
     before = rows_of(other_path, "nightly")
 
     # The second attempt would move rows between the tables (one more quarantine rule), but the
-    # commit to `failing` cannot store its numbers.
+    # commit to `failing` breaks its constraint.
     settings = yaml.safe_load(deployment_file.read_text())
     settings["rules"].append({"name": "not_north", "expr": "region <> 'north'"})
     deployment_file.write_text(yaml.safe_dump(settings, sort_keys=False))
-    break_column(spark, getattr(deployment, failing).path, column)
+    freeze(spark, getattr(deployment, failing).path, column)
     assert main(["score", str(deployment_file), "--run-id", "nightly"]) != 0
     capsys.readouterr()
 
@@ -55,7 +63,7 @@ def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
     assert '"action": "revert"' in history["userMetadata"]
     runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
     run = runs.set_index("run_id").loc["nightly"]
-    assert run["status"] == "failed" and column in run["error"]
+    assert run["status"] == "failed" and "does not conform" in run["error"]  # the constraint
 
 
 @pytest.mark.e2e
@@ -73,11 +81,11 @@ def test_a_limit_abort_whose_quarantine_cannot_be_committed_keeps_the_earlier_pr
     settings["rules"].append({"name": "nothing_passes", "expr": "false"})
     settings["limits"] = {"max_error_fraction": 0.5}
     deployment_file.write_text(yaml.safe_dump(settings, sort_keys=False))
-    break_column(spark, deployment.quarantine.path, "kwh_30d")
+    freeze(spark, deployment.quarantine.path, "_quarantined_at")
     assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 1
     capsys.readouterr()
 
     assert rows_of(deployment.output.path, "nightly") == before
     runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
     run = runs.set_index("run_id").loc["nightly"]
-    assert run["status"] == "failed" and "kwh_30d" in run["error"]
+    assert run["status"] == "failed" and "does not conform" in run["error"]  # the constraint
