@@ -65,6 +65,31 @@ def user_columns(df: DataFrame) -> list[str]:
     return [c for c in df.columns if c not in C.SOURCE_LINEAGE]
 
 
+def respell(df: DataFrame, wanted: Sequence[str]) -> DataFrame:
+    """Name the input's columns as the deployment and the model's signature spell them.
+
+    Spark matches column names case-insensitively, but pyfunc, the key/passthrough/redact lists
+    and the quarantine's columns match them exactly: a file's `KWh_30d` becomes the signature's
+    `kwh_30d` here, once. A column that `wanted` spells two ways is an error naming both.
+    """
+    present = {c.lower(): c for c in user_columns(df)}
+    spellings: dict[str, set[str]] = {}
+    for name in wanted:
+        spellings.setdefault(name.lower(), set()).add(name)
+    renames: dict[str, str] = {}
+    for lower, names in spellings.items():
+        current = present.get(lower)
+        if current is None or names == {current}:
+            continue
+        if len(names) > 1:
+            raise DeploymentError(
+                f"Input column {current} is spelled {' and '.join(sorted(names))} by the "
+                "deployment and the model's signature; spell it one way."
+            )
+        renames[current] = names.pop()
+    return df.withColumnsRenamed(renames) if renames else df
+
+
 def model_inputs(model: ResolvedModel, df: DataFrame, key: str | None) -> tuple[InputColumn, ...]:
     """The model's inputs; without a signature, every user column except the key, as read."""
     if model.inputs is not None:

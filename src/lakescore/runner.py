@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -289,6 +289,12 @@ def _score_input(
     """One pass from reading to the last commit; idempotent, so it can be redone without a file
     that failed halfway (its rows are then in no table at all)."""
     data = read_input(spark, deployment.input, exclude=[f.path for f in failed_later])
+    spelled = [
+        *(c.name for c in model.inputs or ()),
+        *pipeline.carried_columns(deployment.input.key, deployment.input.passthrough),
+        *deployment.quarantine.redact,
+    ]
+    data = replace(data, frame=pipeline.respell(data.frame, spelled))
     failed = [*data.failed, *failed_later]
     state.files = data.files
     record = state.update(

@@ -163,6 +163,19 @@ def test_a_64_bit_key_that_another_file_stores_as_double_keeps_every_digit(
     assert str(BIG) in set(predictions["id"])
 
 
+def test_columns_spelled_in_another_case_are_named_as_the_deployment_and_signature_say(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Spark matches names case-insensitively, pyfunc exactly: the files' `N` and `ID` are the
+    signature's `n` and the deployment's key `id`, in the model's input and in both tables."""
+    table = pa.table({"ID": ["a", "b"], "N": pa.array([1, None], pa.int64())})
+    record, predictions, quarantine = run(tmp_path, table, echo_model(tmp_path))
+    assert record.status == "succeeded"
+    assert dict(zip(predictions["id"], predictions["prediction"], strict=True)) == {"a": 1}
+    assert reasons(quarantine) == {"b": [("required_null", "n")]}
+    assert "n" in quarantine.columns and "N" not in quarantine.columns
+
+
 def test_an_input_type_spark_cannot_cast_is_named(tmp_path: Path, spark: Any) -> None:
     """An array for a long input is one sentence naming the column and both types, not Spark's
     analysis error."""

@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakescore import pipeline
 from lakescore.config import InputConfig, Rule, load_deployment
+from lakescore.errors import DeploymentError
 from lakescore.io import read_input
 from lakescore.model import resolve_model
 from lakescore.runner import score
@@ -159,3 +161,13 @@ def test_a_second_run_in_the_same_session_reuses_the_code_spark_generated_for_th
     # About 6 classes are new in every run: the commits carry the run's time as a literal, and
     # Delta's log queries the table version, in their generated code. With 100 entries: 22-44.
     assert second <= 10, f"the second run compiled {second} classes again (the first {first})"
+
+
+def test_respell_names_columns_as_wanted_and_refuses_two_spellings(spark: Any) -> None:
+    frame = spark.createDataFrame([("a", 1.0)], "METER_ID string, KWh double")
+    assert_df_equality(
+        pipeline.respell(frame, ["meter_id", "kwh"]),
+        spark.createDataFrame([("a", 1.0)], "meter_id string, kwh double"),
+    )
+    with pytest.raises(DeploymentError, match="spelled KWH and kwh"):
+        pipeline.respell(frame, ["kwh", "KWH"])
