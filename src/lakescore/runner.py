@@ -595,9 +595,9 @@ def _casts(decided: Fit, table: str, path: str, model: ResolvedModel) -> Mapping
         for c in decided.clashes
     )
     raise TableSchemaError(
-        f"The {table} table at {path} cannot take this run's rows: {clashes}. Delta does not "
-        "change a column's type: cast the column upstream, or give the deployment a new table "
-        "(or migrate this one) for the new type."
+        f"The {table} table at {scrub(path)} cannot take this run's rows: {clashes}. Delta does "
+        "not change a column's type: cast the column upstream, or give the deployment a new "
+        "table (or migrate this one) for the new type."
     )
 
 

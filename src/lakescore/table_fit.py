@@ -56,13 +56,14 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
     if table is None:
         return Fit({}, ())
     stored = {field.name.lower(): field.dataType for field in table.fields}
+    nulls = {name.lower() for name in all_null}
     casts: dict[str, T.DataType] = {}
     clashes: list[Clash] = []
     for field in run.fields:
         target = stored.get(field.name.lower())
         if target is None or target.simpleString() == field.dataType.simpleString():
             continue
-        if field.name in all_null or target.simpleString() in _HELD_BY.get(
+        if field.name.lower() in nulls or target.simpleString() in _HELD_BY.get(
             field.dataType.simpleString(), frozenset()
         ):
             casts[field.name] = target
