@@ -139,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, deployment: Deployment) -> int:
     from lakescore.catalog import resolve_tables, uses_catalog
-    from lakescore.runner import new_run_id, score
+    from lakescore.runner import score
     from lakescore.session import get_spark
 
     if args.input:
@@ -151,28 +151,12 @@ def _score(args: argparse.Namespace, deployment: Deployment) -> int:
         catalog=uses_catalog(deployment),
     )
     deployment = resolve_tables(spark, deployment)
-    run_id = args.run_id or new_run_id()  # made here, so a failure's JSON can give its record
-    try:
-        result = score(spark, deployment, run_id, progress)
-    except LakescoreError as exc:
-        if args.json:
-            exc.run_record = _recorded_run(spark, deployment, run_id)
-        raise
+    result = score(spark, deployment, args.run_id, progress)  # a failure carries its record
     if args.json:
         print(to_json(asdict(result.record)))
     else:
         print_run(asdict(result.record), deployment)
     return EXIT_OK
-
-
-def _recorded_run(spark: Any, deployment: Deployment, run_id: str) -> dict[str, Any] | None:
-    """The runs table's record of a failed run, if the run got as far as recording one."""
-    from lakescore.runs import get_run
-
-    try:
-        return get_run(spark, deployment.runs.path, run_id)
-    except Exception:  # the runs table itself may be what failed
-        return None
 
 
 def _show_deployment(args: argparse.Namespace, deployment: Deployment) -> int:

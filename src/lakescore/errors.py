@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from py4j.protocol import Py4JJavaError
 
@@ -16,7 +17,7 @@ class LakescoreError(Exception):
     """An expected failure: its message is shown to the operator as-is, without a traceback."""
 
     exit_code = EXIT_FAILED
-    run_record: dict[str, object] | None = None  # the failed run's record, once it has one
+    run_record: dict[str, Any] | None = None  # the failed run's record, once it has one
 
 
 class DeploymentError(LakescoreError):

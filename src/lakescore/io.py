@@ -32,8 +32,11 @@ from lakescore.errors import InputError, spark_error_message
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
 _SPARK_PARQUET = "org.apache.spark.sql.execution.datasources.parquet"
-# A top-level column of a Parquet schema's text form whose logical type is UNKNOWN (all null).
-_NULL_COLUMN = re.compile(r"^  (?:optional|required) \w+ (.+) \(UNKNOWN\);$", re.MULTILINE)
+# A top-level column of a Parquet schema's text form whose logical type is UNKNOWN (all null),
+# with or without a field id (`= 7`).
+_NULL_COLUMN = re.compile(
+    r"^  (?:optional|required) \w+ (.+) \(UNKNOWN\)(?: = \d+)?;$", re.MULTILINE
+)
 
 FAILED_FILES_SCHEMA = T.StructType(
     [
@@ -438,7 +441,8 @@ def _allow_new_timestamp_ntz(spark: SparkSession, path: str, schema: T.StructTyp
 
 
 def _has_timestamp_ntz(schema: T.StructType) -> bool:
-    return any(isinstance(f.dataType, T.TimestampNTZType) for f in schema.fields)
+    """Whether any column, or any field nested in one, is a timestamp_ntz."""
+    return "timestamp_ntz" in schema.simpleString()
 
 
 def _created_by_another_writer(spark: SparkSession, path: str) -> bool:

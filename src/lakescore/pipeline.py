@@ -83,8 +83,9 @@ def respell(df: DataFrame, wanted: Sequence[str]) -> DataFrame:
             continue
         if len(names) > 1:
             raise DeploymentError(
-                f"Input column {current} is spelled {' and '.join(sorted(names))} by the "
-                "deployment and the model's signature; spell it one way."
+                f"Input column {current} is spelled {' and '.join(sorted(names))} among the "
+                "model's signature and the deployment's input.key, input.passthrough and "
+                "quarantine.redact; spell it one way."
             )
         renames[current] = names.pop()
     return df.withColumnsRenamed(renames) if renames else df

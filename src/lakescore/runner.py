@@ -10,9 +10,9 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -153,16 +153,19 @@ def score(
             raise  # the newer attempt owns the run record now
         except LakescoreError as exc:
             aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
-            status = ABORTED if aborted else FAILED
+            failed = _failed(state.record, exc, ABORTED if aborted else FAILED)
             state.wait_quietly()
-            _record_failure(spark, deployment, _failed(state.record, exc, status), progress, exc)
+            _drop_older_staging(spark, deployment, failed)
+            _record_failure(spark, deployment, failed, progress, exc)
+            exc.run_record = asdict(failed)
             raise
         except (Py4JJavaError, PySparkException) as exc:
             error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
+            failed = _failed(state.record, error, FAILED)
             state.wait_quietly()
-            _record_failure(
-                spark, deployment, _failed(state.record, error, FAILED), progress, error
-            )
+            _drop_older_staging(spark, deployment, failed)
+            _record_failure(spark, deployment, failed, progress, error)
+            error.run_record = asdict(failed)
             raise error from exc
     try:
         _finish(spark, deployment, record, progress)
@@ -175,6 +178,20 @@ def score(
     if record.status != SUCCEEDED:
         raise LakescoreError(record.error or f"Run {run_id} failed.")
     return RunResult(record, deployment)
+
+
+def _drop_older_staging(spark: SparkSession, deployment: Deployment, record: RunRecord) -> None:
+    """A failed rerun still removes the staging a killed earlier attempt of its run id left
+    (a run that commits does so after its commits). Called once this attempt's record is in
+    the runs table, so no older attempt can still pass the ownership check and commit."""
+    if record.attempt == 1:
+        return
+    run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
+    own = attempt_staging_path(run_staging, record.attempt, record.attempt_id)
+    try:
+        delete_staging(spark, run_staging, record.attempt, own)
+    except Exception:  # cleanup only: the run's own error matters more
+        _log.warning("could not remove the staging of run %s", record.run_id, exc_info=True)
 
 
 def _record_failure(
@@ -191,10 +208,11 @@ def _record_failure(
     except (Py4JJavaError, PySparkException) as exc:
         reason = spark_error_message(exc)
         where = f"the runs table at {scrub(deployment.runs.path)}"
+        said = str(error).rstrip(". ") + "."
         raise type(error)(
-            f"{error} Its failure could not be recorded in {where} either."
+            f"{said} Its failure could not be recorded in {where} either."
             if reason in str(error)
-            else f"{error} The run could not be recorded in {where} either: {reason}"
+            else f"{said} The run could not be recorded in {where} either: {reason}"
         ) from exc
 
 
@@ -238,13 +256,6 @@ def _score(
     workdir: str,
 ) -> RunRecord:
     """Resolve the model into `workdir` (removed after the run), then score the input."""
-    record = state.record
-    if record.attempt > 1:
-        # Staging a killed attempt of this run id left behind goes now, so that a rerun which
-        # fails before its own commit removes it too.
-        run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
-        own = attempt_staging_path(run_staging, record.attempt, record.attempt_id)
-        delete_staging(spark, run_staging, record.attempt, own)
     progress.stage(f"resolving model {deployment.model.uri}")
     model = resolve_model(
         deployment.model.uri,
@@ -367,14 +378,19 @@ def _score_input(
         model,
         stamp,
         stats_columns,
-        _casts(
-            fit(predictions_schema, output_schema, data.all_null),
+        # Only input columns can be null in every file; a model output of the same name cannot.
+        _checked(
+            fit(predictions_schema, output_schema, _among(data.all_null, carried)),
             "predictions",
             deployment.output.path,
             model,
         ),
-        _casts(
-            fit(quarantine_schema, table_schema(spark, deployment.quarantine.path), data.all_null),
+        _checked(
+            fit(
+                quarantine_schema,
+                table_schema(spark, deployment.quarantine.path),
+                _among(data.all_null, validated.input_columns),
+            ),
             "quarantine",
             deployment.quarantine.path,
             model,
@@ -410,8 +426,8 @@ class _Run:
     model: ResolvedModel
     stamp: pipeline.RunStamp  # the run's constant lineage, added to the staged rows at commit
     stats_columns: str  # the predictions table's delta.dataSkippingStatsColumns, if created
-    prediction_casts: Mapping[str, T.DataType]  # to the types an existing table stores
-    quarantine_casts: Mapping[str, T.DataType]
+    prediction_fit: Fit  # casts to the types an existing table stores
+    quarantine_fit: Fit
 
 
 @dataclass(frozen=True)
@@ -477,7 +493,7 @@ def _stage_and_commit(
         record = state.update(quarantined_by_reason=reasons)
         progress.stage(f"the model failed on {summary.rows_failed:,} rows: they go to quarantine")
     quarantined = conform(
-        pipeline.quarantine(staged, validated.input_columns, run.stamp), run.quarantine_casts
+        pipeline.quarantine(staged, validated.input_columns, run.stamp), run.quarantine_fit
     )
     limit_error = _limit_exceeded(
         deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
@@ -497,7 +513,7 @@ def _stage_and_commit(
                 spark,
                 deployment,
                 record,
-                conform(pipeline.predictions(staged, run.stamp), run.prediction_casts),
+                conform(pipeline.predictions(staged, run.stamp), run.prediction_fit),
                 model,
                 run.stats_columns,
             )
@@ -583,11 +599,17 @@ def _commit_predictions(  # the caller has checked that this attempt still owns 
     )
 
 
-def _casts(decided: Fit, table: str, path: str, model: ResolvedModel) -> Mapping[str, T.DataType]:
-    """The casts that put a run's rows into an existing table, or an error naming each column
-    the table stores as a type that cannot hold its values."""
+def _among(names: Collection[str], columns: Sequence[str]) -> list[str]:
+    """The `columns` that `names` holds, matched case-insensitively (respell may have renamed)."""
+    wanted = {name.lower() for name in names}
+    return [c for c in columns if c.lower() in wanted]
+
+
+def _checked(decided: Fit, table: str, path: str, model: ResolvedModel) -> Fit:
+    """How a run's rows go into an existing table, or an error naming each column the table
+    stores as a type that cannot hold its values."""
     if not decided.clashes:
-        return decided.casts
+        return decided
     outputs = {o.name for o in model.outputs}
     clashes = "; ".join(
         f"{c.column} is {c.table_type} there and {c.run_type} in this run"
@@ -888,19 +910,24 @@ def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
     so rows an earlier attempt of the run id committed are still there: the error says so,
     since this record replaces that attempt's (which stays in `previous_attempts`)."""
     error = scrub(str(exc))
-    earlier = [
-        a for a in record.previous_attempts or [] if a.get("status") in (SUCCEEDED, INTERRUPTED)
-    ]
-    last = earlier[-1] if earlier else None
-    if last is not None and not isinstance(exc, LimitExceededError):
-        attempt = f"attempt {last.get('attempt')} of run {record.run_id}"
-        error += (
-            f" The tables still hold the rows that {attempt} committed (it succeeded at "
-            f"{last.get('finished_at')})."
-            if last.get("status") == SUCCEEDED
-            else f" The tables may still hold rows that {attempt} committed before it was "
-            "interrupted; a successful rerun of this run id replaces them."
-        )
+    attempts = list(record.previous_attempts or [])
+    succeeded = [i for i, a in enumerate(attempts) if a.get("status") == SUCCEEDED]
+    since = succeeded[-1] + 1 if succeeded else 0
+    interrupted = [a for a in attempts[since:] if a.get("status") == INTERRUPTED]
+    if not isinstance(exc, LimitExceededError):
+        if succeeded:
+            kept = attempts[succeeded[-1]]
+            error += (
+                f" The tables still hold the rows that attempt {kept.get('attempt')} of run "
+                f"{record.run_id} committed (it succeeded at {kept.get('finished_at')})."
+            )
+        if interrupted:
+            error += (
+                (" They may also hold" if succeeded else " The tables may still hold")
+                + f" rows that attempt {interrupted[-1].get('attempt')} of run {record.run_id} "
+                "committed before it was interrupted; a successful rerun of this run id "
+                "replaces them."
+            )
     return record.with_(status=status, error=error, finished_at=datetime.now(timezone.utc))
 
 

@@ -11,7 +11,7 @@ Pure: schemas in, decisions out.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -42,43 +42,58 @@ class Clash:
 
 @dataclass(frozen=True)
 class Fit:
-    """How a run's frame goes into an existing table: columns to cast, and the clashes."""
+    """How a run's frame goes into an existing table: columns to cast, columns that are null on
+    every row and take the table's type, and the clashes."""
 
     casts: Mapping[str, T.DataType]
-    clashes: tuple[Clash, ...]
+    clashes: tuple[Clash, ...] = ()
+    nulls: Mapping[str, T.DataType] = field(default_factory=dict)
+
+
+_NESTED = (T.StructType, T.ArrayType, T.MapType)
 
 
 def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str] = ()) -> Fit:
     """Compare a run's schema with the table's (None: no table yet, anything fits). Columns
     match case-insensitively, as Delta matches them; new columns are added by the write.
-    A column in `all_null` (no input file holds a value of it) takes the table's type.
+
+    A column in `all_null` (an input column no file holds a value of) takes the table's type.
+    Nested types are left to Delta, which adds the new fields of a struct itself.
     """
     if table is None:
-        return Fit({}, ())
-    stored = {field.name.lower(): field.dataType for field in table.fields}
-    nulls = {name.lower() for name in all_null}
+        return Fit({})
+    stored = {column.name.lower(): column.dataType for column in table.fields}
+    all_null_names = {name.lower() for name in all_null}
     casts: dict[str, T.DataType] = {}
+    nulls: dict[str, T.DataType] = {}
     clashes: list[Clash] = []
-    for field in run.fields:
-        target = stored.get(field.name.lower())
-        if target is None or target.simpleString() == field.dataType.simpleString():
+    for column in run.fields:
+        target = stored.get(column.name.lower())
+        if target is None or target.simpleString() == column.dataType.simpleString():
             continue
-        if field.name.lower() in nulls or target.simpleString() in _HELD_BY.get(
-            field.dataType.simpleString(), frozenset()
-        ):
-            casts[field.name] = target
+        if column.name.lower() in all_null_names:
+            nulls[column.name] = target
+        elif isinstance(target, _NESTED) or isinstance(column.dataType, _NESTED):
+            continue
+        elif target.simpleString() in _HELD_BY.get(column.dataType.simpleString(), frozenset()):
+            casts[column.name] = target
         else:
-            clashes.append(Clash(field.name, target.simpleString(), field.dataType.simpleString()))
-    return Fit(casts, tuple(clashes))
+            clashes.append(
+                Clash(column.name, target.simpleString(), column.dataType.simpleString())
+            )
+    return Fit(casts, tuple(clashes), nulls)
 
 
-def conform(frame: DataFrame, casts: Mapping[str, T.DataType]) -> DataFrame:
+def conform(frame: DataFrame, decided: Fit) -> DataFrame:
     """`frame` with the columns `fit` chose cast to the table's types, in the same order."""
-    if not casts:
+    if not decided.casts and not decided.nulls:
         return frame
-    return frame.select(*[_cast(name, casts.get(name)) for name in frame.columns])
+    return frame.select(*[_conformed(name, decided) for name in frame.columns])
 
 
-def _cast(name: str, target: T.DataType | None) -> Column:
+def _conformed(name: str, decided: Fit) -> Column:
+    if name in decided.nulls:  # a typed null casts to any type, a struct included
+        return F.lit(None).cast(decided.nulls[name]).alias(name)
     column = F.col("`" + name.replace("`", "``") + "`")
+    target = decided.casts.get(name)
     return column if target is None else column.cast(target).alias(name)

@@ -138,3 +138,29 @@ def test_a_week_whose_file_has_a_column_of_nulls_keeps_the_tables_type(
     quarantine = DeltaTable(str(tmp_path / "out/quarantine")).to_pyarrow_table()
     assert quarantine.schema.field("z").type == pa.bool_()
     assert sorted(quarantine.column("z").to_pylist(), key=str) == [False, None]
+
+
+def test_a_struct_column_may_gain_a_field_and_be_null_for_a_whole_week(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Delta adds a struct's new fields itself, so lakescore leaves nested types to it; a week
+    whose file has the struct column all null stores typed nulls, not text."""
+    model = echo_model(tmp_path, "long")
+    one = pa.array([{"a": 1}, {"a": 2}], pa.struct([("a", pa.int64())]))
+    two = pa.array([{"a": 3, "b": 4}] * 2, pa.struct([("a", pa.int64()), ("b", pa.int64())]))
+    weeks = [one, two, pa.array([None, None], pa.null())]
+    records = [run_week(tmp_path, f"w{n}", week(z), model) for n, z in enumerate(weeks, 1)]
+    assert [r.status for r in records] == ["succeeded"] * 3
+    quarantine = DeltaTable(str(tmp_path / "out/quarantine")).to_pyarrow_table()
+    assert quarantine.schema.field("z").type == pa.struct([("a", pa.int64()), ("b", pa.int64())])
+
+
+def test_an_input_column_of_nulls_named_like_the_models_output_does_not_hide_a_clash(
+    tmp_path: Path, spark: Any
+) -> None:
+    """The week's file carries an empty `prediction` column: it says nothing about the type
+    the new model version returns, which the predictions table cannot hold."""
+    run_week(tmp_path, "w1", week(pa.array([1, 2])), echo_model(tmp_path, "long"))
+    empty = week(pa.array([1, 2])).append_column("prediction", pa.array([None, None], pa.null()))
+    with pytest.raises(TableSchemaError, match="prediction is bigint there and double"):
+        run_week(tmp_path, "w2", empty, echo_model(tmp_path, "double"))

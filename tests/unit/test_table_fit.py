@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from lakescore.table_fit import Clash, fit
+from lakescore.table_fit import Clash, Fit, fit
 
 
 def schema(**columns: T.DataType) -> T.StructType:
@@ -42,4 +42,18 @@ def test_new_columns_are_neither_cast_nor_clashes() -> None:
 
 def test_a_column_no_file_holds_a_value_of_takes_the_tables_type() -> None:
     decided = fit(schema(z=T.StringType()), schema(z=T.BooleanType()), all_null={"z"})
-    assert decided.casts == {"z": T.BooleanType()} and decided.clashes == ()
+    assert decided.nulls == {"z": T.BooleanType()} and decided.clashes == ()
+
+
+def test_nested_types_are_left_to_delta_which_adds_struct_fields() -> None:
+    table = schema(z=T.StructType([T.StructField("a", T.LongType())]))
+    run = schema(
+        z=T.StructType([T.StructField("a", T.LongType()), T.StructField("b", T.LongType())])
+    )
+    assert fit(run, table) == Fit({})
+
+
+def test_a_null_column_takes_even_a_nested_type_as_a_typed_null() -> None:
+    nested = T.StructType([T.StructField("a", T.LongType())])
+    decided = fit(schema(Z=T.StringType()), schema(z=nested), all_null={"z"})
+    assert decided.nulls == {"Z": nested} and decided.casts == {}

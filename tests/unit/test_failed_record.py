@@ -1,0 +1,38 @@
+"""What a failed attempt's record says about rows earlier attempts of its run id left."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from lakescore.errors import InputError
+from lakescore.runner import _failed
+from lakescore.runs import FAILED, RunRecord
+
+STARTED = datetime(2026, 11, 26, tzinfo=timezone.utc)
+
+
+def failed_after(*statuses: str) -> str:
+    earlier = [
+        {"attempt": n, "status": status, "finished_at": STARTED}
+        for n, status in enumerate(statuses, start=1)
+    ]
+    record = RunRecord("r", "d", "running", STARTED, "/in", previous_attempts=earlier)
+    error = _failed(record, InputError("Input /in does not exist."), FAILED).error
+    assert error is not None
+    return error
+
+
+def test_a_succeeded_attempts_rows_are_named_even_after_an_interrupted_one() -> None:
+    error = failed_after("succeeded", "interrupted")
+    assert "still hold the rows that attempt 1 of run r committed" in error
+    assert "may also hold rows that attempt 2 of run r committed before it was interrupted" in error
+
+
+def test_an_interrupted_attempt_before_the_succeeded_one_is_not_mentioned() -> None:
+    error = failed_after("interrupted", "succeeded", "failed")
+    assert "attempt 2 of run r committed" in error and "interrupted" not in error
+
+
+def test_an_interrupted_attempt_alone_is_named() -> None:
+    error = failed_after("interrupted")
+    assert "The tables may still hold rows that attempt 1 of run r committed before it" in error
