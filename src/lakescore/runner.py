@@ -458,7 +458,12 @@ def _stage_and_commit(
     failed, manifest, names = completeness.failed, completeness.manifest, completeness.names
     progress.stage(f"validating and scoring rows with {model.pinned_uri}")
     with progress.tracking(spark, "scoring"):
-        _guard_scoring(model, deployment.rules, lambda: write_staging(staged_rows, staging))
+        _guard_scoring(
+            model,
+            deployment.rules,
+            deployment.quarantine.redact,
+            lambda: write_staging(staged_rows, staging),
+        )
     staged = read_staging(spark, staging)
     summary = _StagedCounts.of(staged, validated)
     record = state.update(
@@ -862,9 +867,12 @@ def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:
             ) from exc
 
 
-def _guard_scoring(model: ResolvedModel, rules: Sequence[Rule], write: Callable[[], _T]) -> _T:
+def _guard_scoring(
+    model: ResolvedModel, rules: Sequence[Rule], redact: Sequence[str], write: Callable[[], _T]
+) -> _T:
     """Turn a model failure inside the UDF into one sentence naming the model version, and a
-    rule that raised on a row into one naming the rule."""
+    rule that raised on a row into one naming the rule. Spark's message quotes the value the
+    rule failed on, so it is withheld when the rule reads a `quarantine.redact` column."""
     try:
         return write()
     except (Py4JJavaError, PySparkException) as exc:
@@ -875,11 +883,16 @@ def _guard_scoring(model: ResolvedModel, rules: Sequence[Rule], write: Callable[
             ) from exc
         rule = _rule_that_raised(exc, rules)
         if rule is not None:
+            detail = spark_error_message(exc).rstrip(". ")
+            if any(name.lower() in rule.expr.lower() for name in redact):
+                condition = re.match(r"\[[A-Z0-9_.]+\]", detail)
+                detail = (condition.group(0) if condition else "an error") + (
+                    " (message withheld: the rule reads a quarantine.redact column)"
+                )
             raise DeploymentError(
                 f"Rule {rule.name} ({rule.expr}) raised an error on a row instead of returning "
-                f"true or false: {spark_error_message(exc).rstrip('. ')}. Write it with "
-                "try_divide, try_cast "
-                "and the like, so that such a row breaks the rule (null) and is quarantined."
+                f"true or false: {detail}. Write it with try_divide, try_cast and the like, so "
+                "that such a row breaks the rule (null) and is quarantined."
             ) from exc
         raise
 

@@ -273,3 +273,16 @@ def test_a_rule_that_raises_on_a_row_is_named(tmp_path: Path, spark: Any) -> Non
     record, _, quarantine = run(tmp_path / "try", table, echo_model(tmp_path), rules=rules)
     assert record.status == "succeeded"
     assert reasons(quarantine) == {"b": [("ratio_positive", None)]}
+
+
+def test_a_raising_rule_over_a_redacted_column_does_not_quote_its_value(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Spark's cast error quotes the value; the run's error (kept in the runs table) must not,
+    when the rule reads a quarantine.redact column."""
+    table = pa.table({"id": ["a"], "n": pa.array([1], pa.int64()), "code": ["SECRET-7"]})
+    rules = [{"name": "code_positive", "expr": "cast(code AS INT) > 0"}]
+    quarantine = {"path": "out/quarantine", "redact": ["code"]}
+    with pytest.raises(DeploymentError, match=r"\[CAST_INVALID_INPUT\] \(message withheld") as info:
+        run(tmp_path, table, echo_model(tmp_path), rules=rules, quarantine=quarantine)
+    assert "SECRET-7" not in str(info.value)
