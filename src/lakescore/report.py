@@ -15,6 +15,9 @@ def to_json(value: Any) -> str:
     return scrub(json.dumps(value, indent=2, sort_keys=True, default=_default))
 
 
+_FAILED_FILES_SHOWN = 10  # the rest are in the run record (and the failed-files table)
+
+
 def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     """A short summary: counts, reasons, model version and table paths."""
     print(f"run {record['run_id']} {record['status']}")
@@ -27,8 +30,10 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     failed = record.get("files_failed") or []
     if failed:
         print(f"  not read     {len(failed):,} file(s); their rows are in no table:")
-        for file in failed:
+        for file in failed[:_FAILED_FILES_SHOWN]:
             print(f"    {file['path']}: {file['error']}")
+        if len(failed) > _FAILED_FILES_SHOWN:
+            print(f"    ... and {len(failed) - _FAILED_FILES_SHOWN:,} more (runs show --json)")
     print(f"  scored       {_n(record.get('rows_scored'))} rows -> {deployment.output.path}")
     print(
         f"  quarantined  {_n(record.get('rows_quarantined'))} rows -> {deployment.quarantine.path}"
