@@ -65,3 +65,16 @@ class EchoModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         if unlucky.any():
             raise ValueError(f"cannot score {model_input[unlucky].to_dict('records')}")
         return model_input["n"]
+
+
+def save_echo(path: Any, signature: Any = None) -> Any:
+    """Save an EchoModel at `path` (with `signature`, an mlflow ModelSignature, or none) and
+    return the path."""
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=EchoModel(),
+        signature=signature,
+        code_paths=[__file__],
+        pip_requirements=["pandas"],
+    )
+    return path

@@ -186,12 +186,17 @@ def _drop_older_staging(spark: SparkSession, deployment: Deployment, record: Run
     the runs table, so no older attempt can still pass the ownership check and commit."""
     if record.attempt == 1:
         return
-    run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
-    own = attempt_staging_path(run_staging, record.attempt, record.attempt_id)
+    run_staging, own = _staging_folders(deployment, record)
     try:
         delete_staging(spark, run_staging, record.attempt, own)
     except Exception:  # cleanup only: the run's own error matters more
         _log.warning("could not remove the staging of run %s", record.run_id, exc_info=True)
+
+
+def _staging_folders(deployment: Deployment, record: RunRecord) -> tuple[str, str]:
+    """The run id's staging folder and this attempt's folder inside it."""
+    run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
+    return run_staging, attempt_staging_path(run_staging, record.attempt, record.attempt_id)
 
 
 def _record_failure(
@@ -300,11 +305,8 @@ def _score_input(
     """One pass from reading to the last commit; idempotent, so it can be redone without a file
     that failed halfway (its rows are then in no table at all)."""
     data = read_input(spark, deployment.input, exclude=[f.path for f in failed_later])
-    spelled = [
-        *(c.name for c in model.inputs or ()),
-        *pipeline.carried_columns(deployment.input.key, deployment.input.passthrough),
-        *deployment.quarantine.redact,
-    ]
+    carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
+    spelled = [*(c.name for c in model.inputs or ()), *carried, *deployment.quarantine.redact]
     data = replace(data, frame=pipeline.respell(data.frame, spelled))
     failed = [*data.failed, *failed_later]
     state.files = data.files
@@ -331,7 +333,6 @@ def _score_input(
         )
     )
     inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
-    carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     pipeline.check_input_columns(
         data.frame,
         inputs,
@@ -356,8 +357,7 @@ def _score_input(
     stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
     state.wait_until_recorded()
     fault_point("before_scoring")
-    run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
-    staging = attempt_staging_path(run_staging, record.attempt, record.attempt_id)
+    run_staging, staging = _staging_folders(deployment, record)
     staged_rows = _staged(
         spark, deployment, validated, inputs, carried, model, archive, data.table_version
     )

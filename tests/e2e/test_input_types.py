@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -29,18 +28,18 @@ def read(path: str) -> Any:
     return DeltaTable(path).to_pyarrow_table().to_pandas(timestamp_as_object=True)
 
 
+def save_echo(path: Path, inputs: Schema | None = None) -> Path:
+    """EchoModel at `path`: with `inputs`, a signature of them and one long output; else none."""
+    outputs = Schema([ColSpec("long")])
+    signature = ModelSignature(inputs=inputs, outputs=outputs) if inputs is not None else None
+    return Path(scoring_models.save_echo(path, signature))
+
+
 def echo_model(folder: Path, n_type: str = "long") -> Path:
     """A local pyfunc model: inputs `n` (n_type) and optional `extra` (long), output long `n`."""
     path = folder / f"echo-{n_type}"
     if not path.exists():
-        inputs = Schema([ColSpec(n_type, "n"), ColSpec("long", "extra", required=False)])
-        mlflow.pyfunc.save_model(
-            str(path),
-            python_model=scoring_models.EchoModel(),
-            signature=ModelSignature(inputs=inputs, outputs=Schema([ColSpec("long")])),
-            code_paths=[scoring_models.__file__],
-            pip_requirements=["pandas"],
-        )
+        save_echo(path, Schema([ColSpec(n_type, "n"), ColSpec("long", "extra", required=False)]))
     return path
 
 
@@ -189,13 +188,7 @@ def test_a_model_without_a_signature_gets_nan_and_only_rules_are_checked(
 ) -> None:
     """Without a signature nothing says NaN is wrong (many models take it): the row is scored.
     A rule still quarantines."""
-    path = tmp_path / "unsigned"
-    mlflow.pyfunc.save_model(
-        str(path),
-        python_model=scoring_models.EchoModel(),
-        code_paths=[scoring_models.__file__],
-        pip_requirements=["pandas"],
-    )
+    path = save_echo(tmp_path / "unsigned")
     table = pa.table({"id": ["a", "b", "c"], "n": [1.0, float("nan"), -1.0]})
     rules = [{"name": "non_negative", "expr": "n >= 0 OR isnan(n)"}]
     record, predictions, quarantine = run(tmp_path, table, path, rules=rules)
@@ -210,13 +203,7 @@ def test_scoring_result_type_types_the_prediction_of_a_model_without_output_sche
 ) -> None:
     """A classifier logged without a signature returns labels. Typed double by default, its run
     fails naming scoring.result_type; with `result_type: string` the labels are stored."""
-    path = tmp_path / "labels"
-    mlflow.pyfunc.save_model(
-        str(path),
-        python_model=scoring_models.EchoModel(),
-        code_paths=[scoring_models.__file__],
-        pip_requirements=["pandas"],
-    )
+    path = save_echo(tmp_path / "labels")
     table = pa.table({"id": ["a", "b"], "n": ["fault", "ok"]})
     record, predictions, _ = run(tmp_path / "typed", table, path, scoring={"result_type": "string"})
     assert record.status == "succeeded"
@@ -234,17 +221,8 @@ def test_a_time_pandas_cannot_hold_is_quarantined_not_fatal(
 ) -> None:
     """9999-12-31 (a common "no end" sentinel) does not fit pandas' datetime64[ns]; sent to
     Python it would fail its whole batch and the run. It is quarantined as a type mismatch."""
-    path = tmp_path / "timed"
     inputs = Schema([ColSpec("long", "n"), ColSpec("datetime", "t")])
-    mlflow.pyfunc.save_model(
-        str(path),
-        python_model=scoring_models.EchoModel(),
-        signature=ModelSignature(inputs=inputs, outputs=Schema([ColSpec("long")]))
-        if signed
-        else None,
-        code_paths=[scoring_models.__file__],
-        pip_requirements=["pandas"],
-    )
+    path = save_echo(tmp_path / "timed", inputs if signed else None)
     times = [datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, tzinfo=timezone.utc)]
     table = pa.table(
         {

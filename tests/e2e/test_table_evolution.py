@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -27,17 +26,8 @@ def echo_model(folder: Path, output_type: str, output_name: str | None = None) -
     path = folder / f"echo-{output_type}-{output_name}"
     if path.exists():
         return path
-    mlflow.pyfunc.save_model(
-        str(path),
-        python_model=scoring_models.EchoModel(),
-        signature=ModelSignature(
-            inputs=Schema([ColSpec("string", "n")]),
-            outputs=Schema([ColSpec(output_type, output_name)]),
-        ),
-        code_paths=[scoring_models.__file__],
-        pip_requirements=["pandas"],
-    )
-    return path
+    inputs, outputs = Schema([ColSpec("string", "n")]), Schema([ColSpec(output_type, output_name)])
+    return Path(scoring_models.save_echo(path, ModelSignature(inputs=inputs, outputs=outputs)))
 
 
 def run_week(tmp_path: Path, run_id: str, table: pa.Table, model: Path, **output: Any) -> Any:
