@@ -153,8 +153,8 @@ def check_input_columns(
 
 def _castable(source: T.DataType, target: str) -> bool:
     """Whether Spark can cast a column of `source` type to the signature's (atomic) `target`:
-    not a nested value, nor bytes to anything but text. Decided here rather than by asking
-    Spark, whose analysis error for it can itself fail inside PySpark's error logging."""
+    not a nested value, nor bytes to anything but text. Decided from the schema, without an
+    analysis round trip to Spark for each input column."""
     if isinstance(source, T.ArrayType | T.MapType | T.StructType):
         return False
     return not isinstance(source, T.BinaryType) or target in ("binary", "string")
