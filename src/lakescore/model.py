@@ -39,21 +39,6 @@ MLFLOW_TO_SPARK = {
     "binary": "binary",
     "datetime": "timestamp",
 }
-NUMPY_TO_SPARK = {
-    "bool": "boolean",
-    "int8": "int",
-    "int16": "int",
-    "int32": "int",
-    "int64": "bigint",
-    "uint8": "int",
-    "uint16": "int",
-    "uint32": "bigint",
-    "float16": "float",
-    "float32": "float",
-    "float64": "double",
-    "str": "string",
-    "object": "string",
-}
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)$")
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
@@ -240,7 +225,7 @@ def _signature_outputs(schema: Any, pinned: ModelVersion) -> tuple[OutputColumn,
         return ()
     if schema.is_tensor_spec():
         spec = schema.inputs[0]
-        spark_type = NUMPY_TO_SPARK.get(str(spec.type), "double")
+        spark_type = _tensor_spark_type(spec.type, pinned)
         shape = tuple(spec.shape)
         width = shape[1] if len(shape) == 2 and shape[1] not in (-1, 1) else 1
         if width == 1:
@@ -256,6 +241,37 @@ def _signature_outputs(schema: Any, pinned: ModelVersion) -> tuple[OutputColumn,
         )
         for i, spec in enumerate(specs)
     )
+
+
+def _tensor_spark_type(dtype: Any, pinned: ModelVersion) -> str:
+    """The Spark type of a tensor output, by the numpy dtype's kind and size.
+
+    `infer_signature(X, clf.predict(X))` records string labels as `<U0` and timestamps as
+    `datetime64[ns]`, so matching dtype names would miss them. An unsigned 64-bit integer has no
+    Spark type that holds every value, and a type not known here is refused rather than
+    guessed: a guess fails the run after the whole pass, or stores rounded values.
+    """
+    import numpy as np
+
+    kind, size = np.dtype(dtype).kind, np.dtype(dtype).itemsize
+    by_kind = {
+        "b": "boolean",
+        "i": "int" if size <= 4 else "bigint",
+        "u": "int" if size <= 2 else "bigint" if size == 4 else None,
+        "f": "float" if size <= 4 else "double",
+        "U": "string",
+        "O": "string",
+        "S": "binary",
+        "M": "timestamp",
+    }
+    spark_type = by_kind.get(kind)
+    if spark_type is None:
+        raise DeploymentError(
+            f"Model {pinned.pinned_uri} has a tensor output of type {np.dtype(dtype)}, which "
+            "lakescore does not support (no Spark type holds every value); log the model with "
+            "an output signature of a supported type."
+        )
+    return spark_type
 
 
 def _spark_type(mlflow_type: Any, column: str | None, pinned: ModelVersion) -> str:

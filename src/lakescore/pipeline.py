@@ -143,11 +143,44 @@ def check_input_columns(
         raise DeploymentError(
             f"Input column(s) {', '.join(reserved)} clash with lineage or working columns."
         )
-    clash = sorted(set(carried) & {o.name for o in outputs})
+    _check_output_names(outputs, model_label)
+    predicted = {o.name.lower() for o in outputs}
+    clash = [c for c in carried if c.lower() in predicted]
     if clash:
         raise DeploymentError(
             f"Passthrough column(s) {', '.join(clash)} have the same name as the model's "
-            "prediction column(s)."
+            "prediction column(s) (Delta compares names without regard to case)."
+        )
+
+
+def _check_output_names(outputs: Sequence[OutputColumn], model_label: str) -> None:
+    """Refuse, before the pass, prediction names the predictions table cannot hold; Delta would
+    refuse them only at the commit, after every row was scored, without naming the model."""
+    unwritable = [o.name for o in outputs if _DELTA_INVALID_NAME.search(o.name)]
+    if unwritable:
+        raise DeploymentError(
+            "Output column(s) "
+            + ", ".join(repr(c) for c in unwritable)
+            + f" of model {model_label} hold a space or one of "
+            + ",;{}()= which Delta tables without column mapping do not allow: rename them in "
+            "the model's output signature."
+        )
+    reserved = {name.lower() for name in _reserved_names()}
+    lineage = [o.name for o in outputs if o.name.lower() in reserved]
+    if lineage:
+        raise DeploymentError(
+            f"Output column(s) {', '.join(lineage)} of model {model_label} clash with "
+            "lakescore's lineage or working columns: rename them in the model's output "
+            "signature."
+        )
+    spellings: dict[str, list[str]] = {}
+    for output in outputs:
+        spellings.setdefault(output.name.lower(), []).append(output.name)
+    twice = [" and ".join(names) for names in spellings.values() if len(names) > 1]
+    if twice:
+        raise DeploymentError(
+            f"Output columns {'; '.join(twice)} of model {model_label} differ only in case, "
+            "which one Delta table cannot hold."
         )
 
 
@@ -155,6 +188,8 @@ def _castable(source: T.DataType, target: str) -> bool:
     """Whether Spark can cast a column of `source` type to the signature's (atomic) `target`:
     not a nested value, nor bytes to anything but text. Decided from the schema, without an
     analysis round trip to Spark for each input column."""
+    if source.simpleString() == target:
+        return True  # a model without a signature takes each column as read, nested ones too
     if isinstance(source, T.ArrayType | T.MapType | T.StructType):
         return False
     return not isinstance(source, T.BinaryType) or target in ("binary", "string")

@@ -40,9 +40,12 @@ def predict_batch(
     """Score one batch and shape the result as one column per output, in the signature's order.
 
     Pure pandas, so it is testable without Spark. Raises ScoringError naming the model when the
-    result has the wrong number of rows or a shape lakescore cannot store.
+    result has the wrong number of rows or a shape lakescore cannot store. The model sees the
+    rows indexed 0..n-1, as pyfunc's own predict and spark_udf give them: a model that lines its
+    features up by index (`features["x"] = model_input["x"]`) would otherwise take other rows'
+    values whenever the batch is a subset (valid rows only, or half of a failing batch).
     """
-    raw = model.predict(batch)
+    raw = model.predict(batch.reset_index(drop=True))
     result = _as_frame(raw, outputs, model_label)
     if len(result) != len(batch):
         raise ScoringError(
@@ -52,7 +55,7 @@ def predict_batch(
     for column in outputs:
         try:
             result[column.name] = _coerce(result[column.name], column.spark_type)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ScoringError(
                 f"Model {model_label} returned values for {column.name} that are not "
                 f"{column.spark_type}: {exc}. The type comes from the model's output "
@@ -294,7 +297,8 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
         unnamed = all(not isinstance(c, str) for c in raw.columns)
         if set(names) <= set(map(str, raw.columns)):
             frame = raw.rename(columns=str)[names]
-        elif unnamed and raw.shape[1] == len(names):
+        elif (unnamed or len(names) == 1) and raw.shape[1] == len(names):
+            # One column for one output is taken whatever its name, as spark_udf does.
             frame = raw.set_axis(names, axis=1)
         else:
             raise ScoringError(
@@ -304,6 +308,12 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
         return frame.reset_index(drop=True)
     if isinstance(raw, pd.Series):
         raw = raw.to_numpy()
+    if isinstance(raw, Mapping):
+        raise ScoringError(
+            f"Model {model_label} returned a {type(raw).__name__} with keys {list(raw)[:10]}; "
+            "lakescore needs one value, one row of a DataFrame or one row of an array per input "
+            "row."
+        )
     array = np.asarray(raw)
     if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
         if len(names) != 1:
@@ -320,7 +330,14 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
 
 
 def _restore_type(values: pd.Series, ok: pd.Series, spark_type: str) -> pd.Series:
-    """Give a column assembled from parts its dtype back; failed rows stay null."""
+    """Give a column assembled from parts its dtype back; failed rows stay null.
+
+    Timestamps stay datetime64 (NaT for failed rows): PySpark moves only datetime64 columns
+    from the session's time zone, so an object column of the same values would be stored
+    shifted by the session's offset in batches that hold a failed row, and not in the others.
+    """
+    if spark_type == "timestamp":
+        return pd.to_datetime(values.where(ok, None))
     target = _PANDAS_TYPES.get(spark_type)
     if ok.all() and target not in (None, "object"):
         return values.astype(target)

@@ -178,3 +178,36 @@ def test_input_columns_named_like_lakescores_own_are_refused(spark: Any, name: s
     df = spark.createDataFrame([("a", "1", "s", "x")], [*SCHEMA.fieldNames(), name])
     with pytest.raises(DeploymentError, match=f"{name}.*clash with lineage or working columns"):
         pipeline.check_input_columns(df, INPUTS, "id", ["id"], _MODEL.outputs, "models:/m/1")
+
+
+@pytest.mark.parametrize(
+    ("outputs", "passthrough", "wanted"),
+    [
+        (("p(high)",), [], r"'p\(high\)'.*Delta tables without column mapping"),
+        (("_run_id",), [], "_run_id of model models:/m/1 clash with lakescore.s lineage"),
+        (("Score", "score"), [], "Score and score of model .* differ only in case"),
+        (("prediction",), ["Prediction"], "Prediction have the same name"),
+    ],
+    ids=["delta-invalid", "lineage", "case-twins", "passthrough-case"],
+)
+def test_prediction_names_the_tables_cannot_hold_are_refused_before_the_pass(
+    spark: Any, outputs: tuple[str, ...], passthrough: list[str], wanted: str
+) -> None:
+    """Delta refused such names only at the commit, after the whole pass, naming no model."""
+    from lakescore.errors import DeploymentError
+
+    df = spark.createDataFrame([("a", "1", "s", "x")], [*SCHEMA.fieldNames(), "Prediction"])
+    columns = [OutputColumn(name, "double") for name in outputs]
+    with pytest.raises(DeploymentError, match=wanted) as info:
+        pipeline.check_input_columns(df, INPUTS, "id", passthrough, columns, "models:/m/1")
+    assert "models:/m/1" in str(info.value) or "same name" in str(info.value)
+
+
+def test_a_model_without_a_signature_takes_nested_columns_as_read(spark: Any) -> None:
+    """Without a signature every column is an input of its own type, nested ones included:
+    an array column passes the check instead of 'cannot cast array<double> to array<double>'."""
+    df = spark.createDataFrame([("a", [1.0, 2.0])], "id string, emb array<double>")
+    unsigned = ResolvedModel(_MODEL.version, "", None, _MODEL.outputs)
+    inputs = pipeline.model_inputs(unsigned, df, "id")
+    assert inputs == (InputColumn("emb", "array<double>", required=False),)
+    pipeline.check_input_columns(df, inputs, "id", ["id"], _MODEL.outputs, "models:/m/1")

@@ -282,6 +282,44 @@ def test_pyfunc_with_two_output_columns(tmp_path: Path) -> None:
     assert resolved.outputs == (OutputColumn("score", "double"), OutputColumn("label", "bigint"))
 
 
+@pytest.mark.parametrize(
+    ("predictions", "spark_type"),
+    [
+        (np.array(["lo", "hi", "lo", "hi", "hi"]), "string"),
+        (np.array([0, 1, 0, 1, 1], dtype="int32"), "int"),
+        (np.array([0, 1, 0, 1, 1], dtype="uint32"), "bigint"),
+        (np.array([True, False, True, True, False]), "boolean"),
+        (np.array([0.5, 1.5, 2.5, 3.5, 4.5], dtype="float32"), "float"),
+        (np.array([f"2026-01-0{d}" for d in range(1, 6)], dtype="datetime64[ns]"), "timestamp"),
+    ],
+    ids=["str-labels", "int32", "uint32", "bool", "float32", "datetime64"],
+)
+def test_tensor_output_signature_types(
+    tmp_path: Path, predictions: np.ndarray, spark_type: str
+) -> None:
+    """`infer_signature(X, model.predict(X))` records a tensor output (string labels as `<U2`):
+    each numpy kind gets the Spark type that holds it, not a double that fails the run."""
+    path = tmp_path / "tensor"
+    signature = infer_signature(FEATURES, predictions)
+    assert signature.outputs.is_tensor_spec()
+    mlflow.sklearn.save_model(
+        _fit(1.0), str(path), signature=signature, pip_requirements=SKLEARN_REQUIREMENTS
+    )
+    assert resolve_model(str(path)).outputs == (OutputColumn("prediction", spark_type),)
+
+
+def test_an_unsigned_64_bit_tensor_output_is_refused(tmp_path: Path) -> None:
+    """No Spark type holds every uint64: the model is refused before any work, naming the type,
+    instead of having its values rounded into a double."""
+    path = tmp_path / "uint64"
+    signature = infer_signature(FEATURES, np.array([0, 1, 0, 1, 2**63], dtype="uint64"))
+    mlflow.sklearn.save_model(
+        _fit(1.0), str(path), signature=signature, pip_requirements=SKLEARN_REQUIREMENTS
+    )
+    with pytest.raises(DeploymentError, match="uint64"):
+        resolve_model(str(path))
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 

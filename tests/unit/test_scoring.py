@@ -107,6 +107,20 @@ def test_dataframe_with_unnamed_columns_is_taken_by_position(batch: pd.DataFrame
     assert result["p_fault"].tolist() == [0.1, 0.6, 0.8]
 
 
+def test_one_named_column_for_one_output_is_taken_whatever_its_name(batch: pd.DataFrame) -> None:
+    """A model without an output signature (its output is `prediction`) that returns a
+    one-column DataFrame named otherwise is taken by position, as spark_udf does."""
+    raw = pd.DataFrame({"score": [0.1, 0.2, 0.3]})
+    outputs = (OutputColumn("prediction", "double"),)
+    result = predict_batch(returning(raw), batch, outputs, LABEL)
+    assert result["prediction"].tolist() == [0.1, 0.2, 0.3]
+
+
+def test_a_dict_output_is_named_as_such(batch: pd.DataFrame) -> None:
+    message = scoring_error(returning({"label": [1, 2, 3]}), batch, PREDICTION)
+    assert "dict" in message and "label" in message
+
+
 def test_result_keeps_the_batch_index(batch: pd.DataFrame) -> None:
     """Every output shape comes back on exactly the batch's index."""
     for value in (
@@ -263,14 +277,16 @@ def test_fractions_in_a_bigint_output(batch: pd.DataFrame) -> None:
         ("int", np.array([1, 3_000_000_000, 2], dtype="int64")),
         ("int", np.array([1.0, -3e9, 2.0])),
         ("bigint", np.array([1.0, 1e19, 2.0])),
+        ("bigint", np.array([1, 2**70, 2], dtype=object)),
     ],
 )
 def test_integers_too_large_for_the_output_type(
     batch: pd.DataFrame, spark_type: str, raw: Any
 ) -> None:
-    """A value outside the output type's range raises instead of wrapping around."""
+    """A value outside the output type's range fails the run (ScoringError) instead of wrapping
+    around, or quarantining the rows as the model's fault."""
     message = scoring_error(returning(raw), batch, (OutputColumn("prediction", spark_type),))
-    assert "range" in message
+    assert "range" in message or "too large" in message
 
 
 def test_text_in_a_boolean_output(batch: pd.DataFrame) -> None:
@@ -351,6 +367,62 @@ def test_large_integer_predictions_stay_exact_next_to_an_invalid_row() -> None:
     model = FnModel(lambda rows: rows["n"].to_numpy())
     result = predict_valid_rows(model, batch, valid, PREDICTION, LABEL)
     assert list(result["prediction"]) == [big, None, big + 2]
+
+
+def aligning_by_index(rows: pd.DataFrame) -> Any:
+    """Like a custom pyfunc that builds its features anew and copies a column in by index."""
+    features = pd.DataFrame({"scaled": np.zeros(len(rows))})
+    features["kwh"] = rows["kwh_7d"]
+    return features["kwh"] * 2
+
+
+def test_a_model_aligning_by_index_scores_the_valid_rows_of_a_batch(batch: pd.DataFrame) -> None:
+    """The valid rows reach the model indexed 0..n-1, as pyfunc's predict gives them: a model
+    that lines its features up by index keeps each row's own values (it took other rows'
+    values, or NaN, when it saw the batch's own index)."""
+    valid = pd.Series([True, False, True], index=batch.index)
+    outputs = (OutputColumn("prediction", "double"),)
+    result = predict_valid_rows(FnModel(aligning_by_index), batch, valid, outputs, LABEL)
+    assert result.loc[[100, 102], "prediction"].tolist() == [2.0, 18.0]
+    assert pd.isna(result.loc[101, "prediction"])
+
+
+def test_a_model_aligning_by_index_scores_the_halves_of_a_failing_batch() -> None:
+    """The same holds for the parts of a batch split to find the row a model raises on."""
+    batch = pd.DataFrame({"kwh_7d": [1.0, 2.0, -1.0, 4.0]}, index=[10, 11, 12, 13])
+
+    def predict(rows: pd.DataFrame) -> Any:
+        if (rows["kwh_7d"] < 0).any():
+            raise ValueError("negative")
+        return aligning_by_index(rows)
+
+    valid = pd.Series(True, index=batch.index)
+    outputs = (OutputColumn("prediction", "double"),)
+    result = predict_valid_rows(FnModel(predict), batch, valid, outputs, LABEL)
+    assert result.loc[[10, 11, 13], "prediction"].tolist() == [2.0, 4.0, 8.0]
+    assert result["_score_error"].notna().tolist() == [False, False, True, False]
+
+
+def test_timestamp_predictions_stay_datetimes_next_to_an_invalid_row(batch: pd.DataFrame) -> None:
+    """Timestamps of a batch with an unscored row stay datetime64 (NaT there): PySpark moves
+    only datetime64 columns from the session's time zone, so an object column would be stored
+    shifted by the session's offset in such batches and not in the others."""
+    stamps = pd.to_datetime(["2026-01-01 12:00", "2026-01-02 12:00", "2026-01-03 12:00"])
+    model = FnModel(lambda rows: pd.Series(stamps[: len(rows)]))
+    outputs = (OutputColumn("due", "timestamp"),)
+    valid = pd.Series([True, False, True], index=batch.index)
+    result = predict_valid_rows(model, batch, valid, outputs, LABEL)
+    assert result["due"].dtype.kind == "M"
+    assert result["due"].tolist()[0] == stamps[0] and pd.isna(result["due"][101])
+
+    def failing_middle(rows: pd.DataFrame) -> Any:
+        if (rows["kwh_7d"] == 5.0).any():
+            raise ValueError("cannot score 5")
+        return pd.Series(stamps[: len(rows)])
+
+    all_valid = pd.Series(True, index=batch.index)
+    isolated = predict_valid_rows(FnModel(failing_middle), batch, all_valid, outputs, LABEL)
+    assert isolated["due"].dtype.kind == "M"
 
 
 def enforcing(dtypes: dict[str, str]) -> FnModel:
