@@ -13,20 +13,41 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NoReturn
 
 from lakescore import __version__
 from lakescore.config import Deployment, load_deployment
-from lakescore.errors import EXIT_FAILED, EXIT_OK, LakescoreError, spark_error_message
+from lakescore.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LakescoreError,
+    spark_error_message,
+)
 from lakescore.progress import Progress
 from lakescore.redaction import scrub
 from lakescore.report import print_deployment, print_run, print_runs, to_json
 
 
+class _UsageError(Exception):
+    """A command line argparse refused, with the usage of the (sub)command it was for."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, raising instead of exiting, so that a usage error with --json still
+    prints JSON on stdout (subcommands' parsers are of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("lakescore").strip()  # "runs list", or "" at the top
+        raise _UsageError(f"{command}: {message}" if command else message, self.format_usage())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lakescore", description="Batch inference for the lakehouse."
-    )
+    parser = _Parser(prog="lakescore", description="Batch inference for the lakehouse.")
     parser.add_argument("--version", action="version", version=f"lakescore {__version__}")
     verbs = parser.add_subparsers(dest="command", required=True)
 
@@ -83,7 +104,13 @@ def _at_least(low: int) -> Callable[[str], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(arguments)
+    except _UsageError as exc:
+        print(exc.usage, end="", file=sys.stderr)
+        wants_json = argparse.Namespace(json="--json" in arguments)
+        return _failure(wants_json, str(exc), EXIT_USAGE)
     _configure_logging(args.verbose)
     try:
         return _dispatch(args)

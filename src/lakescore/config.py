@@ -212,8 +212,7 @@ def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
     data = _mapping(raw, "model", source)
     _check_keys(data, {"uri"}, {"tracking_uri"}, "model", source)
     uri = _string(data["uri"], "model.uri", source)
-    if "://" not in uri and not uri.startswith(("models:/", "runs:/")):
-        uri = str(_resolve(uri, base_dir))
+    uri = str(_resolve(uri, base_dir))
     tracking = data.get("tracking_uri")
     tracking_uri = None
     if tracking is not None:
@@ -414,11 +413,18 @@ def _string(value: Any, key: str, source: str) -> str:
 
 
 def _resolve(path: str, base_dir: Path) -> str | Path:
-    """Resolve a relative local path against the deployment file's folder; leave URIs alone."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path):
+    """Resolve a relative local path against the deployment file's folder; leave URIs alone.
+
+    A URI is any `scheme:` of two or more letters, so Databricks' `dbfs:/mnt/…` and Hadoop's
+    `file:/data/…` (one slash) stay as written, like `s3a://…` and `models:/…`.
+    """
+    if _URI.match(path):
         return path
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else (base_dir / candidate).resolve()
+
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def _resolve_sqlite(uri: str, base_dir: Path) -> str:

@@ -321,7 +321,7 @@ def predictions(staged: DataFrame, stamp: RunStamp) -> DataFrame:
         F.lit(stamp.model.name).cast("string").alias(C.MODEL_NAME),
         F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
         F.lit(stamp.model.pinned_uri).alias(C.MODEL_URI),
-        F.lit(stamp.at).cast("timestamp").alias(C.SCORED_AT),
+        F.lit(stamp.at).cast(T.TimestampType()).alias(C.SCORED_AT),
         *source,
     )
 
@@ -343,7 +343,7 @@ def quarantine(staged: DataFrame, input_columns: Sequence[str], stamp: RunStamp)
         *[F.col(f"{C.FAILED_INPUT}.{_q(c)}").alias(c) for c in input_columns],
         F.col(C.ERRORS),
         F.lit(stamp.run_id).alias(C.RUN_ID),
-        F.lit(stamp.at).cast("timestamp").alias(C.QUARANTINED_AT),
+        F.lit(stamp.at).cast(T.TimestampType()).alias(C.QUARANTINED_AT),
         F.col(C.SOURCE_FILE),
         F.lit(stamp.model.version_label).alias(C.MODEL_VERSION),
     )

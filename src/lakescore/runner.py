@@ -5,12 +5,13 @@ Only orchestration lives here; the logic is in pipeline.py (pure) and the I/O in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -396,10 +397,12 @@ def _score_input(
             model,
         ),
     )
+    batch = ("spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size))
     try:
-        record = _stage_and_commit(
-            run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
-        )
+        with _session_conf(spark, *batch):
+            record = _stage_and_commit(
+                run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
+            )
     finally:
         # Staging holds the rows to quarantine as read: leave none behind, nor anything that
         # killed earlier attempts of this run left; a newer attempt's folder is its own.
@@ -722,6 +725,20 @@ def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
     raise LimitExceededError(reason)
 
 
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a session setting for the pass only: a notebook's session stays the user's."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
 def _staged(
     spark: SparkSession,
     deployment: Deployment,
@@ -732,9 +749,6 @@ def _staged(
     archive: str,
     table_version: int | None,
 ) -> DataFrame:
-    spark.conf.set(
-        "spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size)
-    )
     udf = scoring_udf(
         archive,
         inputs,

@@ -47,13 +47,16 @@ def get_spark(
     (`metastore_db` and `spark-warehouse` in the current folder).
     """
     active = SparkSession.getActiveSession()
-    if active is None and "PYSPARK_GATEWAY_PORT" in os.environ:
-        # Under spark-submit: the properties file configured everything.
-        active = SparkSession.builder.getOrCreate()
     if active is not None:
+        # A notebook's session: its log level is the user's (and the whole cluster's) to set.
         require_delta(active)
-        _quiet(active, verbose)
         return active
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Under spark-submit: the properties file configured everything.
+        submitted = SparkSession.builder.getOrCreate()
+        require_delta(submitted)
+        _quiet(submitted, verbose)
+        return submitted
     check_java()
     builder = SparkSession.builder.master(os.environ.get("LAKESCORE_SPARK_MASTER", "local[*]"))
     builder = builder.appName("lakescore")
@@ -124,9 +127,17 @@ def _with_local_metastore(builder: SparkSession.Builder) -> SparkSession.Builder
 
 
 def require_delta(spark: SparkSession) -> None:
-    """Fail clearly when a session we were handed cannot read or write Delta tables."""
+    """Fail clearly when a session we were handed cannot read or write Delta tables.
+
+    Delta needs both its SQL extension and its catalog; without the catalog the first Delta
+    query fails with a long AnalysisException. Databricks Runtime has Delta built in, without
+    either setting, so its sessions are not checked.
+    """
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return
     extensions = spark.conf.get("spark.sql.extensions", "") or ""
-    if "DeltaSparkSessionExtension" not in extensions:
+    catalog = spark.conf.get("spark.sql.catalog.spark_catalog", "") or ""
+    if "DeltaSparkSessionExtension" not in extensions or "DeltaCatalog" not in catalog:
         raise LakescoreError(
             "The Spark session has no Delta Lake: set spark.sql.extensions="
             "io.delta.sql.DeltaSparkSessionExtension and spark.sql.catalog.spark_catalog="

@@ -200,10 +200,32 @@ def test_a_runs_table_that_cannot_be_written_is_named_not_a_jvm_object(
 )
 def test_numbers_out_of_range_are_usage_errors(args: list[str], capsys: Any) -> None:
     """Refused by the parser (exit 2, naming the bound), not by Spark or the demo's limits."""
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 2
+    assert main(args) == 2
     assert "must be at least" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [
+        (["score", "deployment.yaml", "--json", "--bogus"], "unrecognized arguments: --bogus"),
+        (["runs", "list", "deployment.yaml", "--json", "--limit", "0"], "must be at least 1"),
+        (["runs", "show", "deployment.yaml", "--json"], "required: run_id"),
+    ],
+)
+def test_usage_errors_with_json_print_json(args: list[str], wanted: str, capsys: Any) -> None:
+    """A scheduler that asked for --json gets {error, exit_code, run} on stdout for a command
+    line argparse refuses too (it got nothing), and the usage on stderr."""
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    reply = json.loads(out)
+    assert reply["exit_code"] == 2 and reply["run"] is None and wanted in reply["error"]
+    assert err.startswith("usage: lakescore") and "lakescore: error: " in err and wanted in err
+
+
+def test_usage_errors_without_json_print_nothing_on_stdout(capsys: Any) -> None:
+    assert main(["score", "deployment.yaml", "--bogus"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "lakescore: error: unrecognized arguments: --bogus" in err
 
 
 def test_quieting_pysparks_error_loggers_keeps_them_pysparks(tmp_path: Path, capsys: Any) -> None:

@@ -191,7 +191,9 @@ def test_relative_paths_resolve_against_the_files_folder(
         "runs:/0123456789abcdef/model",
         "/opt/models/risk",
         "file:///opt/models/risk",
+        "file:/opt/models/risk",
         "s3://bucket/models/risk",
+        "dbfs:/models/risk",
     ],
 )
 def test_model_uris_and_absolute_paths_are_left_alone(tmp_path: Path, uri: str) -> None:
@@ -202,7 +204,14 @@ def test_model_uris_and_absolute_paths_are_left_alone(tmp_path: Path, uri: str) 
 
 
 @pytest.mark.parametrize(
-    "path", ["/data/raw/meters", "s3://bucket/raw/meters", "abfss://c@acct.dfs.core.windows.net/x"]
+    "path",
+    [
+        "/data/raw/meters",
+        "s3://bucket/raw/meters",
+        "abfss://c@acct.dfs.core.windows.net/x",
+        "dbfs:/mnt/raw/meters",  # Databricks writes one slash
+        "file:/data/raw/meters",  # as Hadoop prints a local path
+    ],
 )
 def test_absolute_and_uri_table_paths_are_left_alone(tmp_path: Path, path: str) -> None:
     """Absolute paths and storage URIs are kept as written for input and every table."""

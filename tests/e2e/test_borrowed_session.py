@@ -1,0 +1,101 @@
+"""A notebook's SparkSession belongs to its user: lakescore runs in it without changing its
+settings, writes correct times whatever its time settings are, and refuses one without Delta."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from lakescore.config import load_deployment
+from lakescore.errors import LakescoreError
+from lakescore.runner import score
+from lakescore.session import get_spark, require_delta
+
+BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+
+@contextmanager
+def session_settings(spark: Any, **settings: str | None) -> Iterator[None]:
+    """Set (or, with None, unset) session settings for a block, then put them back."""
+    keys = {key.replace("__", "."): value for key, value in settings.items()}
+    before = {key: spark.conf.get(key, None) for key in keys}
+    for key, value in keys.items():
+        spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
+def test_a_run_leaves_the_sessions_arrow_batch_size_as_it_found_it(
+    spark: Any, lakehouse: Any
+) -> None:
+    """The deployment's batch size applies to the run's pass only: the user's own setting (or its
+    absence) is back afterwards, for their next pandas UDF."""
+    deployment = load_deployment(lakehouse(rows=60, files=1, bad=False))
+    with session_settings(spark, **{BATCH.replace(".", "__"): "1234"}):
+        assert score(spark, deployment).succeeded
+        assert spark.conf.get(BATCH) == "1234"
+    with session_settings(spark, **{BATCH.replace(".", "__"): None}):
+        assert score(spark, deployment).succeeded
+        assert spark.conf.get(BATCH, None) is None
+
+
+def test_scoring_times_are_utc_instants_in_a_session_whose_timestamps_default_to_ntz(
+    spark: Any, lakehouse: Any
+) -> None:
+    """With spark.sql.timestampType=TIMESTAMP_NTZ and a Tokyo session time zone, `_scored_at`
+    and `_quarantined_at` are still `timestamp` columns holding the run's instant (they were
+    timestamp_ntz holding Tokyo's wall time, and refused by an existing table)."""
+    deployment = load_deployment(lakehouse(rows=200, files=1))
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    settings = {
+        "spark__sql__timestampType": "TIMESTAMP_NTZ",
+        "spark__sql__session__timeZone": "Asia/Tokyo",
+    }
+    with session_settings(spark, **settings):
+        assert score(spark, deployment).succeeded
+        assert score(spark, deployment).succeeded  # against the tables the first run made
+    after = datetime.now(timezone.utc)
+    for table, column in (
+        (deployment.output.path, "_scored_at"),
+        (deployment.quarantine.path, "_quarantined_at"),
+    ):
+        frame = spark.read.format("delta").load(table)
+        assert dict(frame.dtypes)[column] == "timestamp"
+        # The suite's session is in UTC: collected values are UTC wall times.
+        for row in frame.select(column).distinct().collect():
+            stamp = row[0].replace(tzinfo=timezone.utc)
+            assert before <= stamp <= after, (column, stamp, before, after)
+
+
+def test_a_borrowed_session_keeps_its_log_level(spark: Any) -> None:
+    """get_spark() in a notebook returns the notebook's session without setting its log level,
+    which is the user's (and on a shared cluster everyone's)."""
+    root = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getRootLogger()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        assert get_spark() is spark
+        assert str(root.getLevel()) == "ERROR"
+    finally:
+        spark.sparkContext.setLogLevel("WARN")
+
+
+def test_a_session_with_the_delta_extension_but_not_its_catalog_is_refused(
+    spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without DeltaCatalog the first Delta query fails with a long AnalysisException; lakescore
+    says in one sentence what the session lacks. Databricks Runtime, whose Delta is built in
+    without either setting, is not checked."""
+    no_catalog = spark.newSession()
+    no_catalog.conf.unset("spark.sql.catalog.spark_catalog")
+    require_delta(spark)
+    with pytest.raises(LakescoreError, match=r"has no Delta Lake.*DeltaCatalog"):
+        require_delta(no_catalog)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
+    require_delta(no_catalog)
