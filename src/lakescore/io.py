@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.errors import AnalysisException
@@ -27,7 +27,7 @@ from pyspark.sql import types as T
 from lakescore import columns as C
 from lakescore.config import InputConfig
 from lakescore.drift import ALL_NULL, CanonicalColumn, canonical_schema, source_column
-from lakescore.errors import InputError, spark_error_message
+from lakescore.errors import DeploymentError, InputError, spark_error_message
 
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
@@ -103,6 +103,7 @@ def read_input(
     """
     if config.format == "delta":
         return _read_delta(spark, config)
+    _refuse_delta_as_parquet(spark, config.path)
     files = [f for f in list_input_files(spark, config.path) if f not in set(exclude)]
     schemas, failed = _read_footers(spark, config.path, files)
     if not schemas:
@@ -117,7 +118,11 @@ def read_input(
     frames, read = [], []
     for schema_json, paths in groups.items():
         schema = T.StructType.fromJson(json.loads(schema_json))
-        raw = spark.read.schema(schema).option("basePath", config.path).parquet(*paths)
+        raw = (
+            spark.read.schema(schema)
+            .option("basePath", config.path)
+            .parquet(*(literal_path(p) for p in paths))
+        )
         try:
             frames.append(raw.select(*_project(canonical, schema), *_lineage(None)))
             read.extend(paths)
@@ -130,6 +135,42 @@ def read_input(
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)
     return InputData(frame, tuple(read), None, tuple(failed), all_null)
+
+
+def literal_path(path: str) -> str:
+    """A listed file's path as Spark must be given it: Spark expands `?*[]{}` in every path it
+    reads as a pattern, so `a?.parquet` would also read `ab.parquet` (its rows twice) and
+    `part[1].parquet` would match nothing. Hadoop's patterns take a backslash escape."""
+    return re.sub(r"([\\?*\[\]{}])", r"\\\1", path)
+
+
+def spark_uri(spark: SparkSession, path: str) -> str:
+    """A listed file's path in the form Spark's `_metadata.file_path` (and so `_source_file`)
+    gives it: the file's URI, with a space as %20, so the runs table names an unreadable file
+    the way the tables name the files that were read."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    return str(jvm.org.apache.hadoop.fs.Path(path).toUri().toString())
+
+
+def _refuse_delta_as_parquet(spark: SparkSession, folder: str) -> None:
+    """A Delta table read as Parquet files gives every version's files at once: rows updated
+    or deleted since would be scored again, and the run would succeed."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    given = jvm.org.apache.hadoop.fs.Path(folder)
+    fs = given.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    path = given
+    while path is not None:
+        if fs.exists(jvm.org.apache.hadoop.fs.Path(path, "_delta_log")):
+            table = path.toString()
+            where = "is" if table == given.toString() else "lies inside"
+            raise DeploymentError(
+                f"Input {folder} is read as parquet, but it {where} the Delta table {table}, "
+                "whose folder holds the files of every version, deleted and replaced rows "
+                "included: set input.format: delta (and input.path to the table)."
+            )
+        path = path.getParent()
 
 
 def list_input_files(spark: SparkSession, folder: str) -> list[str]:
@@ -193,7 +234,7 @@ def read_text(spark: SparkSession, path: str) -> str:
     """A small text file (a manifest) from any storage Spark can read."""
     if not path_exists(spark, path):
         raise InputError(f"Manifest {path} does not exist.")
-    return "\n".join(row[0] for row in spark.read.text(path).collect())
+    return "\n".join(row[0] for row in spark.read.text(literal_path(path)).collect())
 
 
 def failed_file_in(error_text: str, files: Sequence[str]) -> str | None:
@@ -203,9 +244,12 @@ def failed_file_in(error_text: str, files: Sequence[str]) -> str | None:
     the second must not blame the first.
     """
     named = []
+    # Spark names the file by its URI, which encodes a space but keeps `=`, `+` and non-ASCII
+    # letters as they are: neither the listed path nor quote() of it need appear verbatim.
+    decoded = unquote(error_text)
     for path in files:
         bare = path.split(":", 1)[1].lstrip("/") if ":" in path else path.lstrip("/")
-        if bare and (bare in error_text or quote(bare) in error_text):
+        if bare and (bare in error_text or quote(bare) in error_text or bare in decoded):
             named.append((len(bare), path))
     return max(named)[1] if named else None
 
@@ -236,7 +280,11 @@ def _read_footers(
     if any("=" in part for name in names for part in name.split("/")[:-1]):
         schemas, failed = _schemas_by_spark(spark, folder, files)
         types = _partition_types(spark, folder)
-        return {path: _retyped(schema, types) for path, schema in schemas.items()}, failed
+        nulls = _all_null_columns(spark, list(schemas))
+        return {
+            path: _marked_all_null(_retyped(schema, types), nulls.get(path, set()))
+            for path, schema in schemas.items()
+        }, failed
     try:
         return _collect_schemas(files, _footer_reader(spark))
     except Exception as exc:
@@ -306,7 +354,25 @@ def _with_null_columns(schema: T.StructType, parquet_schema: str) -> T.StructTyp
     """Mark (in the field's metadata) the columns the file declares all-null: Parquet's UNKNOWN
     logical type, what pyarrow writes for a column of nulls. Spark reads them as int, which
     would make a boolean or date column of the other files a string; drift.py ignores them."""
-    nulls = set(_NULL_COLUMN.findall(parquet_schema))
+    return _marked_all_null(schema, set(_NULL_COLUMN.findall(parquet_schema)))
+
+
+def _all_null_columns(spark: SparkSession, files: Sequence[str]) -> dict[str, set[str]]:
+    """Each file's all-null columns, from its footer (for files whose schemas Spark read, in
+    partition folders); nothing where this Spark lacks the footer calls."""
+    try:
+        schemas, _ = _collect_schemas(files, _footer_reader(spark))
+    except Exception as exc:
+        if not _missing_call(exc):
+            raise
+        return {}
+    return {
+        path: {f.name for f in schema.fields if f.metadata.get(ALL_NULL)}
+        for path, schema in schemas.items()
+    }
+
+
+def _marked_all_null(schema: T.StructType, nulls: set[str]) -> T.StructType:
     if not nulls:
         return schema
     return T.StructType(
@@ -326,7 +392,7 @@ def _schemas_by_spark(
 
     def footer(path: str) -> T.StructType | FailedFile:
         try:
-            return spark.read.option("basePath", folder).parquet(path).schema
+            return spark.read.option("basePath", folder).parquet(literal_path(path)).schema
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             return FailedFile(path, spark_error_message(exc))
 

@@ -67,6 +67,7 @@ from lakescore.io import (
     relative_names,
     replace_run_rows,
     revert_run_rows,
+    spark_uri,
     staging_path,
     table_schema,
     write_staging,
@@ -309,7 +310,8 @@ def _score_input(
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     spelled = [*(c.name for c in model.inputs or ()), *carried, *deployment.quarantine.redact]
     data = replace(data, frame=pipeline.respell(data.frame, spelled))
-    failed = [*data.failed, *failed_later]
+    # Recorded as Spark names files in _source_file (a URI: a space is %20).
+    failed = [replace(f, path=spark_uri(spark, f.path)) for f in [*data.failed, *failed_later]]
     state.files = data.files
     record = state.update(
         files_read=len(data.files),

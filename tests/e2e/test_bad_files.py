@@ -38,7 +38,7 @@ def test_unreadable_files_are_recorded_and_the_rest_is_scored(lakehouse: Any, ca
     expected = set(pq.read_table(folder).column("meter_id").to_pylist())
     whole = good[0].read_bytes()
     (folder / "truncated.parquet").write_bytes(whole[: len(whole) // 2])
-    (folder / "notes.parquet").write_text("this is not parquet\n")
+    (folder / "my notes.parquet").write_text("this is not parquet\n")
     (folder / "empty.parquet").write_bytes(b"")
     (folder / "_SUCCESS").write_text("")
 
@@ -54,7 +54,8 @@ def test_unreadable_files_are_recorded_and_the_rest_is_scored(lakehouse: Any, ca
     run = read(deployment.runs.path).iloc[0]
     assert run["files_read"] == 3
     failed = {Path(f["path"]).name: f["error"] for f in run["files_failed"]}
-    assert set(failed) == {"truncated.parquet", "notes.parquet", "empty.parquet"}
+    # Named as _source_file names the files that were read: a URI, a space as %20.
+    assert set(failed) == {"truncated.parquet", "my%20notes.parquet", "empty.parquet"}
     assert all(failed.values())
     table = read(deployment.quarantine.path + "_failed_files")
     assert sorted(Path(p).name for p in table["path"]) == sorted(failed)

@@ -144,3 +144,61 @@ def test_listing_walks_nested_folders_and_skips_hidden_names(spark: Any, tmp_pat
     listed = list_input_files(spark, str(folder))
 
     assert [p.removeprefix("file:") for p in listed] == sorted(str(p) for p in wanted)
+
+
+def test_file_names_holding_pattern_characters_are_read_once_each(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Spark expands `?*[]{}` in the paths it reads: `a?.parquet` also matched `ab.parquet`
+    (whose rows were then read twice) and `part[1].parquet` matched nothing (the run failed)."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    names = ["ab.parquet", "a?.parquet", "part[1].parquet", "{x}.parquet", "a b.parquet"]
+    for index, name in enumerate(names):
+        pq.write_table(
+            pa.table({"id": [f"{name}-0", f"{name}-1"], "n": [index, index]}), folder / name
+        )
+
+    data = read_input(spark, InputConfig(format="parquet", path=str(folder)))
+
+    assert not data.failed and len(data.files) == len(names)
+    ids = [row.id for row in data.frame.select("id").collect()]
+    assert sorted(ids) == sorted(f"{name}-{i}" for name in names for i in (0, 1))
+    sources = {row[0] for row in data.frame.select("_source_file").distinct().collect()}
+    assert sources == {io.spark_uri(spark, path) for path in data.files}
+    assert io.spark_uri(spark, str(folder / "a b.parquet")).endswith("/a%20b.parquet")
+
+
+def test_a_delta_table_read_as_parquet_is_refused(spark: Any, tmp_path: Path) -> None:
+    """Its folder holds every version's files: an updated or deleted row would be scored from
+    the files it left, and the run would succeed."""
+    from lakescore.errors import DeploymentError
+
+    table = tmp_path / "table"
+    frame = spark.range(6).withColumn("day", F.col("id") % 2)
+    frame.write.format("delta").partitionBy("day").save(str(table))
+    spark.sql(f"DELETE FROM delta.`{table}` WHERE id = 4")
+    for path in (table, table / "day=0"):
+        with pytest.raises(DeploymentError, match=r"input\.format: delta") as info:
+            read_input(spark, InputConfig(format="parquet", path=str(path)))
+        assert str(table) in str(info.value)
+
+
+def test_all_null_columns_of_files_in_partition_folders_have_no_say_in_the_type(
+    spark: Any, tmp_path: Path
+) -> None:
+    """A file whose `flag` pyarrow wrote as Parquet's null type (Spark reads int) left the other
+    files' boolean as a string in partitioned folders, as it once did in flat ones."""
+    folder = tmp_path / "input"
+    (folder / "day=1").mkdir(parents=True)
+    (folder / "day=2").mkdir(parents=True)
+    pq.write_table(pa.table({"id": ["a"], "flag": [True]}), folder / "day=1" / "f.parquet")
+    nulls = pa.table({"id": ["b"], "flag": pa.array([None], pa.null())})
+    pq.write_table(nulls, folder / "day=2" / "f.parquet")
+
+    data = read_input(spark, InputConfig(format="parquet", path=str(folder)))
+
+    assert dict(data.frame.dtypes)["flag"] == "boolean"
+    assert data.all_null == frozenset()
+    rows = {r.id: r.flag for r in data.frame.select("id", "flag").collect()}
+    assert rows == {"a": True, "b": None}

@@ -29,3 +29,11 @@ def test_a_file_named_as_a_uri_is_found() -> None:
 
 def test_an_error_naming_no_listed_file_blames_none() -> None:
     assert failed_file_in("Java heap space", FILES) is None
+
+
+def test_a_name_spark_encodes_only_in_part_is_found() -> None:
+    """Spark names a file by its URI: a space becomes %20 while `=`, `+` and non-ASCII letters
+    stay as they are, so neither the listed path nor quote() of it appears in the error."""
+    files = ["file:/data/my raw/day=1/b+c ü.parquet", "file:/data/my raw/day=1/other.parquet"]
+    error = "Error while reading file file:///data/my%20raw/day=1/b+c%20ü.parquet."
+    assert failed_file_in(error, files) == files[0]
