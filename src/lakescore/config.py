@@ -191,7 +191,7 @@ def check_locations(deployment: Deployment) -> None:
         places["the failed-files table (quarantine + _failed_files)"] = (
             deployment.quarantine.path.rstrip("/") + "_failed_files"
         )
-    named = [(key, path.rstrip("/")) for key, path in places.items() if path]
+    named = [(key, _comparable(path)) for key, path in places.items() if path]
     for index, (key, path) in enumerate(named):
         for other, other_path in named[index + 1 :]:
             if path == other_path:
@@ -206,6 +206,14 @@ def check_locations(deployment: Deployment) -> None:
                     f"{deployment.source_file or '<deployment>'}: {inside} ({inner}) lies "
                     f"inside {around} ({outer}); give each its own location."
                 )
+
+
+def _comparable(location: str) -> str:
+    """A location as check_locations compares it: `file:///x`, `file:/x` and `/x` are one
+    folder."""
+    if location.startswith("file:"):
+        location = "/" + location.removeprefix("file:").lstrip("/")
+    return location.rstrip("/")
 
 
 def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:

@@ -252,6 +252,18 @@ def test_tables_that_share_a_location_are_refused(
     assert "inside" in message or "same location" in message
 
 
+@pytest.mark.parametrize("spelling", ["file://{}", "file:{}"])
+def test_a_file_uri_and_a_plain_path_to_one_folder_are_one_location(
+    tmp_path: Path, spelling: str
+) -> None:
+    """`file:///x/raw` and `/x/raw/scored` were compared as text and passed: the next run then
+    read the output table back as input."""
+    raw = minimal()
+    raw["input"]["path"] = spelling.format(tmp_path / "raw")
+    raw["output"]["path"] = str(tmp_path / "raw" / "scored")
+    assert "inside input" in str(parse_error(raw, tmp_path))
+
+
 def test_a_table_whose_name_only_starts_like_another_is_accepted(tmp_path: Path) -> None:
     """`out` and `out_quarantine` are siblings, not one inside the other."""
     raw = minimal()
