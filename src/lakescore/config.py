@@ -423,8 +423,9 @@ def _string(value: Any, key: str, source: str) -> str:
 def _resolve(path: str, base_dir: Path) -> str | Path:
     """Resolve a relative local path against the deployment file's folder; leave URIs alone.
 
-    A URI is any `scheme:` of two or more letters, so Databricks' `dbfs:/mnt/…` and Hadoop's
-    `file:/data/…` (one slash) stay as written, like `s3a://…` and `models:/…`.
+    A URI is any `scheme:/` of two or more letters, so Databricks' `dbfs:/mnt/…` and Hadoop's
+    `file:/data/…` (one slash) stay as written, like `s3a://…` and `models:/…`; a relative
+    folder named like `meters-2026-01-01T10:30/raw` is still a path.
     """
     if _URI.match(path):
         return path
@@ -432,7 +433,7 @@ def _resolve(path: str, base_dir: Path) -> str | Path:
     return candidate if candidate.is_absolute() else (base_dir / candidate).resolve()
 
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 def _resolve_sqlite(uri: str, base_dir: Path) -> str:

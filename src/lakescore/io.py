@@ -144,25 +144,25 @@ def literal_path(path: str) -> str:
     return re.sub(r"([\\?*\[\]{}])", r"\\\1", path)
 
 
-def spark_uri(spark: SparkSession, path: str) -> str:
-    """A listed file's path in the form Spark's `_metadata.file_path` (and so `_source_file`)
-    gives it: the file's URI, with a space as %20, so the runs table names an unreadable file
-    the way the tables name the files that were read."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    return str(jvm.org.apache.hadoop.fs.Path(path).toUri().toString())
-
-
 def _refuse_delta_as_parquet(spark: SparkSession, folder: str) -> None:
     """A Delta table read as Parquet files gives every version's files at once: rows updated
-    or deleted since would be scored again, and the run would succeed."""
+    or deleted since would be scored again, and the run would succeed.
+
+    The folder is checked, then its parents for as long as it is a partition folder (`k=v`)
+    of one: other folders inside a table's (`_exports/`) hold no table files. A check that
+    storage refuses (credentials for a prefix only) is no reason to fail the run.
+    """
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     given = jvm.org.apache.hadoop.fs.Path(folder)
     fs = given.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     path = given
     while path is not None:
-        if fs.exists(jvm.org.apache.hadoop.fs.Path(path, "_delta_log")):
+        try:
+            found = bool(fs.exists(jvm.org.apache.hadoop.fs.Path(path, "_delta_log")))
+        except Py4JJavaError:
+            return
+        if found:
             table = path.toString()
             where = "is" if table == given.toString() else "lies inside"
             raise DeploymentError(
@@ -170,7 +170,7 @@ def _refuse_delta_as_parquet(spark: SparkSession, folder: str) -> None:
                 "whose folder holds the files of every version, deleted and replaced rows "
                 "included: set input.format: delta (and input.path to the table)."
             )
-        path = path.getParent()
+        path = path.getParent() if "=" in str(path.getName()) else None
 
 
 def list_input_files(spark: SparkSession, folder: str) -> list[str]:
@@ -302,7 +302,11 @@ def _partition_types(spark: SparkSession, folder: str) -> dict[str, T.DataType]:
     keeps "7". With a schema given, Spark lists the folders without opening any file.
     """
     probe = "__lakescore_probe"
-    frame = spark.read.schema(f"`{probe}` string").option("basePath", folder).parquet(folder)
+    frame = (
+        spark.read.schema(f"`{probe}` string")
+        .option("basePath", folder)
+        .parquet(literal_path(folder))
+    )
     return {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
 
 

@@ -44,6 +44,21 @@ _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)$")
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
 
 
+def spark_data_type(ddl: str) -> Any:
+    """The Spark type (a pyspark DataType) that a signature's type name means.
+
+    `timestamp` is always TimestampType, an instant: parsed as text it follows the session's
+    spark.sql.timestampType, which a notebook may set to TIMESTAMP_NTZ, and the run's columns
+    would then no longer match the tables an earlier run made.
+    """
+    from pyspark.sql import types as T
+
+    return T._parse_datatype_string(_TIMESTAMP.sub("timestamp_ltz", ddl))
+
+
+_TIMESTAMP = re.compile(r"\btimestamp\b(?!:)")  # the type, not a struct field named so
+
+
 @dataclass(frozen=True)
 class InputColumn:
     """One named input of the model's signature, with its Spark type."""

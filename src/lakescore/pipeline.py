@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 from lakescore import columns as C
 from lakescore.config import Rule
 from lakescore.errors import DeploymentError, InputError
-from lakescore.model import InputColumn, OutputColumn, ResolvedModel
+from lakescore.model import InputColumn, OutputColumn, ResolvedModel, spark_data_type
 from lakescore.redaction import redact_columns
 from lakescore.validate import (
     ERRORS_TYPE,
@@ -217,7 +217,9 @@ def validate(
     raw_names = {name: f"__raw_{index}" for index, name in enumerate(typed)}
     typed_view = df.select(
         *[
-            (F.col(_q(c)).try_cast(typed[c]) if c in typed else F.col(_q(c))).alias(c)
+            (
+                F.col(_q(c)).try_cast(spark_data_type(typed[c])) if c in typed else F.col(_q(c))
+            ).alias(c)
             for c in df.columns
         ],
         *[F.col(_q(c)).alias(raw) for c, raw in raw_names.items()],

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,7 +68,6 @@ from lakescore.io import (
     relative_names,
     replace_run_rows,
     revert_run_rows,
-    spark_uri,
     staging_path,
     table_schema,
     write_staging,
@@ -310,8 +310,7 @@ def _score_input(
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     spelled = [*(c.name for c in model.inputs or ()), *carried, *deployment.quarantine.redact]
     data = replace(data, frame=pipeline.respell(data.frame, spelled))
-    # Recorded as Spark names files in _source_file (a URI: a space is %20).
-    failed = [replace(f, path=spark_uri(spark, f.path)) for f in [*data.failed, *failed_later]]
+    failed = [*data.failed, *failed_later]
     state.files = data.files
     record = state.update(
         files_read=len(data.files),
@@ -729,16 +728,33 @@ def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
 
 @contextlib.contextmanager
 def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set a session setting for the pass only: a notebook's session stays the user's."""
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
+    """Set a session setting for the pass only: a notebook's session stays the user's.
+
+    Runs in threads of one session share its settings: the first to start saves the user's
+    value and the last to finish puts it back (each sets its own value as it starts, so two
+    concurrent passes with different values both get the later one's).
+    """
+    slot = (id(spark), key)
+    with _session_conf_lock:
+        users, before = _session_conf_users.get(slot, (0, spark.conf.get(key, None)))
+        _session_conf_users[slot] = (users + 1, before)
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
+        with _session_conf_lock:
+            users, before = _session_conf_users.pop(slot)
+            if users > 1:
+                _session_conf_users[slot] = (users - 1, before)
+            elif before is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, before)
+
+
+_session_conf_lock = threading.Lock()
+# (session, setting) -> (runs inside _session_conf, the value before the first of them)
+_session_conf_users: dict[tuple[int, str], tuple[int, str | None]] = {}
 
 
 def _staged(

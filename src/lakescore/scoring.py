@@ -22,7 +22,7 @@ from pyspark.sql.pandas.functions import pandas_udf
 
 from lakescore.columns import EXECUTOR, SCORE_ERROR, TASK
 from lakescore.errors import ScoringError
-from lakescore.model import InputColumn, OutputColumn, content_hash
+from lakescore.model import InputColumn, OutputColumn, content_hash, spark_data_type
 
 _PANDAS_TYPES = {
     "boolean": "bool",
@@ -189,7 +189,7 @@ def restore_input_dtypes(batch: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.D
 def output_struct(outputs: Sequence[OutputColumn]) -> T.StructType:
     """The UDF's return type: one field per prediction column, then the row's score error."""
     return T.StructType(
-        [T.StructField(c.name, T._parse_datatype_string(c.spark_type)) for c in outputs]
+        [T.StructField(c.name, spark_data_type(c.spark_type)) for c in outputs]
         + [
             T.StructField(SCORE_ERROR, T.StringType()),
             T.StructField(EXECUTOR, T.StringType()),
@@ -330,20 +330,33 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
 
 
 def _restore_type(values: pd.Series, ok: pd.Series, spark_type: str) -> pd.Series:
-    """Give a column assembled from parts its dtype back; failed rows stay null.
-
-    Timestamps stay datetime64 (NaT for failed rows): PySpark moves only datetime64 columns
-    from the session's time zone, so an object column of the same values would be stored
-    shifted by the session's offset in batches that hold a failed row, and not in the others.
-    """
+    """Give a column assembled from parts its dtype back; failed rows stay null."""
     if spark_type == "timestamp":
-        return pd.to_datetime(values.where(ok, None))
+        return _restore_timestamps(values, ok)
     target = _PANDAS_TYPES.get(spark_type)
     if ok.all() and target not in (None, "object"):
         return values.astype(target)
     if target in ("float32", "float64"):
         return values.astype(target)
     return values.astype(object).where(ok, None)
+
+
+def _restore_timestamps(values: pd.Series, ok: pd.Series) -> pd.Series:
+    """Timestamps that came as datetime64 stay datetime64 (NaT for failed rows), as in a batch
+    without failed rows: PySpark moves only datetime64 columns from the session's time zone, so
+    the same values as objects would be stored shifted by the session's offset. Values the model
+    gave as Python datetimes (which may lie beyond pandas' years 1677-2262) stay objects.
+    """
+    if values.dtype.kind == "M":
+        return values.where(ok)
+    kept = values.astype(object).where(ok, None)
+    given = kept.dropna()
+    if len(given) and all(isinstance(v, pd.Timestamp) for v in given):
+        try:  # the parts of a split batch, reassembled as objects
+            return pd.to_datetime(kept)
+        except (ValueError, TypeError):  # out of range, or halves in different time zones
+            pass
+    return kept
 
 
 def _is_integral(spark_type: str) -> bool:

@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 
 from lakescore.columns import STAGE_VALIDATE
 from lakescore.config import Rule
-from lakescore.model import InputColumn
+from lakescore.model import InputColumn, spark_data_type
 
 ERROR_TYPE = T.StructType(
     [
@@ -92,7 +92,7 @@ def signature_checks(
         if spec.name not in present:
             continue  # an optional input the data lacks; required ones fail the run earlier
         raw = F.col(_quoted((source or {}).get(spec.name, spec.name)))
-        cast = raw.try_cast(spec.spark_type)
+        cast = raw.try_cast(spark_data_type(spec.spark_type))
         shown = (
             F.lit("(redacted)")
             if spec.name in redact
@@ -105,8 +105,8 @@ def signature_checks(
                 _check(
                     RULE_TYPE,
                     spec.name,
-                    (cast < F.lit(_PANDAS_FIRST).cast(spec.spark_type))
-                    | (cast > F.lit(_PANDAS_LAST).cast(spec.spark_type)),
+                    (cast < F.lit(_PANDAS_FIRST).cast(spark_data_type(spec.spark_type)))
+                    | (cast > F.lit(_PANDAS_LAST).cast(spark_data_type(spec.spark_type))),
                     F.concat(
                         F.lit(f"{spec.name} value "),
                         shown,
@@ -204,7 +204,7 @@ def cast_inputs(
     conversion of its whole batch.
     """
     present = set(columns)
-    cast = {c.name: F.col(_quoted(c.name)).try_cast(c.spark_type) for c in inputs}
+    cast = {c.name: F.col(_quoted(c.name)).try_cast(spark_data_type(c.spark_type)) for c in inputs}
     filler = {
         "int": F.lit(0),
         "bigint": F.lit(0),
@@ -214,7 +214,9 @@ def cast_inputs(
     }
     return [
         (
-            F.when(valid, cast[c.name]).otherwise(filler[c.spark_type].cast(c.spark_type))
+            F.when(valid, cast[c.name]).otherwise(
+                filler[c.spark_type].cast(spark_data_type(c.spark_type))
+            )
             if c.spark_type in filler
             else cast[c.name]
         ).alias(c.name)

@@ -54,8 +54,8 @@ def test_unreadable_files_are_recorded_and_the_rest_is_scored(lakehouse: Any, ca
     run = read(deployment.runs.path).iloc[0]
     assert run["files_read"] == 3
     failed = {Path(f["path"]).name: f["error"] for f in run["files_failed"]}
-    # Named as _source_file names the files that were read: a URI, a space as %20.
-    assert set(failed) == {"truncated.parquet", "my%20notes.parquet", "empty.parquet"}
+    # Named as listed (a space is a space); _source_file would say my%20notes.parquet.
+    assert set(failed) == {"truncated.parquet", "my notes.parquet", "empty.parquet"}
     assert all(failed.values())
     table = read(deployment.quarantine.path + "_failed_files")
     assert sorted(Path(p).name for p in table["path"]) == sorted(failed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +100,59 @@ def test_a_session_with_the_delta_extension_but_not_its_catalog_is_refused(
         require_delta(no_catalog)
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
     require_delta(no_catalog)
+
+
+def test_a_models_datetime_output_is_a_timestamp_in_a_session_whose_timestamps_default_to_ntz(
+    spark: Any, tmp_path: Path
+) -> None:
+    """The signature's `datetime` means an instant (timestamp) whatever spark.sql.timestampType
+    says: as text it became timestamp_ntz in such a session, and an existing table refused it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import scoring_models
+    import yaml
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    signature = ModelSignature(Schema([ColSpec("datetime", "n")]), Schema([ColSpec("datetime")]))
+    model = scoring_models.save_echo(tmp_path / "echo-time", signature)
+    due = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    (tmp_path / "raw").mkdir()
+    times = pa.array([due, due], pa.timestamp("us", tz="UTC"))
+    pq.write_table(pa.table({"id": ["a", "b"], "n": times}), tmp_path / "raw" / "p.parquet")
+    deployment = {
+        "name": "times",
+        "model": {"uri": str(model)},
+        "input": {"format": "parquet", "path": "raw", "key": "id"},
+        "output": {"path": "out/predictions"},
+        "quarantine": {"path": "out/quarantine"},
+        "runs": {"path": "out/runs"},
+    }
+    (tmp_path / "deployment.yaml").write_text(yaml.safe_dump(deployment))
+    loaded = load_deployment(tmp_path / "deployment.yaml")
+    assert score(spark, loaded).succeeded
+    settings = {
+        "spark__sql__timestampType": "TIMESTAMP_NTZ",
+        "spark__sql__session__timeZone": "Asia/Tokyo",
+    }
+    with session_settings(spark, **settings):
+        assert score(spark, loaded).succeeded
+    frame = spark.read.format("delta").load(loaded.output.path)
+    assert dict(frame.dtypes)["prediction"] == "timestamp"
+    stamps = {row[0].replace(tzinfo=timezone.utc) for row in frame.select("prediction").collect()}
+    assert stamps == {due}
+
+
+def test_overlapping_runs_in_one_session_put_the_users_setting_back_after_the_last(
+    spark: Any,
+) -> None:
+    """Runs in threads of one session share its settings: the first to start saves the user's
+    value, and it comes back only when the last one ends (not when the first one does)."""
+    from lakescore.runner import _session_conf
+
+    with session_settings(spark, **{BATCH.replace(".", "__"): None}):
+        with _session_conf(spark, BATCH, "500"):
+            with _session_conf(spark, BATCH, "20000"):
+                assert spark.conf.get(BATCH) == "20000"
+            assert spark.conf.get(BATCH, None) is not None  # the first run is still going
+        assert spark.conf.get(BATCH, None) is None

@@ -264,6 +264,13 @@ def test_a_file_uri_and_a_plain_path_to_one_folder_are_one_location(
     assert "inside input" in str(parse_error(raw, tmp_path))
 
 
+def test_a_relative_folder_with_a_colon_in_its_name_is_still_a_path(tmp_path: Path) -> None:
+    raw = minimal()
+    raw["input"]["path"] = "meters-2026-01-01T10:30/raw"
+    deployment = parse_deployment(raw, base_dir=tmp_path)
+    assert deployment.input.path == str(tmp_path / "meters-2026-01-01T10:30" / "raw")
+
+
 def test_a_table_whose_name_only_starts_like_another_is_accepted(tmp_path: Path) -> None:
     """`out` and `out_quarantine` are siblings, not one inside the other."""
     raw = minimal()

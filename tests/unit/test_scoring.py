@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -423,6 +424,19 @@ def test_timestamp_predictions_stay_datetimes_next_to_an_invalid_row(batch: pd.D
     all_valid = pd.Series(True, index=batch.index)
     isolated = predict_valid_rows(FnModel(failing_middle), batch, all_valid, outputs, LABEL)
     assert isolated["due"].dtype.kind == "M"
+
+
+def test_python_datetimes_beyond_pandas_years_pass_next_to_an_invalid_row(
+    batch: pd.DataFrame,
+) -> None:
+    """A model's Python datetimes (a 9999-12-31 sentinel) stay objects in a batch that holds
+    a row not scored, as in a batch without one: pandas' datetime64 ends in 2262."""
+    sentinel = datetime(9999, 12, 31)
+    model = FnModel(lambda rows: pd.Series([sentinel] * len(rows), dtype=object))
+    outputs = (OutputColumn("valid_until", "timestamp"),)
+    valid = pd.Series([True, False, True], index=batch.index)
+    result = predict_valid_rows(model, batch, valid, outputs, LABEL)
+    assert result["valid_until"].tolist() == [sentinel, None, sentinel]
 
 
 def enforcing(dtypes: dict[str, str]) -> FnModel:
