@@ -42,6 +42,7 @@ MLFLOW_TO_SPARK = {
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)$")
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
+_LOGGED_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)$")  # MLflow 3's logged models
 
 
 def spark_data_type(ddl: str) -> Any:
@@ -114,6 +115,12 @@ class ResolvedModel:
 
 def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion:
     """Resolve an alias (or `latest`) to a version once, on the driver."""
+    logged = _LOGGED_URI.match(uri)
+    if logged:
+        # What log_model returns in MLflow 3 (ModelInfo.model_uri): fixed, like a run's model.
+        with _registry_errors(uri, tracking_uri):
+            _client(tracking_uri).get_logged_model(logged["model_id"])
+        return ModelVersion(uri, uri, None, logged["model_id"], uri)
     if uri.startswith("models:/"):
         return _pin_registered(uri, tracking_uri)
     run = _RUN_URI.match(uri)
@@ -170,8 +177,8 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
     numbered = _VERSION_URI.match(uri)
     if not alias and not numbered:
         raise DeploymentError(
-            f"Model URI {uri!r} is not models:/NAME@ALIAS, models:/NAME/VERSION or "
-            "models:/NAME/latest."
+            f"Model URI {uri!r} is not models:/NAME@ALIAS, models:/NAME/VERSION, "
+            "models:/NAME/latest or a logged model's models:/m-ID."
         )
     with _registry_errors(uri, tracking_uri):
         client = _client(tracking_uri)

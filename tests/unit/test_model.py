@@ -49,6 +49,7 @@ class Registry:
     client: mlflow.MlflowClient
     run_ids: tuple[str, ...]
     root: Path
+    model_ids: tuple[str, ...] = ()  # MLflow 3's logged models, one per run
 
 
 class TwoScores(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
@@ -71,7 +72,7 @@ def risk_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
     experiment_id = client.create_experiment(
         "lakescore-unit", artifact_location=(root / "artifacts").as_uri()
     )
-    run_ids = []
+    run_ids, model_ids = [], []
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -80,7 +81,7 @@ def risk_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
             for c in (1.0, 0.1):
                 model = _fit(c)
                 with mlflow.start_run(experiment_id=experiment_id) as run:
-                    mlflow.sklearn.log_model(
+                    info = mlflow.sklearn.log_model(
                         model,
                         name="model",
                         signature=infer_signature(FEATURES, model.predict(FEATURES)),
@@ -88,8 +89,9 @@ def risk_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
                         pip_requirements=SKLEARN_REQUIREMENTS,
                     )
                 run_ids.append(run.info.run_id)
+                model_ids.append(info.model_id)
     client.set_registered_model_alias(MODEL_NAME, "champion", "1")
-    yield Registry(uri, client, tuple(run_ids), root)
+    yield Registry(uri, client, tuple(run_ids), root, tuple(model_ids))
 
 
 @pytest.fixture(autouse=True)
@@ -193,6 +195,19 @@ def test_resolve_run_uri(risk_registry: Registry, tmp_path: Path) -> None:
     assert (Path(resolved.local_path) / "MLmodel").is_file()
     assert resolved.inputs == EXPECTED_INPUTS
     assert resolved.outputs == EXPECTED_OUTPUTS
+
+
+def test_resolve_a_logged_models_uri(risk_registry: Registry, tmp_path: Path) -> None:
+    """MLflow 3's log_model returns models:/m-<id>: the model is fixed by its id (its version
+    label), has no registered name, and is downloaded like any other."""
+    model_id = risk_registry.model_ids[1]
+    uri = f"models:/{model_id}"
+    resolved = resolve_model(uri, risk_registry.uri, download_dir=str(tmp_path))
+    assert (resolved.name, resolved.version_label, resolved.pinned_uri) == (None, model_id, uri)
+    assert (Path(resolved.local_path) / "MLmodel").is_file()
+    assert resolved.inputs == EXPECTED_INPUTS
+    with pytest.raises(ModelNotFoundError, match="m-0123abcd"):
+        pin_model_version("models:/m-0123abcd", risk_registry.uri)
 
 
 def test_resolve_run_uri_leaves_global_tracking_uri_alone(
