@@ -7,6 +7,7 @@ copy through Spark (see scoring.py), so a cluster whose workers cannot reach the
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -45,16 +46,30 @@ _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
 _LOGGED_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)$")  # MLflow 3's logged models
 
 
+@functools.cache
 def spark_data_type(ddl: str) -> Any:
     """The Spark type (a pyspark DataType) that a signature's type name means.
 
     `timestamp` is always TimestampType, an instant: parsed as text it follows the session's
     spark.sql.timestampType, which a notebook may set to TIMESTAMP_NTZ, and the run's columns
-    would then no longer match the tables an earlier run made.
+    would then no longer match the tables an earlier run made. Cached: a nested type (a model
+    without a signature takes columns as read) is parsed by the JVM, a round trip each time.
     """
     from pyspark.sql import types as T
 
-    return T._parse_datatype_string(_TIMESTAMP.sub("timestamp_ltz", ddl))
+    atomic = {
+        "boolean": T.BooleanType(),
+        "int": T.IntegerType(),
+        "bigint": T.LongType(),
+        "float": T.FloatType(),
+        "double": T.DoubleType(),
+        "string": T.StringType(),
+        "binary": T.BinaryType(),
+        "date": T.DateType(),
+        "timestamp": T.TimestampType(),
+        "timestamp_ntz": T.TimestampNTZType(),
+    }
+    return atomic.get(ddl) or T._parse_datatype_string(_TIMESTAMP.sub("timestamp_ltz", ddl))
 
 
 _TIMESTAMP = re.compile(r"\btimestamp\b(?!:)")  # the type, not a struct field named so
