@@ -222,12 +222,18 @@ def _runs(args: argparse.Namespace, deployment: Deployment) -> int:
     spark = get_spark(verbose=args.verbose, catalog=uses_catalog(deployment))
     deployment = resolve_tables(spark, deployment, create=False)
     if args.action == "list":
-        runs = list_runs(spark, deployment.runs.path, args.limit)
+        runs = list_runs(spark, deployment.runs.path, args.limit, deployment.name)
         print(to_json(runs) if args.json else print_runs(runs))
         return EXIT_OK
     record = get_run(spark, deployment.runs.path, args.run_id)
     if record is None:
         raise LakescoreError(f"Run {args.run_id} is not in the runs table {deployment.runs.path}.")
+    if record["deployment"] != deployment.name:
+        # Its rows are in that deployment's tables, not in the ones this file names.
+        raise LakescoreError(
+            f"Run {args.run_id} in the runs table {deployment.runs.path} is a run of deployment "
+            f"{record['deployment']}, not {deployment.name}: show it with that deployment's file."
+        )
     if args.json:
         print(to_json(record))
     else:

@@ -556,7 +556,10 @@ def replace_run_rows(
         # Delta skips the commit when there was nothing to add and nothing to replace.
         return Commit(version=int(latest["version"]) if latest else 0, rows=0, committed=False)
     metrics = ours["operationMetrics"] or {}
-    return Commit(version=int(ours["version"]), rows=int(metrics.get("numOutputRows", 0)))
+    # When the replaced rows share a file with other runs' (after OPTIMIZE or auto-compaction),
+    # Delta rewrites that file and counts the other runs' rows it copied as output too.
+    rows = int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0) or 0)
+    return Commit(version=int(ours["version"]), rows=rows)
 
 
 def revert_run_rows(

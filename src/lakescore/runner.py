@@ -496,7 +496,30 @@ def _stage_and_commit(
     # Once for every commit below (each check is a read of the runs table, seconds in a cold
     # JVM), and before the first: a superseded attempt changes no table.
     require_ownership(spark, deployment.runs.path, record)
-    _commit_failed_files(spark, deployment, record, failed)
+    failed_files = _commit_failed_files(spark, deployment, record, failed)
+    try:
+        return _commit_tables(run, validated, staged, summary)
+    except LimitExceededError:
+        raise  # an aborted run keeps its record of unreadable files, as its quarantine
+    except Exception:
+        path = failed_files_path(deployment.quarantine.path)
+        _take_back(run, path, "failed files", failed_files)
+        raise
+
+
+def _commit_tables(
+    run: _Run, validated: pipeline.Validated, staged: DataFrame, summary: _StagedCounts
+) -> RunRecord:
+    """The quarantine and predictions commits (or the abort, past a limit); each of them is
+    taken back if the other fails."""
+    spark, deployment, state, progress, model = (
+        run.spark,
+        run.deployment,
+        run.state,
+        run.progress,
+        run.model,
+    )
+    record = state.record
     if summary.rows_failed:
         reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: summary.rows_failed}
         record = state.update(quarantined_by_reason=reasons)
@@ -718,11 +741,17 @@ def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
     spark, deployment, record = run.spark, run.deployment, run.state.record
     commit = _commit_quarantine(spark, deployment, record, quarantined, run.model, run.progress)
     try:
-        _remove_run_predictions(spark, deployment, record)
+        removed = _remove_run_predictions(spark, deployment, record)
     except Exception:
         _take_back(run, deployment.quarantine.path, "quarantine", commit)
         raise
-    run.state.update(rows_quarantined=commit.rows, quarantine_version=commit.version, rows_scored=0)
+    run.state.update(
+        rows_quarantined=commit.rows,
+        quarantine_version=commit.version,
+        rows_scored=0,
+        # The version that removed an earlier attempt's predictions of this run id, if any.
+        output_version=removed.version if removed is not None and removed.committed else None,
+    )
     raise LimitExceededError(reason)
 
 
@@ -832,11 +861,11 @@ def _require_complete(problems: list[str]) -> None:
 
 def _commit_failed_files(
     spark: SparkSession, deployment: Deployment, record: RunRecord, failed: list[FailedFile]
-) -> None:
+) -> Commit | None:
     """Record unreadable files in a Delta table beside the quarantine, one set per run id."""
     path = failed_files_path(deployment.quarantine.path)
     if not failed and read_table(spark, path) is None:
-        return
+        return None
     recorded_at = datetime.now(timezone.utc)
     rows = [(f.path, f.error, record.run_id, deployment.name, recorded_at) for f in failed]
     frame = spark.createDataFrame(rows, FAILED_FILES_SCHEMA).coalesce(1)  # as in runs.write_run
@@ -849,7 +878,7 @@ def _commit_failed_files(
         {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
         table,
     )
-    replace_run_rows(
+    return replace_run_rows(
         frame,
         path,
         C.RUN_ID,
@@ -858,17 +887,20 @@ def _commit_failed_files(
     )
 
 
-def _remove_run_predictions(spark: SparkSession, deployment: Deployment, record: RunRecord) -> None:
+def _remove_run_predictions(
+    spark: SparkSession, deployment: Deployment, record: RunRecord
+) -> Commit | None:
     """An aborted rerun must not leave an earlier attempt's predictions behind."""
     existing = read_table(spark, deployment.output.path)
-    if existing is not None and existing.where(F.col(C.RUN_ID) == record.run_id).limit(1).count():
-        replace_run_rows(
-            existing.limit(0),
-            deployment.output.path,
-            C.RUN_ID,
-            record.run_id,
-            {"lakescore_run_id": record.run_id, "table": "predictions", "action": "abort"},
-        )
+    if existing is None or not existing.where(F.col(C.RUN_ID) == record.run_id).limit(1).count():
+        return None
+    return replace_run_rows(
+        existing.limit(0),
+        deployment.output.path,
+        C.RUN_ID,
+        record.run_id,
+        {"lakescore_run_id": record.run_id, "table": "predictions", "action": "abort"},
+    )
 
 
 def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | None:
@@ -956,19 +988,21 @@ def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
     since this record replaces that attempt's (which stays in `previous_attempts`)."""
     error = scrub(str(exc))
     attempts = list(record.previous_attempts or [])
-    succeeded = [i for i, a in enumerate(attempts) if a.get("status") == SUCCEEDED]
-    since = succeeded[-1] + 1 if succeeded else 0
+    # An aborted attempt committed its quarantine (and took back earlier predictions).
+    finished = [i for i, a in enumerate(attempts) if a.get("status") in (SUCCEEDED, ABORTED)]
+    since = finished[-1] + 1 if finished else 0
     interrupted = [a for a in attempts[since:] if a.get("status") == INTERRUPTED]
     if not isinstance(exc, LimitExceededError):
-        if succeeded:
-            kept = attempts[succeeded[-1]]
+        if finished:
+            kept = attempts[finished[-1]]
             error += (
                 f" The tables still hold the rows that attempt {kept.get('attempt')} of run "
-                f"{record.run_id} committed (it succeeded at {kept.get('finished_at')})."
+                f"{record.run_id} committed (it {kept.get('status')} at "
+                f"{kept.get('finished_at')})."
             )
         if interrupted:
             error += (
-                (" They may also hold" if succeeded else " The tables may still hold")
+                (" They may also hold" if finished else " The tables may still hold")
                 + f" rows that attempt {interrupted[-1].get('attempt')} of run {record.run_id} "
                 "committed before it was interrupted; a successful rerun of this run id "
                 "replaces them."

@@ -203,11 +203,16 @@ def write_run(
     )
 
 
-def list_runs(spark: SparkSession, path: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest runs first."""
+def list_runs(
+    spark: SparkSession, path: str, limit: int = 50, deployment: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest runs first; only `deployment`'s when given (deployments may share a runs
+    table, each with its own output tables)."""
     table = read_table(spark, path) if path else None
     if table is None:
         return []
+    if deployment is not None:
+        table = table.where(F.col("deployment") == deployment)
     rows = table.orderBy(F.desc("started_at")).limit(limit).collect()
     return [_in_utc(row.asDict(recursive=True)) for row in rows]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from deltalake import DeltaTable as RustDeltaTable
 
 from lakescore.cli import main
@@ -159,6 +160,30 @@ def test_aborted_rerun_removes_an_earlier_attempts_predictions(lakehouse: Any, c
     assert main(["score", str(strict), "--run-id", "flip"]) == 3
     capsys.readouterr()
     assert len(rust_table(deployment.output.path)) == 0
+    # The record names the version that took the earlier predictions away.
+    run = rust_table(deployment.runs.path).iloc[0]
+    assert run["output_version"] == RustDeltaTable(deployment.output.path).version()
+
+
+def test_a_rerun_after_optimize_counts_only_its_own_rows(
+    lakehouse: Any, capsys: Any, spark: Any
+) -> None:
+    """After OPTIMIZE, a run's rows share files with other runs'. Replacing them rewrites those
+    files, and Delta counts the other runs' rows it copies as output: the rerun was recorded as
+    failed ("counts do not reconcile", its commits kept) with twice its rows."""
+    deployment_file = lakehouse(rows=200, files=2)
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file), "--run-id", "r0"]) == 0
+    capsys.readouterr()
+    first = score_json(deployment_file, capsys, "--run-id", "r1")[1]
+    for path in (deployment.output.path, deployment.quarantine.path):
+        spark.sql(f"OPTIMIZE delta.`{path}`")
+    code, again = score_json(deployment_file, capsys, "--run-id", "r1")
+    assert code == 0 and again["status"] == "succeeded"
+    assert (again["rows_scored"], again["rows_quarantined"]) == (
+        first["rows_scored"],
+        first["rows_quarantined"],
+    )
 
 
 def test_warn_rules_are_counted_and_rows_still_scored(lakehouse: Any, capsys: Any) -> None:
@@ -225,6 +250,27 @@ def test_runs_show_gives_one_run(
     assert shown["started_at"].endswith("+00:00")
     assert main(["runs", "show", str(deployment_file), "nope"]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_runs_of_another_deployment_sharing_the_runs_table_are_not_shown_as_ours(
+    lakehouse: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """Their rows are in that deployment's tables: `runs list` leaves them out and `runs show`
+    names the deployment they belong to (it printed them with this deployment's tables)."""
+    ours = lakehouse(rows=50, files=1)
+    settings = yaml.safe_load(ours.read_text())
+    settings["name"] = "other-deployment"
+    for key in ("output", "quarantine"):
+        settings[key]["path"] = settings[key]["path"].replace("scored/", "scored-other/")
+    theirs = tmp_path / "other.yaml"
+    theirs.write_text(yaml.safe_dump(settings, sort_keys=False))
+    assert main(["score", str(ours), "--run-id", "mine"]) == 0
+    assert main(["score", str(theirs), "--run-id", "theirs"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "list", str(ours), "--json"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["mine"]
+    assert main(["runs", "show", str(ours), "theirs"]) == 1
+    assert "is a run of deployment other-deployment" in capsys.readouterr().err
 
 
 def test_stats_columns_of_the_deployment_are_the_tables_and_unknown_ones_are_named(

@@ -67,6 +67,25 @@ def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
 
 
 @pytest.mark.e2e
+def test_a_failed_commit_takes_back_the_attempts_unreadable_files_too(
+    lakehouse: Any, spark: Any, capsys: Any
+) -> None:
+    """The failed-files table is committed before the other two: when a later commit fails, its
+    rows of the run id go back too, instead of naming a file the tables' attempt never saw."""
+    from pathlib import Path
+
+    deployment_file = lakehouse(rows=100, files=2)
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 0
+    deployment = load_deployment(deployment_file)
+    Path(deployment.input.path, "zz-broken.parquet").write_text("not parquet")
+    freeze(spark, deployment.output.path, "_scored_at")
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 1
+    capsys.readouterr()
+    failed_files = DeltaTable(deployment.quarantine.path + "_failed_files").to_pyarrow_table()
+    assert "nightly" not in failed_files.column("_run_id").to_pylist()
+
+
+@pytest.mark.e2e
 def test_a_limit_abort_whose_quarantine_cannot_be_committed_keeps_the_earlier_predictions(
     lakehouse: Any, spark: Any, capsys: Any
 ) -> None:

@@ -36,3 +36,10 @@ def test_an_interrupted_attempt_before_the_succeeded_one_is_not_mentioned() -> N
 def test_an_interrupted_attempt_alone_is_named() -> None:
     error = failed_after("interrupted")
     assert "The tables may still hold rows that attempt 1 of run r committed before it" in error
+
+
+def test_an_aborted_attempts_quarantine_rows_are_named() -> None:
+    """An aborted attempt committed its quarantine rows: a later failure must not say nothing
+    was left."""
+    error = failed_after("succeeded", "aborted", "failed")
+    assert "still hold the rows that attempt 2 of run r committed (it aborted at" in error
