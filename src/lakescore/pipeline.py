@@ -195,6 +195,23 @@ def _castable(source: T.DataType, target: str) -> bool:
     return not isinstance(source, T.BinaryType) or target in ("binary", "string")
 
 
+def typed_inputs(
+    df: DataFrame, inputs: Sequence[InputColumn], extra: Sequence[Column] = ()
+) -> DataFrame:
+    """The frame as the rules see it: the model's inputs cast to the signature's types (a value
+    that does not cast is null), every other column as read, then `extra`."""
+    typed = {c.name: c.spark_type for c in inputs if c.name in df.columns}
+    return df.select(
+        *[
+            (
+                F.col(_q(c)).try_cast(spark_data_type(typed[c])) if c in typed else F.col(_q(c))
+            ).alias(c)
+            for c in df.columns
+        ],
+        *extra,
+    )
+
+
 def carried_columns(key: str | None, passthrough: Sequence[str]) -> list[str]:
     """Columns copied next to predictions: the key first, then the passthrough, no repeats."""
     ordered = ([key] if key else []) + list(passthrough)
@@ -213,17 +230,9 @@ def validate(
     cast is null there), so `kwh >= 0` works even when a file stored kwh as text; the frame
     returned keeps every column as read.
     """
-    typed = {c.name: c.spark_type for c in inputs if c.name in df.columns}
+    typed = [c.name for c in inputs if c.name in df.columns]
     raw_names = {name: f"__raw_{index}" for index, name in enumerate(typed)}
-    typed_view = df.select(
-        *[
-            (
-                F.col(_q(c)).try_cast(spark_data_type(typed[c])) if c in typed else F.col(_q(c))
-            ).alias(c)
-            for c in df.columns
-        ],
-        *[F.col(_q(c)).alias(raw) for c, raw in raw_names.items()],
-    )
+    typed_view = typed_inputs(df, inputs, [F.col(_q(c)).alias(raw) for c, raw in raw_names.items()])
     checks = (*signature_checks(inputs, df.schema, raw_names, redact), *rule_checks(rules))
     as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
     return Validated(

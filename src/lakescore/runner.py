@@ -343,7 +343,6 @@ def _score_input(
         model.outputs,
         model.describe(),
     )
-    _check_rules_parse(data.frame, deployment)
     unknown = [c for c in deployment.quarantine.redact if c not in data.frame.columns]
     if unknown:
         raise DeploymentError(
@@ -353,6 +352,7 @@ def _score_input(
     # and the model gets the columns as read (NaN included: many models take it). Times still
     # have to fit pandas, or their batch cannot reach the model at all.
     checked = model.inputs or tuple(c for c in inputs if c.spark_type in TIME_TYPES)
+    _check_rules_parse(pipeline.typed_inputs(data.frame, checked), deployment)
     validated = pipeline.validate(
         data.frame, checked, deployment.rules, deployment.quarantine.redact
     )
@@ -906,14 +906,15 @@ def _remove_run_predictions(
 def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | None:
     if limits.max_error_rows is not None and rows_invalid > limits.max_error_rows:
         return (
-            f"{rows_invalid:,} rows failed validation, more than limits.max_error_rows "
+            f"{rows_invalid:,} rows were quarantined (by validation or the model), more than "
+            "limits.max_error_rows "
             f"({limits.max_error_rows:,}); no predictions were committed."
         )
     if limits.max_error_fraction is not None and rows_read:
         fraction = rows_invalid / rows_read
         if fraction > limits.max_error_fraction:
             return (
-                f"{fraction:.1%} of rows failed validation ({rows_invalid:,} of "
+                f"{fraction:.1%} of rows were quarantined ({rows_invalid:,} of "
                 f"{rows_read:,}), more than limits.max_error_fraction "
                 f"({limits.max_error_fraction:.1%}); no predictions were committed."
             )
@@ -921,14 +922,37 @@ def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | 
 
 
 def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:
+    """Refuse, before the pass and naming the rule, what is not a check of one row: an
+    expression Spark cannot analyse, one that is not a boolean, an aggregate over the whole input
+    (`avg(n) > 0`; a window, `n > avg(n) over ()`, is a row check), and a non-deterministic one
+    (`rand() < 0.5`), whose verdict would differ each time the row is looked at: rows would be
+    quarantined without a reason."""
     for rule in deployment.rules:
+        where = f"Rule {rule.name} ({rule.expr})"
         try:
-            frame.select(F.expr(rule.expr).cast("boolean")).schema  # noqa: B018 (analysis only)
+            checked = frame.select(F.expr(rule.expr).alias("rule"))
+            data_type = checked.schema["rule"].dataType
+            plan = checked._jdf.queryExecution().analyzed()
         except PySparkException as exc:
             raise DeploymentError(
-                f"Rule {rule.name} ({rule.expr}) is not a valid Spark SQL boolean expression "
-                f"over the input: {spark_error_message(exc)}"
+                f"{where} is not a valid Spark SQL boolean expression over the input: "
+                f"{spark_error_message(exc)}"
             ) from exc
+        if not isinstance(data_type, T.BooleanType | T.NullType):
+            raise DeploymentError(
+                f"{where} gives {data_type.simpleString()}, not true or false: write a "
+                "comparison (for example `n <> 0`)."
+            )
+        if plan.getClass().getSimpleName() == "Aggregate":
+            raise DeploymentError(
+                f"{where} aggregates the whole input instead of checking one row: use a window "
+                "(for example `n > avg(n) OVER ()`)."
+            )
+        if not plan.expressions().head().deterministic():
+            raise DeploymentError(
+                f"{where} is not deterministic (rand(), uuid() and the like): a row's verdict "
+                "would change each time it is looked at."
+            )
 
 
 def _guard_scoring(

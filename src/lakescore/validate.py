@@ -146,7 +146,10 @@ def signature_checks(
                     F.lit(f"{spec.name} is NaN"),
                 )
             )
-            infinite = cast.isin(float("inf"), float("-inf"))
+            # Infinite as given: one that a cast to float made (1e300) is a type mismatch.
+            infinite = cast.isin(float("inf"), float("-inf")) & raw.try_cast(T.DoubleType()).isin(
+                float("inf"), float("-inf")
+            )
             checks.append(
                 _check(
                     RULE_INFINITE,
@@ -187,8 +190,10 @@ def failures(checks: Sequence[Check], action: str) -> Column:
     errors = [c.error for c in checks if c.action == action]
     if not errors:
         return F.array().cast(ERRORS_TYPE)
+    # array_compact, not filter with a lambda: a rule may hold a subquery (`id NOT IN (SELECT
+    # id FROM blocklist)`), which Spark refuses inside a higher-order function.
     return F.when(passes(checks, action), F.array().cast(ERRORS_TYPE)).otherwise(
-        F.filter(F.array(*errors), lambda e: e.isNotNull()).cast(ERRORS_TYPE)
+        F.array_compact(F.array(*errors)).cast(ERRORS_TYPE)
     )
 
 
@@ -228,15 +233,22 @@ def cast_inputs(
 def _changed_by_cast(
     raw: Column, cast: Column, spec: InputColumn, present: Mapping[str, T.DataType]
 ) -> Column:
-    """True where a cast that succeeded still changed the number: a fraction cut off by a cast to
-    an integer, or a double too large for a float (cast to infinity)."""
+    """True where a cast that succeeded still changed the value: a fraction cut off by a cast to
+    an integer, a number other than 0 and 1 made a boolean (7 became true), or a number too
+    large or too small for a float (made infinite, or 0)."""
     source = present[spec.name]
     if spec.spark_type in ("int", "bigint") and isinstance(
         source, T.FloatType | T.DoubleType | T.DecimalType
     ):
         return cast != raw
-    if spec.spark_type == "float" and isinstance(source, T.DoubleType | T.DecimalType):
-        return cast.isin(float("inf"), float("-inf")) & ~raw.isin(float("inf"), float("-inf"))
+    if spec.spark_type == "boolean" and isinstance(source, T.NumericType):
+        return ~raw.isin(0, 1)
+    if spec.spark_type == "float" and isinstance(
+        source, T.DoubleType | T.DecimalType | T.StringType
+    ):
+        wide = raw.try_cast(T.DoubleType())
+        infinite = [float("inf"), float("-inf")]
+        return (cast.isin(*infinite) & ~wide.isin(*infinite)) | ((cast == 0) & (wide != 0))
     return F.lit(False)
 
 

@@ -237,3 +237,22 @@ def test_quieting_pysparks_error_loggers_keeps_them_pysparks(tmp_path: Path, cap
     run(["score", str(tmp_path / "nope.yaml")], capsys)
     for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
         assert isinstance(logging.getLogger(name), PySparkLogger)
+
+
+@pytest.mark.parametrize(
+    ("expr", "wanted"),
+    [
+        ("kwh_7d - 2", "gives double, not true or false"),
+        ("avg(kwh_7d) > 0", "aggregates the whole input"),
+        ("rand() < 0.5", "is not deterministic"),
+    ],
+)
+def test_rules_that_are_not_row_checks_are_bad_usage(
+    lakehouse: Any, capsys: Any, expr: str, wanted: str
+) -> None:
+    """A number cast to boolean, an aggregate that fails only inside the pass, and a verdict
+    that changes each time the row is looked at (rows quarantined with no reason) are refused
+    before the pass, naming the rule."""
+    deployment_file = lakehouse(rows=20, files=1, rules=[{"name": "odd", "expr": expr}])
+    code, err = run(["score", str(deployment_file)], capsys)
+    assert code == 2 and "Rule odd" in err and wanted in err

@@ -211,3 +211,47 @@ def test_a_model_without_a_signature_takes_nested_columns_as_read(spark: Any) ->
     inputs = pipeline.model_inputs(unsigned, df, "id")
     assert inputs == (InputColumn("emb", "array<double>", required=False),)
     pipeline.check_input_columns(df, inputs, "id", ["id"], _MODEL.outputs, "models:/m/1")
+
+
+def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> None:
+    """`id NOT IN (SELECT id FROM blocklist)`: Spark refused the subquery inside the lambda the
+    errors array was filtered with."""
+    spark.createDataFrame([("b",)], "id string").createOrReplaceTempView("blocklist")
+    rules = (Rule("not_blocked", "id NOT IN (SELECT id FROM blocklist)", "quarantine"),)
+    rows = [("a", "1", "s"), ("b", "2", "s")]
+    validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
+    got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
+    assert got == {"a": [], "b": ["not_blocked"]}
+
+
+@pytest.mark.parametrize(
+    ("typed", "column_type", "value"),
+    [
+        ("boolean", "int", 7),  # a cast makes it true
+        ("float", "double", 1e300),  # a cast makes it infinite
+        ("float", "string", "1e300"),
+        ("float", "double", 1e-60),  # a cast makes it 0
+    ],
+)
+def test_casts_that_change_a_value_are_type_mismatches(
+    spark: Any, typed: str, column_type: str, value: Any
+) -> None:
+    """The row is quarantined as type_mismatch naming the value, not scored as true or 0, nor
+    called `infinite` (the value was not)."""
+    frame = spark.createDataFrame([("a", value)], f"id string, n {column_type}")
+    validated = pipeline.validate(frame, (InputColumn("n", typed),), ())
+    [row] = validated.frame.collect()
+    assert [e["rule"] for e in row["_errors"]] == ["type_mismatch"]
+
+
+def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
+    rows = [("a", 1, 0.5, "2.5"), ("b", 0, 0.0, "-inf")]
+    frame = spark.createDataFrame(rows, "id string, flag int, x double, y string")
+    inputs = (
+        InputColumn("flag", "boolean"),
+        InputColumn("x", "float"),
+        InputColumn("y", "float"),
+    )
+    validated = pipeline.validate(frame, inputs, ())
+    got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
+    assert got == {"a": [], "b": ["infinite"]}
