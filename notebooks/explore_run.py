@@ -60,6 +60,8 @@ def table(path: str) -> DataFrame | None:
 runs = table(deployment.runs.path)
 if runs is None:
     raise ValueError(f"No runs table at {deployment.runs.path} yet: score the deployment first.")
+# Deployments may share a runs table; this deployment's rows are in its own output tables.
+runs = runs.where(F.col("deployment") == deployment.name)
 if not run_id:
     newest = runs.orderBy(F.desc("started_at")).select("run_id").first()
     if newest is None:
@@ -67,7 +69,10 @@ if not run_id:
     run_id = str(newest["run_id"])
 found = runs.where(F.col("run_id") == run_id).first()
 if found is None:
-    raise ValueError(f"Run {run_id} is not in the runs table {deployment.runs.path}.")
+    raise ValueError(
+        f"Run {run_id} of deployment {deployment.name} is not in the runs table "
+        f"{deployment.runs.path}."
+    )
 run = found.asDict(recursive=True)
 files_failed = run.get("files_failed") or []
 reconciles = run["rows_read"] is not None and run["rows_read"] == (run["rows_scored"] or 0) + (

@@ -148,8 +148,8 @@ def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion
     if len(scheme) > 1 and scheme != "file":  # one letter is a Windows drive
         raise DeploymentError(
             f"Model URI {uri!r}: lakescore takes models:/NAME@ALIAS, models:/NAME/VERSION, "
-            f"runs:/RUN_ID/PATH or a local folder, not {scheme}: URIs (register the model, or "
-            "download it to a local folder)."
+            f"models:/m-ID, runs:/RUN_ID/PATH or a local folder, not {scheme}: URIs (register "
+            "the model, or download it to a local folder)."
         )
     path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri)
     if not (path / "MLmodel").is_file():

@@ -903,12 +903,16 @@ def _remove_run_predictions(
     )
 
 
+# How an abort by a limit ends its error: in previous_attempts, it says the attempt committed.
+LIMIT_ABORTED = "no predictions were committed, only the quarantine"
+
+
 def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | None:
     if limits.max_error_rows is not None and rows_invalid > limits.max_error_rows:
         return (
             f"{rows_invalid:,} rows were quarantined (by validation or the model), more than "
             "limits.max_error_rows "
-            f"({limits.max_error_rows:,}); no predictions were committed."
+            f"({limits.max_error_rows:,}); {LIMIT_ABORTED}."
         )
     if limits.max_error_fraction is not None and rows_read:
         fraction = rows_invalid / rows_read
@@ -916,7 +920,7 @@ def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | 
             return (
                 f"{fraction:.1%} of rows were quarantined ({rows_invalid:,} of "
                 f"{rows_read:,}), more than limits.max_error_fraction "
-                f"({limits.max_error_fraction:.1%}); no predictions were committed."
+                f"({limits.max_error_fraction:.1%}); {LIMIT_ABORTED}."
             )
     return None
 
@@ -941,14 +945,14 @@ def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:
         if not isinstance(data_type, T.BooleanType | T.NullType):
             raise DeploymentError(
                 f"{where} gives {data_type.simpleString()}, not true or false: write a "
-                "comparison (for example `n <> 0`)."
+                "comparison (for example `flag <> 0` or `flag = 'Y'`)."
             )
         if plan.getClass().getSimpleName() == "Aggregate":
             raise DeploymentError(
                 f"{where} aggregates the whole input instead of checking one row: use a window "
                 "(for example `n > avg(n) OVER ()`)."
             )
-        if not plan.expressions().head().deterministic():
+        if not plan.deterministic():
             raise DeploymentError(
                 f"{where} is not deterministic (rand(), uuid() and the like): a row's verdict "
                 "would change each time it is looked at."
@@ -1012,8 +1016,14 @@ def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
     since this record replaces that attempt's (which stays in `previous_attempts`)."""
     error = scrub(str(exc))
     attempts = list(record.previous_attempts or [])
-    # An aborted attempt committed its quarantine (and took back earlier predictions).
-    finished = [i for i, a in enumerate(attempts) if a.get("status") in (SUCCEEDED, ABORTED)]
+    # An attempt aborted by a limit committed its quarantine (and took back earlier
+    # predictions); one aborted on an incomplete input committed nothing.
+    finished = [
+        i
+        for i, a in enumerate(attempts)
+        if a.get("status") == SUCCEEDED
+        or (a.get("status") == ABORTED and LIMIT_ABORTED in (a.get("error") or ""))
+    ]
     since = finished[-1] + 1 if finished else 0
     interrupted = [a for a in attempts[since:] if a.get("status") == INTERRUPTED]
     if not isinstance(exc, LimitExceededError):

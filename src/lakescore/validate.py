@@ -146,10 +146,9 @@ def signature_checks(
                     F.lit(f"{spec.name} is NaN"),
                 )
             )
-            # Infinite as given: one that a cast to float made (1e300) is a type mismatch.
-            infinite = cast.isin(float("inf"), float("-inf")) & raw.try_cast(T.DoubleType()).isin(
-                float("inf"), float("-inf")
-            )
+            # Infinite as given: one that a cast made (1e300 for a float, "1e400") is a type
+            # mismatch instead (_changed_by_cast).
+            infinite = cast.isin(*_INFINITIES) & _given_infinite(raw, present[spec.name])
             checks.append(
                 _check(
                     RULE_INFINITE,
@@ -243,12 +242,24 @@ def _changed_by_cast(
         return cast != raw
     if spec.spark_type == "boolean" and isinstance(source, T.NumericType):
         return ~raw.isin(0, 1)
-    if spec.spark_type == "float" and isinstance(
-        source, T.DoubleType | T.DecimalType | T.StringType
-    ):
-        wide = raw.try_cast(T.DoubleType())
-        infinite = [float("inf"), float("-inf")]
-        return (cast.isin(*infinite) & ~wide.isin(*infinite)) | ((cast == 0) & (wide != 0))
+    made_infinite = cast.isin(*_INFINITIES) & ~_given_infinite(raw, source)
+    if spec.spark_type == "float" and isinstance(source, T.DoubleType | T.DecimalType):
+        return made_infinite | ((cast == 0) & (raw != 0))
+    if spec.spark_type in _FLOATING and isinstance(source, T.StringType):
+        return made_infinite | ((cast == 0) & (raw.try_cast(T.DoubleType()) != 0))
+    return F.lit(False)
+
+
+_INFINITIES = (float("inf"), float("-inf"))
+
+
+def _given_infinite(raw: Column, source: T.DataType) -> Column:
+    """Whether the value as read is infinite: a float or double infinity, or text that spells one
+    ("inf", "-Infinity"), not a number too large for the type ("1e400")."""
+    if isinstance(source, T.StringType):
+        return F.lower(F.trim(raw)).rlike("^[+-]?inf(inity)?$")
+    if isinstance(source, T.FloatType | T.DoubleType):
+        return raw.isin(*_INFINITIES)
     return F.lit(False)
 
 

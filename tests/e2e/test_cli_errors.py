@@ -245,6 +245,7 @@ def test_quieting_pysparks_error_loggers_keeps_them_pysparks(tmp_path: Path, cap
         ("kwh_7d - 2", "gives double, not true or false"),
         ("avg(kwh_7d) > 0", "aggregates the whole input"),
         ("rand() < 0.5", "is not deterministic"),
+        ("kwh_7d > avg(kwh_7d) OVER () + rand()", "is not deterministic"),
     ],
 )
 def test_rules_that_are_not_row_checks_are_bad_usage(

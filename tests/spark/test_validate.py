@@ -231,6 +231,8 @@ def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> Non
         ("float", "double", 1e300),  # a cast makes it infinite
         ("float", "string", "1e300"),
         ("float", "double", 1e-60),  # a cast makes it 0
+        ("double", "string", "1e400"),  # too large for a double: infinite, but not given so
+        ("float", "string", "1e-50"),
     ],
 )
 def test_casts_that_change_a_value_are_type_mismatches(
@@ -245,7 +247,7 @@ def test_casts_that_change_a_value_are_type_mismatches(
 
 
 def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
-    rows = [("a", 1, 0.5, "2.5"), ("b", 0, 0.0, "-inf")]
+    rows = [("a", 1, 0.5, "2.5"), ("b", 0, 0.0, "-inf"), ("c", 1, 1.0, " Infinity ")]
     frame = spark.createDataFrame(rows, "id string, flag int, x double, y string")
     inputs = (
         InputColumn("flag", "boolean"),
@@ -254,4 +256,4 @@ def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
     )
     validated = pipeline.validate(frame, inputs, ())
     got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
-    assert got == {"a": [], "b": ["infinite"]}
+    assert got == {"a": [], "b": ["infinite"], "c": ["infinite"]}

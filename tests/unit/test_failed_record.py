@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from lakescore.config import Limits
 from lakescore.errors import InputError
-from lakescore.runner import _failed
+from lakescore.runner import _failed, _limit_exceeded
 from lakescore.runs import FAILED, RunRecord
 
 STARTED = datetime(2026, 11, 26, tzinfo=timezone.utc)
 
 
-def failed_after(*statuses: str) -> str:
+def failed_after(*statuses: str, errors: dict[int, str] | None = None) -> str:
     earlier = [
-        {"attempt": n, "status": status, "finished_at": STARTED}
+        {"attempt": n, "status": status, "finished_at": STARTED, "error": (errors or {}).get(n)}
         for n, status in enumerate(statuses, start=1)
     ]
     record = RunRecord("r", "d", "running", STARTED, "/in", previous_attempts=earlier)
@@ -38,8 +39,17 @@ def test_an_interrupted_attempt_alone_is_named() -> None:
     assert "The tables may still hold rows that attempt 1 of run r committed before it" in error
 
 
-def test_an_aborted_attempts_quarantine_rows_are_named() -> None:
-    """An aborted attempt committed its quarantine rows: a later failure must not say nothing
-    was left."""
-    error = failed_after("succeeded", "aborted", "failed")
+def test_an_attempt_aborted_by_a_limit_is_named_for_its_quarantine_rows() -> None:
+    """An attempt aborted by a limit committed its quarantine (and took the earlier predictions
+    away): a later failure names it, not the succeeded attempt before it."""
+    limit = _limit_exceeded(Limits(max_error_rows=0), 10, 3)
+    assert limit is not None
+    error = failed_after("succeeded", "aborted", "failed", errors={2: limit})
     assert "still hold the rows that attempt 2 of run r committed (it aborted at" in error
+
+
+def test_an_attempt_aborted_on_an_incomplete_input_committed_nothing() -> None:
+    error = failed_after(
+        "succeeded", "aborted", errors={2: "Input is incomplete: the marker _READY is missing."}
+    )
+    assert "still hold the rows that attempt 1 of run r committed (it succeeded at" in error
