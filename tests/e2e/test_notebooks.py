@@ -143,3 +143,28 @@ def test_explore_run_defaults_to_the_newest_run_and_honours_the_widget(
     expect_explore(newest, deployment, "newer", "")
     expect_explore(named, deployment, "older", "older")
     assert "run older" not in newest and "run newer" not in named
+
+
+def test_explore_run_keeps_to_its_deployments_runs_in_a_shared_runs_table(
+    lakehouse: Any, spark: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """Another deployment's newer run in the same runs table is neither the default nor shown:
+    its rows are in that deployment's tables, not in the ones this file names."""
+    import yaml
+
+    deployment_file = lakehouse(rows=120, files=2)
+    deployment = load_deployment(deployment_file)
+    score(spark, deployment, "ours")
+    settings = yaml.safe_load(deployment_file.read_text())
+    settings["name"] = "other-deployment"
+    for key in ("output", "quarantine"):
+        settings[key]["path"] = settings[key]["path"].replace("scored/", "scored-other/")
+    other_file = tmp_path / "other.yaml"
+    other_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+    score(spark, load_deployment(other_file), "theirs")
+    notebook = ROOT / "notebooks" / "explore_run.py"
+
+    newest, _ = run_notebook(notebook, {"deployment": str(deployment_file)}, capsys)
+    expect_explore(newest, deployment, "ours", "")
+    with pytest.raises(ValueError, match="Run theirs of deployment meter-risk-test is not in"):
+        run_notebook(notebook, {"deployment": str(deployment_file), "run_id": "theirs"}, capsys)
