@@ -108,28 +108,17 @@ def test_a_models_datetime_output_is_a_timestamp_in_a_session_whose_timestamps_d
     """The signature's `datetime` means an instant (timestamp) whatever spark.sql.timestampType
     says: as text it became timestamp_ntz in such a session, and an existing table refused it."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
     import scoring_models
-    import yaml
+    from lakehouses import parquet_lakehouse
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     signature = ModelSignature(Schema([ColSpec("datetime", "n")]), Schema([ColSpec("datetime")]))
     model = scoring_models.save_echo(tmp_path / "echo-time", signature)
     due = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-    (tmp_path / "raw").mkdir()
     times = pa.array([due, due], pa.timestamp("us", tz="UTC"))
-    pq.write_table(pa.table({"id": ["a", "b"], "n": times}), tmp_path / "raw" / "p.parquet")
-    deployment = {
-        "name": "times",
-        "model": {"uri": str(model)},
-        "input": {"format": "parquet", "path": "raw", "key": "id"},
-        "output": {"path": "out/predictions"},
-        "quarantine": {"path": "out/quarantine"},
-        "runs": {"path": "out/runs"},
-    }
-    (tmp_path / "deployment.yaml").write_text(yaml.safe_dump(deployment))
-    loaded = load_deployment(tmp_path / "deployment.yaml")
+    table = pa.table({"id": ["a", "b"], "n": times})
+    loaded = load_deployment(parquet_lakehouse(tmp_path, model, table))
     assert score(spark, loaded).succeeded
     settings = {
         "spark__sql__timestampType": "TIMESTAMP_NTZ",

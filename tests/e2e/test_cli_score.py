@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from deltalake import DeltaTable as RustDeltaTable
+from lakehouses import sharing_runs_table
 
 from lakescore.cli import main
 from lakescore.config import load_deployment
@@ -258,12 +258,7 @@ def test_runs_of_another_deployment_sharing_the_runs_table_are_not_shown_as_ours
     """Their rows are in that deployment's tables: `runs list` leaves them out and `runs show`
     names the deployment they belong to (it printed them with this deployment's tables)."""
     ours = lakehouse(rows=50, files=1)
-    settings = yaml.safe_load(ours.read_text())
-    settings["name"] = "other-deployment"
-    for key in ("output", "quarantine"):
-        settings[key]["path"] = settings[key]["path"].replace("scored/", "scored-other/")
-    theirs = tmp_path / "other.yaml"
-    theirs.write_text(yaml.safe_dump(settings, sort_keys=False))
+    theirs = sharing_runs_table(ours, tmp_path)
     assert main(["score", str(ours), "--run-id", "mine"]) == 0
     assert main(["score", str(theirs), "--run-id", "theirs"]) == 0
     capsys.readouterr()

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import scoring_models
-import yaml
 from deltalake import DeltaTable
+from lakehouses import parquet_lakehouse
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
@@ -48,22 +47,7 @@ def run(
 ) -> tuple[Any, Any, Any]:
     """Write `table` (and `more`) as Parquet files, score them in one batch; return the run's
     record, predictions and quarantine."""
-    (tmp_path / "raw").mkdir(parents=True)
-    for index, part in enumerate((table, *more)):
-        pq.write_table(part, tmp_path / "raw" / f"part-{index}.parquet")
-    deployment = {
-        "name": "types",
-        "model": {"uri": str(model)},
-        "input": {"format": "parquet", "path": "raw", "key": "id"},
-        "output": {"path": "out/predictions"},
-        "quarantine": {"path": "out/quarantine"},
-        "runs": {"path": "out/runs"},
-        "scoring": {"batch_size": 1000},
-        **overrides,
-    }
-    file = tmp_path / "deployment.yaml"
-    file.write_text(yaml.safe_dump(deployment))
-    loaded = load_deployment(file)
+    loaded = load_deployment(parquet_lakehouse(tmp_path, model, table, *more, **overrides))
     from lakescore.session import get_spark
 
     record = score(get_spark(), loaded, run_id="types").record

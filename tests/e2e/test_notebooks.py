@@ -150,18 +150,12 @@ def test_explore_run_keeps_to_its_deployments_runs_in_a_shared_runs_table(
 ) -> None:
     """Another deployment's newer run in the same runs table is neither the default nor shown:
     its rows are in that deployment's tables, not in the ones this file names."""
-    import yaml
+    from lakehouses import sharing_runs_table
 
     deployment_file = lakehouse(rows=120, files=2)
     deployment = load_deployment(deployment_file)
     score(spark, deployment, "ours")
-    settings = yaml.safe_load(deployment_file.read_text())
-    settings["name"] = "other-deployment"
-    for key in ("output", "quarantine"):
-        settings[key]["path"] = settings[key]["path"].replace("scored/", "scored-other/")
-    other_file = tmp_path / "other.yaml"
-    other_file.write_text(yaml.safe_dump(settings, sort_keys=False))
-    score(spark, load_deployment(other_file), "theirs")
+    score(spark, load_deployment(sharing_runs_table(deployment_file, tmp_path)), "theirs")
     notebook = ROOT / "notebooks" / "explore_run.py"
 
     newest, _ = run_notebook(notebook, {"deployment": str(deployment_file)}, capsys)
