@@ -1,6 +1,7 @@
 """Command line: argument parsing → config → runner. Nothing else.
 
-Exit codes: 0 succeeded, 1 failed, 2 bad usage or deployment file, 3 aborted by an error limit.
+Exit codes: 0 succeeded, 1 failed, 2 bad usage or deployment file, 3 aborted by an error limit,
+130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from lakescore import __version__
 from lakescore.config import Deployment, load_deployment
 from lakescore.errors import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     LakescoreError,
+    Terminated,
+    interruption,
     spark_error_message,
 )
 from lakescore.progress import Progress
@@ -116,9 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except LakescoreError as exc:
         return _failure(args, scrub(str(exc)), exc.exit_code, exc.run_record)
-    except KeyboardInterrupt:
-        print("lakescore: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # the run, if one started, has recorded how it ended
+        code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        return _failure(args, interruption(exc), code, getattr(exc, "run_record", None))
     except Exception as exc:
         if args.verbose:
             raise
@@ -127,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {scrub(_first_line(exc))} "
             "(rerun with --verbose for the traceback)",
             EXIT_FAILED,
+            getattr(exc, "run_record", None),
         )
 
 

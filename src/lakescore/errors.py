@@ -11,6 +11,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130  # the shell's code for SIGINT (128 + 2)
+EXIT_TERMINATED = 143  # and for SIGTERM (128 + 15)
 
 
 class LakescoreError(Exception):
@@ -68,6 +70,20 @@ class IncompleteInputError(LakescoreError):
     """The input is not complete yet (input.expect): nothing is scored or committed."""
 
     exit_code = EXIT_ABORTED
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler stopping the job), raised in the main thread like Ctrl-C, so the run
+    records that it ended instead of staying `running`."""
+
+
+def interruption(exc: BaseException) -> str:
+    """How an interrupted run ended, in a few words."""
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or a cancelled notebook cell)"
+    return f"stopped by {type(exc).__name__}"
 
 
 def spark_error_message(exc: BaseException) -> str:

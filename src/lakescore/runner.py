@@ -46,10 +46,12 @@ from lakescore.errors import (
     RuleFailedError,
     ScoringError,
     TableSchemaError,
+    interruption,
     python_error_message,
     spark_error_message,
 )
 from lakescore.faults import fault_point
+from lakescore.interrupts import stoppable
 from lakescore.io import (
     FAILED_FILES_COMMENTS,
     FAILED_FILES_SCHEMA,
@@ -149,7 +151,7 @@ def score(
             deployment.runs.path,
         )
         try:
-            with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
+            with stoppable(spark), tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
                 record = _score(spark, deployment, state, progress, workdir)
         except AttemptSupersededError:
             raise  # the newer attempt owns the run record now
@@ -169,6 +171,13 @@ def score(
             _record_failure(spark, deployment, failed, progress, error)
             error.run_record = asdict(failed)
             raise error from exc
+        except BaseException as exc:
+            # Ctrl-C, a cancelled notebook cell, SIGTERM, or a bug: record the end anyway, or
+            # the runs table would say `running` for ever.
+            failed = _failed(state.record, LakescoreError(_stopped(state, exc)), FAILED)
+            _record_quietly(spark, deployment, state, failed, progress)
+            exc.run_record = asdict(failed)  # type: ignore[attr-defined]
+            raise
     try:
         _finish(spark, deployment, record, progress)
     except (Py4JJavaError, PySparkException) as exc:
@@ -180,6 +189,38 @@ def score(
     if record.status != SUCCEEDED:
         raise LakescoreError(record.error or f"Run {run_id} failed.")
     return RunResult(record, deployment)
+
+
+def _stopped(state: _RunState, exc: BaseException) -> str:
+    """The error of a run that neither failed in an expected way nor finished."""
+    run_id = state.record.run_id
+    if isinstance(exc, Exception):
+        said = f"Run {run_id} failed with an unexpected {type(exc).__name__}: {exc}".strip(": ")
+    else:
+        said = f"Run {run_id} was {interruption(exc)} before it finished"
+    if state.committing:
+        said += (
+            "; it was committing, and the tables may hold rows it committed (a rerun of this "
+            "run id replaces them)"
+        )
+    return said.splitlines()[0] + "."
+
+
+def _record_quietly(
+    spark: SparkSession,
+    deployment: Deployment,
+    state: _RunState,
+    record: RunRecord,
+    progress: Progress,
+) -> None:
+    """Best effort, on the way out of an interrupted run: the interruption is what the caller
+    must see, even when the record cannot be written (the JVM may be shutting down too)."""
+    try:
+        state.wait_quietly()
+        _drop_older_staging(spark, deployment, record)
+        _finish(spark, deployment, record, progress)
+    except BaseException:  # a second Ctrl-C too: the first one is re-raised
+        _log.warning("run %s could not record how it ended", record.run_id, exc_info=True)
 
 
 def _drop_older_staging(spark: SparkSession, deployment: Deployment, record: RunRecord) -> None:
@@ -230,6 +271,7 @@ class _RunState:
         self.record = record
         self.record_path = record_path  # the runs table
         self.files: tuple[str, ...] = ()
+        self.committing = False  # set once the first table commit may have begun
         self._recorded = recorded
 
     def wait_until_recorded(self) -> None:
@@ -496,12 +538,13 @@ def _stage_and_commit(
     # Once for every commit below (each check is a read of the runs table, seconds in a cold
     # JVM), and before the first: a superseded attempt changes no table.
     require_ownership(spark, deployment.runs.path, record)
+    state.committing = True
     failed_files = _commit_failed_files(spark, deployment, record, failed)
     try:
         return _commit_tables(run, validated, staged, summary)
     except LimitExceededError:
         raise  # an aborted run keeps its record of unreadable files, as its quarantine
-    except Exception:
+    except BaseException:  # Ctrl-C and SIGTERM too: a stopped run changes no table either
         path = failed_files_path(deployment.quarantine.path)
         _take_back(run, path, "failed files", failed_files)
         raise
@@ -549,16 +592,20 @@ def _commit_tables(
                 model,
                 run.stats_columns,
             )
-        except Exception:
+        except BaseException:
             quarantine_done = _result_or_none(quarantine_commit)
             _take_back(run, deployment.quarantine.path, "quarantine", quarantine_done)
             raise
-        progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
-        fault_point("after_predictions_commit")
         try:
+            progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
+            fault_point("after_predictions_commit")
             quarantined_commit = quarantine_commit.result()
-        except Exception:
+        except BaseException:
             _take_back(run, deployment.output.path, "predictions", out)
+            if not (quarantine_commit.done() and quarantine_commit.exception()):
+                # Interrupted before or while waiting for it: it may commit yet.
+                quarantine_done = _result_or_none(quarantine_commit)
+                _take_back(run, deployment.quarantine.path, "quarantine", quarantine_done)
             raise
     return state.update(
         rows_scored=out.rows,

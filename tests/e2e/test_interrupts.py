@@ -1,0 +1,169 @@
+"""A run stopped by Ctrl-C (a cancelled notebook cell), by SIGTERM (a scheduler stopping the job)
+or by an unexpected error records how it ended, takes back what it committed, and leaves nothing
+staged, so the runs table never says `running` for a run that is over."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+from lakescore.progress import Progress
+from lakescore.runner import score
+
+BIN = Path(sys.executable).parent
+
+
+def read(path: str) -> Any:
+    return DeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def rows_of(path: str, run_id: str) -> int:
+    """Rows of the run id in a table (0 when the table was never created)."""
+    if not Path(path, "_delta_log").exists():
+        return 0
+    return int((read(path)["_run_id"] == run_id).sum())
+
+
+def signal_at(
+    point: str, signum: int, deployment_file: Path, run_id: str, tmp_path: Path
+) -> tuple[int, dict[str, Any]]:
+    """Start `lakescore score --json`, wait until it pauses at `point`, send `signum` to the
+    lakescore process alone (as a terminal or a scheduler would), and return its exit code and
+    the JSON it printed."""
+    marker = tmp_path / f"{point}.marker"
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "LAKESCORE_FAULT_PAUSE_AT": point,
+        "LAKESCORE_FAULT_MARKER": str(marker),
+    }
+    process = subprocess.Popen(
+        [str(BIN / "lakescore"), "score", str(deployment_file), "--run-id", run_id, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert process.poll() is None, f"the run ended before reaching {point}"
+            assert time.monotonic() < deadline, f"the run never reached {point}"
+            time.sleep(0.5)
+        process.send_signal(signum)
+        out, _ = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    return process.returncode, json.loads(out)
+
+
+def staging_of(deployment: Any, run_id: str) -> Path:
+    return Path(deployment.output.path).parent / "_lakescore_staging" / deployment.name / run_id
+
+
+@pytest.mark.e2e
+def test_ctrl_c_during_scoring_records_the_run_as_interrupted(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=300, files=2)
+    deployment = load_deployment(deployment_file)
+
+    code, output = signal_at("scoring", signal.SIGINT, deployment_file, "nightly", tmp_path)
+
+    assert code == 130
+    assert output["exit_code"] == 130 and "interrupted" in output["error"]
+    run = read(deployment.runs.path).set_index("run_id").loc["nightly"]
+    assert run["status"] == "failed"
+    assert run["error"].startswith("Run nightly was interrupted (Ctrl-C")
+    assert "committing" not in run["error"]  # it stopped before any commit
+    assert output["run"]["status"] == "failed" and output["run"]["error"] == run["error"]
+    assert rows_of(deployment.output.path, "nightly") == 0
+    assert not staging_of(deployment, "nightly").exists()
+
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 0
+    capsys.readouterr()
+    rerun = read(deployment.runs.path).set_index("run_id").loc["nightly"]
+    assert rerun["status"] == "succeeded"
+    assert [(a["attempt"], a["status"]) for a in rerun["previous_attempts"]] == [(1, "failed")]
+
+
+@pytest.mark.e2e
+def test_sigterm_after_the_predictions_commit_takes_it_back(lakehouse: Any, tmp_path: Path) -> None:
+    deployment_file = lakehouse(rows=300, files=2)
+    deployment = load_deployment(deployment_file)
+
+    code, output = signal_at(
+        "after_predictions_commit", signal.SIGTERM, deployment_file, "nightly", tmp_path
+    )
+
+    assert code == 143 and output["error"] == "terminated (SIGTERM)"
+    run = read(deployment.runs.path).set_index("run_id").loc["nightly"]
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    assert run["error"].startswith("Run nightly was terminated (SIGTERM) before it finished")
+    assert "it was committing" in run["error"]
+    # The predictions commit happened and was taken back; so was the quarantine's.
+    history = DeltaTable(deployment.output.path).history()
+    assert any("revert" in str(entry.get("userMetadata")) for entry in history)
+    assert rows_of(deployment.output.path, "nightly") == 0
+    assert rows_of(deployment.quarantine.path, "nightly") == 0
+    assert not staging_of(deployment, "nightly").exists()
+
+
+class _StopWhen(Progress):
+    """A progress reporter that raises when a stage line matches `pattern`: the notebook's
+    cancel (KeyboardInterrupt) or a bug (any other exception) at a known point of a real run."""
+
+    def __init__(self, pattern: str, error: BaseException) -> None:
+        super().__init__(enabled=False)
+        self._pattern, self._error = re.compile(pattern), error
+
+    def stage(self, message: str) -> None:
+        if self._pattern.match(message):
+            raise self._error
+
+
+def test_a_cancelled_notebook_cell_records_the_run_and_takes_back_its_commit(
+    spark: Any, lakehouse: Any
+) -> None:
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        score(
+            spark,
+            deployment,
+            "cell",
+            _StopWhen(r"committed [\d,]+ predictions", KeyboardInterrupt()),
+        )
+
+    run = read(deployment.runs.path).set_index("run_id").loc["cell"]
+    assert run["status"] == "failed" and "interrupted" in run["error"]
+    assert stopped.value.run_record["status"] == "failed"  # type: ignore[attr-defined]
+    assert rows_of(deployment.output.path, "cell") == 0
+    assert rows_of(deployment.quarantine.path, "cell") == 0
+
+
+def test_an_unexpected_error_is_recorded_with_its_type(spark: Any, lakehouse: Any) -> None:
+    deployment = load_deployment(lakehouse(rows=100, files=1))
+
+    with pytest.raises(RuntimeError, match="reporter broke"):
+        score(spark, deployment, "bug", _StopWhen("validating", RuntimeError("reporter broke")))
+
+    run = read(deployment.runs.path).set_index("run_id").loc["bug"]
+    assert run["status"] == "failed"
+    assert run["error"] == "Run bug failed with an unexpected RuntimeError: reporter broke."
+    assert rows_of(deployment.output.path, "bug") == 0
