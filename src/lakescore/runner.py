@@ -199,10 +199,7 @@ def _stopped(state: _RunState, exc: BaseException) -> str:
     else:
         said = f"Run {run_id} was {interruption(exc)} before it finished"
     if state.committing:
-        said += (
-            "; it was committing, and the tables may hold rows it committed (a rerun of this "
-            "run id replaces them)"
-        )
+        said += f"; {STOPPED_COMMITTING} (a rerun of this run id replaces them)"
     return said.splitlines()[0] + "."
 
 
@@ -789,7 +786,7 @@ def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
     commit = _commit_quarantine(spark, deployment, record, quarantined, run.model, run.progress)
     try:
         removed = _remove_run_predictions(spark, deployment, record)
-    except Exception:
+    except BaseException:  # Ctrl-C and SIGTERM too
         _take_back(run, deployment.quarantine.path, "quarantine", commit)
         raise
     run.state.update(
@@ -952,6 +949,8 @@ def _remove_run_predictions(
 
 # How an abort by a limit ends its error: in previous_attempts, it says the attempt committed.
 LIMIT_ABORTED = "no predictions were committed, only the quarantine"
+# And how a stop during the commits says that its rows may be in the tables.
+STOPPED_COMMITTING = "it was committing, and the tables may hold rows it committed"
 
 
 def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | None:
@@ -1063,23 +1062,16 @@ def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
     since this record replaces that attempt's (which stays in `previous_attempts`)."""
     error = scrub(str(exc))
     attempts = list(record.previous_attempts or [])
-    # An attempt aborted by a limit committed its quarantine (and took back earlier
-    # predictions); one aborted on an incomplete input committed nothing.
-    finished = [
-        i
-        for i, a in enumerate(attempts)
-        if a.get("status") == SUCCEEDED
-        or (a.get("status") == ABORTED and LIMIT_ABORTED in (a.get("error") or ""))
-    ]
+    finished = [i for i, a in enumerate(attempts) if _committed(a)]
     since = finished[-1] + 1 if finished else 0
-    interrupted = [a for a in attempts[since:] if a.get("status") == INTERRUPTED]
+    interrupted = [a for a in attempts[since:] if _may_have_committed(a)]
     if not isinstance(exc, LimitExceededError):
         if finished:
             kept = attempts[finished[-1]]
             error += (
                 f" The tables still hold the rows that attempt {kept.get('attempt')} of run "
                 f"{record.run_id} committed (it {kept.get('status')} at "
-                f"{kept.get('finished_at')})."
+                f"{kept.get('finished_at')}{_counts(kept)}; its record is in previous_attempts)."
             )
         if interrupted:
             error += (
@@ -1089,6 +1081,36 @@ def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
                 "replaces them."
             )
     return record.with_(status=status, error=error, finished_at=datetime.now(timezone.utc))
+
+
+def _committed(attempt: dict[str, Any]) -> bool:
+    """Whether an earlier attempt's rows are in the tables. An attempt aborted by a limit
+    committed its quarantine (and took back earlier predictions); one aborted on an incomplete
+    input committed nothing. Records written before attempts kept their Delta versions tell
+    it by their status and error only."""
+    if attempt.get("output_version") is not None or attempt.get("quarantine_version") is not None:
+        return True
+    status, error = attempt.get("status"), attempt.get("error") or ""
+    return status == SUCCEEDED or (status == ABORTED and LIMIT_ABORTED in error)
+
+
+def _may_have_committed(attempt: dict[str, Any]) -> bool:
+    """An attempt killed, or stopped during its commits, may have left rows behind."""
+    status, error = attempt.get("status"), attempt.get("error") or ""
+    return status == INTERRUPTED or (status == FAILED and STOPPED_COMMITTING in error)
+
+
+def _counts(attempt: dict[str, Any]) -> str:
+    """`: 590 predictions, 10 quarantined rows`, as far as the attempt's record has them."""
+    parts = [
+        f"{attempt[name]:,} {label}"
+        for name, label in (
+            ("rows_scored", "predictions"),
+            ("rows_quarantined", "quarantined rows"),
+        )
+        if attempt.get(name) is not None
+    ]
+    return ": " + ", ".join(parts) if parts else ""
 
 
 def _finish(

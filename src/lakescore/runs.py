@@ -73,11 +73,36 @@ RUNS_SCHEMA = T.StructType(
                         T.StructField("finished_at", T.TimestampType()),
                         T.StructField("status", T.StringType()),
                         T.StructField("error", T.StringType()),
+                        # What the attempt committed, so a failed rerun (whose record replaces
+                        # this one) does not lose the account of the rows the tables still hold.
+                        T.StructField("model_version", T.StringType()),
+                        T.StructField("rows_read", T.LongType()),
+                        T.StructField("rows_scored", T.LongType()),
+                        T.StructField("rows_quarantined", T.LongType()),
+                        T.StructField("output_version", T.LongType()),
+                        T.StructField("quarantine_version", T.LongType()),
                     ]
                 )
             ),
         ),
     ]
+)
+
+# The fields of an earlier attempt copied from its record into `previous_attempts`; runs tables
+# made before the last six were added get them on their next write (mergeSchema).
+ATTEMPT_FIELDS = (
+    "attempt",
+    "attempt_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "error",
+    "model_version",
+    "rows_read",
+    "rows_scored",
+    "rows_quarantined",
+    "output_version",
+    "quarantine_version",
 )
 
 RUNS_COMMENTS = {
@@ -104,7 +129,10 @@ RUNS_COMMENTS = {
     "attempt": "1 for the first run of this run id, then 2, 3, ... for each rerun",
     "attempt_id": "unique id of this attempt; only the newest attempt of a run id may commit",
     "executors": "per executor (host/id): scoring tasks, rows scored, rows the model failed on",
-    "previous_attempts": "earlier attempts of this run id; `interrupted` = it never finished",
+    "previous_attempts": (
+        "earlier attempts of this run id, with their counts and Delta versions; "
+        "`interrupted` = it never finished"
+    ),
 }
 
 
@@ -154,17 +182,12 @@ def next_attempt(record: RunRecord, earlier: dict[str, Any] | None) -> RunRecord
     """
     if earlier is None:
         return record
-    status = earlier["status"]
-    summary = {
-        "attempt": earlier.get("attempt") or 1,
-        "attempt_id": earlier.get("attempt_id"),
-        "started_at": earlier["started_at"],
-        "finished_at": earlier["finished_at"],
-        "status": INTERRUPTED if status == RUNNING else status,
-        "error": earlier["error"],
-    }
+    number: int = earlier.get("attempt") or 1
+    summary = {name: earlier.get(name) for name in ATTEMPT_FIELDS} | {"attempt": number}
+    if earlier["status"] == RUNNING:
+        summary["status"] = INTERRUPTED
     history = [*(earlier.get("previous_attempts") or []), summary]
-    return record.with_(attempt=summary["attempt"] + 1, previous_attempts=history)
+    return record.with_(attempt=number + 1, previous_attempts=history)
 
 
 def require_ownership(spark: SparkSession, path: str, record: RunRecord) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from lakescore.config import Limits
 from lakescore.errors import InputError
-from lakescore.runner import _failed, _limit_exceeded
+from lakescore.runner import STOPPED_COMMITTING, _failed, _limit_exceeded
 from lakescore.runs import FAILED, RunRecord
 
 STARTED = datetime(2026, 11, 26, tzinfo=timezone.utc)
@@ -53,3 +53,31 @@ def test_an_attempt_aborted_on_an_incomplete_input_committed_nothing() -> None:
         "succeeded", "aborted", errors={2: "Input is incomplete: the marker _READY is missing."}
     )
     assert "still hold the rows that attempt 1 of run r committed (it succeeded at" in error
+
+
+def test_an_attempt_that_kept_its_versions_is_named_with_its_counts() -> None:
+    """A failed attempt whose counts did not reconcile still committed: its versions say so."""
+    earlier = [
+        {
+            "attempt": 1,
+            "status": "failed",
+            "finished_at": STARTED,
+            "error": "Counts do not reconcile: read 10, scored 9, quarantined 0.",
+            "rows_scored": 1_234,
+            "rows_quarantined": 5,
+            "output_version": 3,
+            "quarantine_version": 2,
+        }
+    ]
+    record = RunRecord("r", "d", "running", STARTED, "/in", previous_attempts=earlier)
+    error = _failed(record, InputError("Input /in does not exist."), FAILED).error
+    assert error is not None
+    assert "still hold the rows that attempt 1 of run r committed (it failed at" in error
+    assert ": 1,234 predictions, 5 quarantined rows; its record is in previous_attempts)" in error
+
+
+def test_an_attempt_stopped_during_its_commits_is_named_like_an_interrupted_one() -> None:
+    stopped = f"Run r was terminated (SIGTERM) before it finished; {STOPPED_COMMITTING} (...)."
+    error = failed_after("succeeded", "failed", errors={2: stopped})
+    assert "may also hold rows that attempt 2 of run r committed before it was interrupted" in error
+    assert "rows that attempt 1 of run r committed (it succeeded" in error

@@ -1,0 +1,103 @@
+"""A failed rerun's record replaces the one of the attempt whose rows the tables still hold:
+that attempt's counts, Delta versions and model version stay in `previous_attempts`, also in a
+runs table made before they were kept."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from deltalake import DeltaTable
+from pyspark.sql import types as T
+
+from lakescore.cli import main
+from lakescore.config import load_deployment
+from lakescore.runs import ATTEMPT_FIELDS, RUNS_SCHEMA
+
+
+def run_row(path: str, run_id: str) -> Any:
+    return DeltaTable(path).to_pyarrow_table().to_pandas().set_index("run_id").loc[run_id]
+
+
+def test_a_failed_rerun_keeps_the_committed_attempts_account(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=200, files=2)
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 0
+    first = run_row(deployment.runs.path, "nightly")
+
+    missing = str(tmp_path / "no_input_here")
+    assert main(["score", str(deployment_file), "--run-id", "nightly", "--input", missing]) == 1
+    capsys.readouterr()
+
+    rerun = run_row(deployment.runs.path, "nightly")
+    assert rerun["status"] == "failed" and pd.isna(rerun["rows_scored"])
+    [kept] = rerun["previous_attempts"]
+    for name in ("model_version", "rows_read", "rows_scored", "rows_quarantined"):
+        assert kept[name] == first[name], name
+    assert (kept["output_version"], kept["quarantine_version"]) == (
+        first["output_version"],
+        first["quarantine_version"],
+    )
+    assert kept["rows_scored"] + kept["rows_quarantined"] == 200
+    assert "rows that attempt 1 of run nightly committed (it succeeded at" in rerun["error"]
+    counts = f": {kept['rows_scored']:,} predictions, {kept['rows_quarantined']:,} quarantined"
+    assert counts in rerun["error"]
+
+
+def older_runs_schema() -> T.StructType:
+    """RUNS_SCHEMA as it was before attempts kept their counts and versions."""
+    old_fields = set(ATTEMPT_FIELDS[:6])
+    fields = []
+    for field in RUNS_SCHEMA.fields:
+        if field.name == "previous_attempts":
+            element = field.dataType.elementType  # type: ignore[attr-defined]
+            kept = [f for f in element.fields if f.name in old_fields]
+            field = T.StructField(field.name, T.ArrayType(T.StructType(kept)))
+        fields.append(field)
+    return T.StructType(fields)
+
+
+def test_a_runs_table_from_before_gets_the_new_fields(
+    spark: Any, lakehouse: Any, capsys: Any
+) -> None:
+    deployment_file = lakehouse(rows=100, files=1)
+    deployment = load_deployment(deployment_file)
+    started = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    old = {name: None for name in older_runs_schema().fieldNames()} | {
+        "run_id": "weekly",
+        "deployment": deployment.name,
+        "status": "succeeded",
+        "started_at": started,
+        "finished_at": started,
+        "input": "/somewhere",
+        "attempt": 2,
+        "attempt_id": "a" * 32,
+        "previous_attempts": [
+            {
+                "attempt": 1,
+                "attempt_id": "b" * 32,
+                "started_at": started,
+                "finished_at": started,
+                "status": "failed",
+                "error": "boom",
+            }
+        ],
+    }
+    spark.createDataFrame([old], older_runs_schema()).write.format("delta").save(
+        deployment.runs.path
+    )
+
+    assert main(["score", str(deployment_file), "--run-id", "weekly"]) == 0
+    capsys.readouterr()
+
+    run = run_row(deployment.runs.path, "weekly")
+    assert run["status"] == "succeeded" and run["attempt"] == 3
+    first, second = run["previous_attempts"]
+    assert (first["attempt"], first["status"], first["error"]) == (1, "failed", "boom")
+    assert first["rows_scored"] is None and first["output_version"] is None
+    assert (second["attempt"], second["status"]) == (2, "succeeded")
+    assert second["model_version"] is None  # the old record had none
