@@ -21,6 +21,14 @@ _FAILED_FILES_SHOWN = 10  # the rest are in the run record (and the failed-files
 def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     """A short summary: counts, reasons, model version and table paths."""
     print(f"run {record['run_id']} {record['status']}")
+    if record.get("started_at"):
+        earlier = ", ".join(
+            f"{a.get('attempt')} {a.get('status')}" for a in record.get("previous_attempts") or []
+        )
+        attempt = f"attempt {record.get('attempt') or 1}" + (
+            f"; earlier: {earlier}" if earlier else ""
+        )
+        print(f"  started      {_time(record['started_at'])}, took {_took(record)} ({attempt})")
     if record.get("model_uri"):
         print(f"  model        {record['model_uri']} (version {record['model_version']})")
     print(
@@ -57,13 +65,17 @@ def print_runs(runs: list[dict[str, Any]]) -> str:
         return "no runs yet"
     lines = [
         f"{'run_id':<34} {'status':<10} {'read':>10} {'scored':>10} {'quarantined':>11} "
-        f"{'files not read':>14}  model"
+        f"{'files not read':>14}  {'started (UTC)':<20} {'took':>8}  model"
     ]
     for run in runs:
+        failed = run.get("files_failed") or []
+        # A run that failed before listing its input read no file and failed on none.
+        not_read = _n(len(failed)) if failed or run.get("files_read") is not None else "-"
         lines.append(
             f"{run['run_id']:<34} {run['status']:<10} {_n(run.get('rows_read')):>10} "
             f"{_n(run.get('rows_scored')):>10} {_n(run.get('rows_quarantined')):>11} "
-            f"{_n(len(run.get('files_failed') or [])):>14}  {run.get('model_uri') or ''}"
+            f"{not_read:>14}  {_time(run.get('started_at')):<20} {_took(run):>8}  "
+            f"{run.get('model_uri') or ''}"
         )
     return "\n".join(lines)
 
@@ -87,6 +99,19 @@ def print_deployment(shown: dict[str, Any]) -> None:
         print(f"    {column['name']:<24} {column['spark_type']}")
     for rule in deployment["rules"]:
         print(f"  rule {rule['name']} [{rule['action']}]: {rule['expr']}")
+
+
+def _time(value: Any) -> str:
+    """`2026-11-26T10:40:24Z`: one token, so a column of them splits cleanly."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(value, datetime) else "-"
+
+
+def _took(run: dict[str, Any]) -> str:
+    started, finished = run.get("started_at"), run.get("finished_at")
+    if not isinstance(started, datetime) or not isinstance(finished, datetime):
+        return "-"
+    seconds = round((finished - started).total_seconds())
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def _n(value: Any) -> str:

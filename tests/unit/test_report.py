@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from lakescore.config import load_deployment
-from lakescore.report import print_run
+from lakescore.report import print_run, print_runs
 
 
 def test_a_run_with_many_unreadable_files_lists_ten_and_counts_the_rest(
@@ -24,3 +25,38 @@ def test_a_run_with_many_unreadable_files_lists_ten_and_counts_the_rest(
     assert "not read     12 file(s)" in out
     assert "part-9.parquet: not Parquet" in out and "part-10.parquet" not in out
     assert "... and 2 more" in out
+
+
+STARTED = datetime(2026, 11, 26, 10, 40, 24, tzinfo=timezone.utc)
+
+
+def test_runs_list_shows_when_each_run_started_and_how_long_it_took() -> None:
+    finished = {"started_at": STARTED, "finished_at": STARTED + timedelta(seconds=125)}
+    runs = [
+        {"run_id": "a", "status": "succeeded", "rows_read": 10, "files_read": 2} | finished,
+        {"run_id": "b", "status": "running", "started_at": STARTED},
+    ]
+    header, done, running = print_runs(runs).splitlines()
+    assert header.split()[8:11] == ["started", "(UTC)", "took"]
+    assert done.split()[5:8] == ["0", "2026-11-26T10:40:24Z", "2m05s"]
+    assert running.split()[5:8] == ["-", "2026-11-26T10:40:24Z", "-"]  # nothing listed yet
+
+
+def test_a_run_summary_gives_its_times_and_attempts(tmp_path: Path, capsys: Any) -> None:
+    file = tmp_path / "deployment.yaml"
+    file.write_text(
+        "name: d\nmodel: {uri: models:/m/1}\ninput: {format: parquet, path: in}\n"
+        "output: {path: out}\nquarantine: {path: q}\nruns: {path: runs}\n"
+    )
+    record = {
+        "run_id": "r",
+        "status": "succeeded",
+        "input": "in",
+        "started_at": STARTED,
+        "finished_at": STARTED + timedelta(seconds=7),
+        "attempt": 2,
+        "previous_attempts": [{"attempt": 1, "status": "interrupted"}],
+    }
+    print_run(record, load_deployment(file))
+    out = capsys.readouterr().out
+    assert "started      2026-11-26T10:40:24Z, took 7s (attempt 2; earlier: 1 interrupted)" in out
