@@ -142,3 +142,17 @@ def test_an_incomplete_rerun_keeps_the_earlier_rows_and_says_so(
     run = read(deployment.runs.path).set_index("run_id").loc["n"]
     assert run["status"] == "aborted" and run["attempt"] == 2
     assert "still hold the rows that attempt 1 of run n committed" in run["error"]
+
+
+def test_unreadable_files_do_not_count_towards_min_files(lakehouse: Any, capsys: Any) -> None:
+    base = {
+        "format": "parquet",
+        "path": "raw/meters",
+        "key": "meter_id",
+        "expect": {"min_files": 4},
+    }
+    deployment_file = lakehouse(rows=300, files=3, input=base)
+    folder = Path(load_deployment(deployment_file).input.path)
+    (folder / "broken-1.parquet").write_text("not parquet")
+    (folder / "broken-2.parquet").write_bytes(b"")
+    assert_stopped(deployment_file, "corrupt", capsys, "3 readable file(s), fewer than min_files 4")
