@@ -30,7 +30,9 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
         )
         print(f"  started      {_time(record['started_at'])}, took {_took(record)} ({attempt})")
     if record.get("model_uri"):
-        print(f"  model        {record['model_uri']} (version {record['model_version']})")
+        version = record.get("model_version")
+        pinned = f"version {version}" if version else "not resolved"
+        print(f"  model        {record['model_uri']} ({pinned})")
     print(
         f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "
         f"file(s) in {record['input']}"

@@ -130,7 +130,15 @@ def score(
     deployment = resolve_tables(spark, deployment)
     check_locations(deployment)
     started = datetime.now(timezone.utc)
-    record = RunRecord(run_id, deployment.name, RUNNING, started, scrub(deployment.input.path))
+    record = RunRecord(
+        run_id,
+        deployment.name,
+        RUNNING,
+        started,
+        scrub(deployment.input.path),
+        # As requested until it is pinned: a run whose model cannot be resolved still says which.
+        model_uri=scrub(deployment.model.uri),
+    )
     earlier = get_run(spark, deployment.runs.path, run_id)
     if earlier is not None and earlier["deployment"] != deployment.name:
         # Every table write replaces the rows of the run id: a run of this deployment would

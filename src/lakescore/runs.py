@@ -111,7 +111,7 @@ RUNS_COMMENTS = {
     "status": "running, succeeded, failed or aborted",
     "started_at": "when the run started (UTC)",
     "finished_at": "when the run ended (UTC); null while running",
-    "model_uri": "model URI pinned for the run",
+    "model_uri": "model URI pinned for the run (as requested, if it could not be resolved)",
     "model_name": "registered model name",
     "model_version": "model version the run used",
     "input": "input path read",

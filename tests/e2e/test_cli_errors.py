@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from deltalake import DeltaTable
 
 from lakescore.cli import main
 from lakescore.config import load_deployment
 
 
 def spark_free_read(path: str) -> Any:
-    from deltalake import DeltaTable
-
     return DeltaTable(path).to_pyarrow_table().to_pandas()
 
 
@@ -73,11 +72,16 @@ def test_empty_input_folder_is_a_clear_failure(lakehouse: Any, capsys: Any, tmp_
 def test_unknown_model_or_alias_is_bad_usage(
     lakehouse: Any, capsys: Any, uri: str, fragment: str
 ) -> None:
-    code, err = run(["score", str(lakehouse(rows=20, files=1, model=uri))], capsys)
+    deployment_file = lakehouse(rows=20, files=1, model=uri)
+    code, err = run(["score", str(deployment_file)], capsys)
     assert code == 2
     errors = [line for line in err.splitlines() if line.startswith("lakescore: error:")]
     assert len(errors) == 1
     assert fragment in errors[0] and "was not found" in errors[0]
+    runs = load_deployment(deployment_file).runs.path
+    [record] = DeltaTable(runs).to_pyarrow_table().to_pylist()
+    assert record["status"] == "failed" and record["model_uri"] == uri  # as requested
+    assert record["model_version"] is None
 
 
 def test_unreachable_registry_fails(
