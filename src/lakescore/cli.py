@@ -123,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failure(args, scrub(str(exc)), exc.exit_code, exc.run_record)
     except KeyboardInterrupt as exc:  # the run, if one started, has recorded how it ended
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
-        return _failure(args, interruption(exc), code, getattr(exc, "run_record", None))
+        said = str(exc) or interruption(exc)  # a run's stop says whether it was recorded
+        return _failure(args, scrub(said), code, getattr(exc, "run_record", None))
     except Exception as exc:
         if args.verbose:
             raise

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote
 
 from py4j.protocol import Py4JJavaError
@@ -51,7 +51,7 @@ from lakescore.errors import (
     spark_error_message,
 )
 from lakescore.faults import fault_point
-from lakescore.interrupts import stoppable
+from lakescore.interrupts import Stop, stoppable
 from lakescore.io import (
     FAILED_FILES_COMMENTS,
     FAILED_FILES_SCHEMA,
@@ -150,65 +150,112 @@ def score(
         )
     record = next_attempt(record, earlier)
     progress.stage(f"run {run_id} of {deployment.name} started")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-run-record") as pool:
+    with (
+        stoppable(spark, f"lakescore-{run_id}-{record.attempt_id}") as stop,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-run-record") as pool,
+    ):
         # The `running` record is written while the driver resolves the model and lists the
         # input (the first Delta write of a fresh JVM takes seconds); scoring waits for it.
         state = _RunState(
             record,
-            pool.submit(write_run, spark, deployment.runs.path, record, deployment.runs.table),
+            pool.submit(
+                stop.tagged(write_run), spark, deployment.runs.path, record, deployment.runs.table
+            ),
             deployment.runs.path,
+            stop,
         )
         try:
-            with stoppable(spark), tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
+            with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
                 record = _score(spark, deployment, state, progress, workdir)
         except AttemptSupersededError:
             raise  # the newer attempt owns the run record now
-        except LakescoreError as exc:
-            aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
-            failed = _failed(state.record, exc, ABORTED if aborted else FAILED)
-            state.wait_quietly()
-            _drop_older_staging(spark, deployment, failed)
-            _record_failure(spark, deployment, failed, progress, exc)
-            exc.run_record = asdict(failed)
-            raise
-        except (Py4JJavaError, PySparkException) as exc:
-            error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
-            failed = _failed(state.record, error, FAILED)
-            state.wait_quietly()
-            _drop_older_staging(spark, deployment, failed)
-            _record_failure(spark, deployment, failed, progress, error)
-            error.run_record = asdict(failed)
-            raise error from exc
         except BaseException as exc:
-            # Ctrl-C, a cancelled notebook cell, SIGTERM, or a bug: record the end anyway, or
-            # the runs table would say `running` for ever.
-            failed = _failed(state.record, LakescoreError(_stopped(state, exc)), FAILED)
-            _record_quietly(spark, deployment, state, failed, progress)
-            exc.run_record = asdict(failed)  # type: ignore[attr-defined]
-            raise
-    try:
-        _finish(spark, deployment, record, progress)
-    except (Py4JJavaError, PySparkException) as exc:
-        raise LakescoreError(
-            f"Run {run_id} committed its rows (predictions version {record.output_version}) but "
-            f"could not record itself in the runs table at {scrub(deployment.runs.path)}: "
-            f"{spark_error_message(exc)}"
-        ) from exc
+            with stop.deferred():  # a second signal must not cut the take-backs and record
+                _end_failed_run(spark, deployment, state, progress, exc)
+        with stop.deferred():
+            try:
+                _finish(spark, deployment, record, progress)
+            except (Py4JJavaError, PySparkException) as exc:
+                raise LakescoreError(
+                    f"Run {run_id} committed its rows (predictions version "
+                    f"{record.output_version}) but could not record itself in the runs table "
+                    f"at {scrub(deployment.runs.path)}: {spark_error_message(exc)}"
+                ) from exc
+        if stop.stopped:  # during the last record: the run is complete and recorded
+            _raise_with_record(stop.exception(f"; run {run_id} had finished"), record, exc=None)
     if record.status != SUCCEEDED:
         raise LakescoreError(record.error or f"Run {run_id} failed.")
     return RunResult(record, deployment)
 
 
+def _end_failed_run(
+    spark: SparkSession,
+    deployment: Deployment,
+    state: _RunState,
+    progress: Progress,
+    exc: BaseException,
+) -> NoReturn:
+    """Record why the run ended and raise what the caller must see: the LakescoreError, or
+    the stop (KeyboardInterrupt or Terminated, whichever exception it surfaced as), or the
+    unexpected error."""
+    run_id = state.record.run_id
+    if not state.stop.stopped and isinstance(exc, LakescoreError):
+        aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
+        failed = _failed(state.record, exc, ABORTED if aborted else FAILED)
+        state.wait_quietly()
+        _drop_older_staging(spark, deployment, failed)
+        _record_failure(spark, deployment, failed, progress, exc)
+        exc.run_record = asdict(failed)
+        raise exc
+    if not state.stop.stopped and isinstance(exc, Py4JJavaError | PySparkException):
+        error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
+        failed = _failed(state.record, error, FAILED)
+        state.wait_quietly()
+        _drop_older_staging(spark, deployment, failed)
+        _record_failure(spark, deployment, failed, progress, error)
+        error.run_record = asdict(failed)
+        raise error from exc
+    # Stopped by a signal (Py4J may surface it as an error of the connection it closed), a
+    # cancelled notebook cell, or a bug: record the end anyway, or the runs table would say
+    # `running` for ever.
+    failed = _failed(state.record, LakescoreError(_stopped(state, exc)), FAILED)
+    recorded = _record_quietly(spark, deployment, state, failed, progress)
+    unrecorded = (
+        ""
+        if recorded
+        else "; it could not record that, so its record in the runs table still says `running`"
+    )
+    if state.stop.stopped:
+        _raise_with_record(state.stop.exception(unrecorded), failed if recorded else None, exc)
+    _raise_with_record(exc, failed if recorded else None, None)
+
+
+def _raise_with_record(
+    error: BaseException, record: RunRecord | None, exc: BaseException | None
+) -> NoReturn:
+    """Raise `error` carrying the run's record as written (None if it could not be)."""
+    with contextlib.suppress(AttributeError):  # an exception type that takes no attributes
+        error.run_record = asdict(record) if record else None  # type: ignore[attr-defined]
+    if exc is None or exc is error:
+        raise error
+    raise error from exc
+
+
 def _stopped(state: _RunState, exc: BaseException) -> str:
     """The error of a run that neither failed in an expected way nor finished."""
     run_id = state.record.run_id
-    if isinstance(exc, Exception):
-        said = f"Run {run_id} failed with an unexpected {type(exc).__name__}: {exc}".strip(": ")
+    if state.stop.stopped:
+        said = f"Run {run_id} was {state.stop.describe()} before it finished"
+    elif isinstance(exc, Exception):
+        detail = str(exc).strip().splitlines()[0].rstrip(". ") if str(exc).strip() else ""
+        said = f"Run {run_id} failed with an unexpected {type(exc).__name__}" + (
+            f": {detail}" if detail else ""
+        )
     else:
         said = f"Run {run_id} was {interruption(exc)} before it finished"
     if state.committing:
         said += f"; {STOPPED_COMMITTING} (a rerun of this run id replaces them)"
-    return said.splitlines()[0] + "."
+    return said + "."
 
 
 def _record_quietly(
@@ -217,15 +264,18 @@ def _record_quietly(
     state: _RunState,
     record: RunRecord,
     progress: Progress,
-) -> None:
-    """Best effort, on the way out of an interrupted run: the interruption is what the caller
-    must see, even when the record cannot be written (the JVM may be shutting down too)."""
+) -> bool:
+    """Best effort, on the way out of a stopped run: the stop is what the caller must see,
+    even when the record cannot be written (a signal to the whole process group stops
+    Spark's JVM too). Whether the record was written."""
     try:
         state.wait_quietly()
         _drop_older_staging(spark, deployment, record)
         _finish(spark, deployment, record, progress)
-    except BaseException:  # a second Ctrl-C too: the first one is re-raised
+    except Exception:
         _log.warning("run %s could not record how it ended", record.run_id, exc_info=True)
+        return False
+    return True
 
 
 def _drop_older_staging(spark: SparkSession, deployment: Deployment, record: RunRecord) -> None:
@@ -272,9 +322,12 @@ def _record_failure(
 class _RunState:
     """The record as far as the run got, so a failure is recorded with everything known."""
 
-    def __init__(self, record: RunRecord, recorded: Future[None], record_path: str) -> None:
+    def __init__(
+        self, record: RunRecord, recorded: Future[None], record_path: str, stop: Stop
+    ) -> None:
         self.record = record
         self.record_path = record_path  # the runs table
+        self.stop = stop  # the run's signal handling and job tag
         self.files: tuple[str, ...] = ()
         self.committing = False  # set once the first table commit may have begun
         self._recorded = recorded
@@ -586,7 +639,13 @@ def _commit_tables(
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
         # If either fails, the other one is reverted for this run id (_take_back).
         quarantine_commit = pool.submit(
-            _commit_quarantine, spark, deployment, record, quarantined, model, progress
+            state.stop.tagged(_commit_quarantine),
+            spark,
+            deployment,
+            record,
+            quarantined,
+            model,
+            progress,
         )
         try:
             out = _commit_predictions(

@@ -37,17 +37,19 @@ def rows_of(path: str, run_id: str) -> int:
 
 
 def signal_at(
-    point: str, signum: int, deployment_file: Path, run_id: str, tmp_path: Path
+    point: str, signals: list[int], deployment_file: Path, run_id: str, tmp_path: Path
 ) -> tuple[int, dict[str, Any]]:
-    """Start `lakescore score --json`, wait until it pauses at `point`, send `signum` to the
-    lakescore process alone (as a terminal or a scheduler would), and return its exit code and
-    the JSON it printed."""
+    """Start `lakescore score --json`, wait until it pauses at `point`, send `signals` to the
+    lakescore process alone (as `kill PID` does; Spark's JVM does not get them), let the pause
+    end, and return its exit code and the JSON it printed."""
     marker = tmp_path / f"{point}.marker"
+    resume = tmp_path / f"{point}.resume"
     env = {
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,
         "LAKESCORE_FAULT_PAUSE_AT": point,
         "LAKESCORE_FAULT_MARKER": str(marker),
+        "LAKESCORE_FAULT_RESUME_FILE": str(resume),
     }
     process = subprocess.Popen(
         [str(BIN / "lakescore"), "score", str(deployment_file), "--run-id", run_id, "--json"],
@@ -63,7 +65,10 @@ def signal_at(
             assert process.poll() is None, f"the run ended before reaching {point}"
             assert time.monotonic() < deadline, f"the run never reached {point}"
             time.sleep(0.5)
-        process.send_signal(signum)
+        for signum in signals:
+            process.send_signal(signum)
+            time.sleep(0.5)
+        resume.write_text("")  # a pause in the driver that noted the signal goes on
         out, _ = process.communicate(timeout=240)
     finally:
         if process.poll() is None:
@@ -83,7 +88,10 @@ def test_ctrl_c_during_scoring_records_the_run_as_interrupted(
     deployment_file = lakehouse(rows=300, files=2)
     deployment = load_deployment(deployment_file)
 
-    code, output = signal_at("scoring", signal.SIGINT, deployment_file, "nightly", tmp_path)
+    # Twice, as an impatient user does: the second must not cut the take-backs or the record.
+    code, output = signal_at(
+        "scoring", [signal.SIGINT, signal.SIGINT], deployment_file, "nightly", tmp_path
+    )
 
     assert code == 130
     assert output["exit_code"] == 130 and "interrupted" in output["error"]
@@ -108,7 +116,7 @@ def test_sigterm_after_the_predictions_commit_takes_it_back(lakehouse: Any, tmp_
     deployment = load_deployment(deployment_file)
 
     code, output = signal_at(
-        "after_predictions_commit", signal.SIGTERM, deployment_file, "nightly", tmp_path
+        "after_predictions_commit", [signal.SIGTERM], deployment_file, "nightly", tmp_path
     )
 
     assert code == 143 and output["error"] == "terminated (SIGTERM)"
@@ -122,6 +130,27 @@ def test_sigterm_after_the_predictions_commit_takes_it_back(lakehouse: Any, tmp_
     assert rows_of(deployment.output.path, "nightly") == 0
     assert rows_of(deployment.quarantine.path, "nightly") == 0
     assert not staging_of(deployment, "nightly").exists()
+
+
+@pytest.mark.e2e
+def test_a_stop_while_the_final_record_is_written_lets_it_finish(
+    lakehouse: Any, tmp_path: Path
+) -> None:
+    deployment_file = lakehouse(rows=200, files=2)
+    deployment = load_deployment(deployment_file)
+
+    code, output = signal_at(
+        "before_run_record", [signal.SIGINT], deployment_file, "nightly", tmp_path
+    )
+
+    assert code == 130
+    assert output["error"].endswith("; run nightly had finished")
+    run = read(deployment.runs.path).set_index("run_id").loc["nightly"]
+    assert run["status"] == "succeeded" == output["run"]["status"]
+    assert (
+        rows_of(deployment.output.path, "nightly") + rows_of(deployment.quarantine.path, "nightly")
+        == 200
+    )
 
 
 class _StopWhen(Progress):
