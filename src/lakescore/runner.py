@@ -223,7 +223,7 @@ def _end_failed_run(
     unrecorded = (
         ""
         if recorded
-        else "; it could not record that, so its record in the runs table still says `running`"
+        else "; the run could not record this, and the runs table still says it is `running`"
     )
     if state.stop.stopped:
         _raise_with_record(state.stop.exception(unrecorded), failed if recorded else None, exc)
