@@ -39,6 +39,7 @@ class Stop:
         self.tag = tag
         self.signum: int | None = None
         self._deferring = 0
+        self._ending = False
 
     @property
     def stopped(self) -> bool:
@@ -56,16 +57,21 @@ class Stop:
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
-        """Note a signal without raising while the block writes what must be written."""
+        """Note a signal without raising while the block sets up what a stop needs."""
         self._deferring += 1
         try:
             yield
         finally:
             self._deferring -= 1
 
+    def ending(self) -> None:
+        """From here on the run only records how it ended (and takes back its commits if it
+        failed): a signal is noted and changes nothing."""
+        self._ending = True
+
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
-            return  # already stopping: let the take-backs and the record finish
+        if self.signum is not None or self._ending:
+            return  # already stopping or ending: let the take-backs and the record finish
         self.signum = signum
         if self._deferring:
             return
@@ -79,19 +85,23 @@ class Stop:
         cancel.join(timeout=_CANCEL_WAIT_SECONDS)
         raise self.exception()
 
-    def tagged(self, work: Callable[..., _T]) -> Callable[..., _T]:
-        """`work` with the run's job tag, for a thread of the run's own pools (tags belong to
-        a thread), so that a stop cancels its jobs too and no one else's."""
 
-        def run(*args: Any, **kwargs: Any) -> _T:
-            context = self.spark.sparkContext
-            context.addJobTag(self.tag)
-            try:
-                return work(*args, **kwargs)
-            finally:
-                context.removeJobTag(self.tag)
+def carry_job_tags(spark: SparkSession, work: Callable[..., _T]) -> Callable[..., _T]:
+    """`work` with the calling thread's Spark job tags, for a pool thread (tags belong to a
+    thread), so that a stop of the run cancels the jobs it starts too, and no one else's."""
+    tags = spark.sparkContext.getJobTags()
 
-        return run
+    def run(*args: Any, **kwargs: Any) -> _T:
+        context = spark.sparkContext
+        for tag in tags:
+            context.addJobTag(tag)
+        try:
+            return work(*args, **kwargs)
+        finally:
+            for tag in tags:
+                context.removeJobTag(tag)
+
+    return run
 
 
 @contextlib.contextmanager
@@ -105,29 +115,31 @@ def stoppable(spark: SparkSession, tag: str) -> Iterator[Stop]:
     """
     stop = Stop(spark, tag)
     context = spark.sparkContext
-    context.addJobTag(tag)
-    ours: list[int] = []
     found: dict[int, Any] = {}
-    noise = _Py4JInterruptNoise(stop)
-    if threading.current_thread() is threading.main_thread():
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:
         # mlflow.pyfunc imports polars, whose runtime takes over SIGINT when it is first
         # imported (Ctrl-C then never reaches Python): import it before installing handlers.
         importlib.import_module("mlflow.pyfunc")
         found = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        ours = [
-            sig
-            for sig, handler in found.items()
-            if handler is not None
-            and handler is not signal.SIG_IGN
-            and (sig == signal.SIGINT or handler is signal.SIG_DFL)
-        ]
-    for sig in ours:
-        signal.signal(sig, stop.handle)
-    for name in _PY4J_LOGGERS:
-        logging.getLogger(name).addFilter(noise)
+    ours = [
+        sig
+        for sig, handler in found.items()
+        if handler is not None
+        and handler is not signal.SIG_IGN
+        and (sig == signal.SIGINT or handler is signal.SIG_DFL)
+    ]
+    noise = _Py4JInterruptNoise(stop)
     try:
+        with stop.deferred():  # all in place before a signal may raise
+            context.addJobTag(tag)
+            for sig in ours:
+                signal.signal(sig, stop.handle)
+            for name in _PY4J_LOGGERS:
+                logging.getLogger(name).addFilter(noise)
         yield stop
     finally:
+        stop.ending()
         for sig in ours:
             signal.signal(sig, found[sig])
         for name in _PY4J_LOGGERS:

@@ -28,6 +28,7 @@ from lakescore import columns as C
 from lakescore.config import InputConfig
 from lakescore.drift import ALL_NULL, CanonicalColumn, canonical_schema, source_column
 from lakescore.errors import DeploymentError, InputError, spark_error_message
+from lakescore.interrupts import carry_job_tags
 
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
@@ -400,14 +401,18 @@ def _schemas_by_spark(
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             return FailedFile(path, spark_error_message(exc))
 
-    return _collect_schemas(files, footer)
+    return _collect_schemas(files, carry_job_tags(spark, footer))
 
 
 def _collect_schemas(
     files: Sequence[str], footer: Callable[[str], T.StructType | FailedFile]
 ) -> tuple[dict[str, T.StructType], list[FailedFile]]:
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(footer, files))
+        try:
+            results = list(pool.map(footer, files))
+        except BaseException:  # a stopped run does not wait for the files still queued
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     schemas = {p: r for p, r in zip(files, results, strict=True) if isinstance(r, T.StructType)}
     failed = [r for r in results if isinstance(r, FailedFile)]
     return schemas, failed

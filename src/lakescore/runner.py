@@ -51,7 +51,7 @@ from lakescore.errors import (
     spark_error_message,
 )
 from lakescore.faults import fault_point
-from lakescore.interrupts import Stop, stoppable
+from lakescore.interrupts import Stop, carry_job_tags, stoppable
 from lakescore.io import (
     FAILED_FILES_COMMENTS,
     FAILED_FILES_SCHEMA,
@@ -158,31 +158,30 @@ def score(
         # input (the first Delta write of a fresh JVM takes seconds); scoring waits for it.
         state = _RunState(
             record,
-            pool.submit(
-                stop.tagged(write_run), spark, deployment.runs.path, record, deployment.runs.table
-            ),
+            # Not tagged: a stop must not cancel the record it then replaces.
+            pool.submit(write_run, spark, deployment.runs.path, record, deployment.runs.table),
             deployment.runs.path,
             stop,
         )
         try:
+            if stop.stopped:  # a signal while the handlers were being installed
+                raise stop.exception()
             with tempfile.TemporaryDirectory(prefix="lakescore-run-") as workdir:
                 record = _score(spark, deployment, state, progress, workdir)
+            stop.ending()  # a signal from here on does not change how the run ends
         except AttemptSupersededError:
             raise  # the newer attempt owns the run record now
         except BaseException as exc:
-            with stop.deferred():  # a second signal must not cut the take-backs and record
-                _end_failed_run(spark, deployment, state, progress, exc)
-        with stop.deferred():
-            try:
-                _finish(spark, deployment, record, progress)
-            except (Py4JJavaError, PySparkException) as exc:
-                raise LakescoreError(
-                    f"Run {run_id} committed its rows (predictions version "
-                    f"{record.output_version}) but could not record itself in the runs table "
-                    f"at {scrub(deployment.runs.path)}: {spark_error_message(exc)}"
-                ) from exc
-        if stop.stopped:  # during the last record: the run is complete and recorded
-            _raise_with_record(stop.exception(f"; run {run_id} had finished"), record, exc=None)
+            stop.ending()  # nor does one while the run takes back its commits and records
+            _end_failed_run(spark, deployment, state, progress, exc)
+        try:
+            _finish(spark, deployment, record, progress)
+        except (Py4JJavaError, PySparkException) as exc:
+            raise LakescoreError(
+                f"Run {run_id} committed its rows (predictions version {record.output_version}) "
+                f"but could not record itself in the runs table at "
+                f"{scrub(deployment.runs.path)}: {spark_error_message(exc)}"
+            ) from exc
     if record.status != SUCCEEDED:
         raise LakescoreError(record.error or f"Run {run_id} failed.")
     return RunResult(record, deployment)
@@ -223,7 +222,10 @@ def _end_failed_run(
     unrecorded = (
         ""
         if recorded
-        else "; the run could not record this, and the runs table still says it is `running`"
+        else (
+            "; the run could not record this, so the runs table still shows what it held before "
+            "(this run's `running` record, or an earlier attempt's)"
+        )
     )
     if state.stop.stopped:
         _raise_with_record(state.stop.exception(unrecorded), failed if recorded else None, exc)
@@ -272,7 +274,7 @@ def _record_quietly(
         state.wait_quietly()
         _drop_older_staging(spark, deployment, record)
         _finish(spark, deployment, record, progress)
-    except Exception:
+    except BaseException:  # a second Ctrl-C where lakescore could not take the signals over
         _log.warning("run %s could not record how it ended", record.run_id, exc_info=True)
         return False
     return True
@@ -639,7 +641,7 @@ def _commit_tables(
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
         # If either fails, the other one is reverted for this run id (_take_back).
         quarantine_commit = pool.submit(
-            state.stop.tagged(_commit_quarantine),
+            carry_job_tags(spark, _commit_quarantine),
             spark,
             deployment,
             record,
@@ -657,6 +659,7 @@ def _commit_tables(
                 run.stats_columns,
             )
         except BaseException:
+            quarantine_commit.cancel()  # if it has not started yet
             quarantine_done = _result_or_none(quarantine_commit)
             _take_back(run, deployment.quarantine.path, "quarantine", quarantine_done)
             raise
@@ -668,6 +671,7 @@ def _commit_tables(
             _take_back(run, deployment.output.path, "predictions", out)
             if not (quarantine_commit.done() and quarantine_commit.exception()):
                 # Interrupted before or while waiting for it: it may commit yet.
+                quarantine_commit.cancel()  # if it has not started yet
                 quarantine_done = _result_or_none(quarantine_commit)
                 _take_back(run, deployment.quarantine.path, "quarantine", quarantine_done)
             raise

@@ -194,7 +194,13 @@ def require_ownership(spark: SparkSession, path: str, record: RunRecord) -> None
     """Stop before committing when a newer attempt of the same run id has claimed it, so two
     attempts running at once can never both commit."""
     current = get_run(spark, path, record.run_id)
-    if current is not None and current.get("attempt_id") != record.attempt_id:
+    # An earlier attempt's row is still there when this attempt's `running` record could not
+    # be written (a stop cancelled it, storage failed): that attempt supersedes nothing.
+    if (
+        current is not None
+        and current.get("attempt_id") != record.attempt_id
+        and (current.get("attempt") or 1) >= record.attempt
+    ):
         raise AttemptSupersededError(
             f"Run {record.run_id} was started again (attempt {current.get('attempt')}, "
             f"{current['started_at']}) while this attempt was running; this attempt stops "

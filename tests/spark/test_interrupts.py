@@ -1,5 +1,5 @@
-"""A stop cancels the run's own Spark jobs, not the others of the session, and puts the
-session's signal handlers back."""
+"""A stop cancels the run's own Spark jobs, not the others of the session, and leaves the
+session's signal handlers and job tags as they were."""
 
 from __future__ import annotations
 
@@ -7,37 +7,79 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.sql import functions as F
 
+from lakescore.errors import AttemptSupersededError
 from lakescore.interrupts import stoppable
+from lakescore.runs import RunRecord, next_attempt, require_ownership, write_run
 
 
 def slow_job(spark: Any, seconds: float) -> int:
     sleep = F.udf(lambda value: time.sleep(seconds) or value, "long")
-    return len(spark.range(2).repartition(1).select(sleep("id")).collect())
+    return len(spark.range(0, 2, 1, numPartitions=1).select(sleep("id")).collect())
+
+
+def wait_for_end(spark: Any, job: int) -> str:
+    tracker = spark.sparkContext.statusTracker()
+    deadline = time.monotonic() + 60
+    while (status := str(tracker.getJobInfo(job).status)) == "RUNNING":
+        assert time.monotonic() < deadline, f"job {job} still running"
+        time.sleep(0.2)
+    return status
 
 
 def test_ctrl_c_cancels_the_runs_jobs_and_spares_another_threads(spark: Any) -> None:
+    context = spark.sparkContext
     before = signal.getsignal(signal.SIGINT)
     other: dict[str, Any] = {}
 
     def neighbour() -> None:  # another notebook job, or another run, in the same session
+        context.setJobGroup("neighbour", "not the run's")
         try:
-            other["rows"] = slow_job(spark, 4)
+            other["rows"] = slow_job(spark, 5)
         except Exception as exc:  # the test reports it
             other["error"] = exc
 
-    thread = threading.Thread(target=neighbour)
-    thread.start()
+    active: list[int] = []
+
+    def interrupt() -> None:
+        active.extend(context.statusTracker().getActiveJobsIds())
+        os.kill(os.getpid(), signal.SIGINT)
+
     with pytest.raises(KeyboardInterrupt), stoppable(spark, "lakescore-test-run") as stop:
-        # Once the handlers are in place: the signal comes while the run's job runs.
-        threading.Timer(3, os.kill, (os.getpid(), signal.SIGINT)).start()
-        started = time.monotonic()
+        thread = threading.Thread(target=neighbour)
+        thread.start()
+        threading.Timer(4, interrupt).start()  # once both jobs run
         slow_job(spark, 60)
-    assert time.monotonic() - started < 30  # cancelled, not waited for
-    assert stop.stopped and signal.getsignal(signal.SIGINT) is before
+
+    [neighbours] = context.statusTracker().getJobIdsForGroup("neighbour")
+    [runs] = [job for job in active if job != neighbours]
+    assert neighbours in active  # it was running when the run was stopped
+    assert wait_for_end(spark, runs) == "FAILED"  # cancelled, long before its 120 s
     thread.join(timeout=60)
-    assert other == {"rows": 2}
+    assert other == {"rows": 2} and wait_for_end(spark, neighbours) == "SUCCEEDED"
+    assert stop.stopped and signal.getsignal(signal.SIGINT) is before
+    assert "lakescore-test-run" not in context.getJobTags()
+
+
+def test_an_earlier_attempts_row_does_not_supersede_a_later_attempt(
+    spark: Any, tmp_path: Path
+) -> None:
+    """When attempt 2 could not write its `running` record (a stop cancelled it), the runs
+    table still holds attempt 1's row: attempt 2 may still record how it ended."""
+    path = str(tmp_path / "runs")
+    started = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    first = RunRecord("r", "d", "succeeded", started, "/in")
+    write_run(spark, path, first)
+    second = next_attempt(RunRecord("r", "d", "running", started, "/in"), first.__dict__)
+    require_ownership(spark, path, second)  # no error
+
+    third = next_attempt(RunRecord("r", "d", "running", started, "/in"), second.__dict__)
+    write_run(spark, path, third)
+    with pytest.raises(AttemptSupersededError):
+        require_ownership(spark, path, second)
