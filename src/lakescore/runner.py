@@ -198,22 +198,19 @@ def _end_failed_run(
     the stop (KeyboardInterrupt or Terminated, whichever exception it surfaced as), or the
     unexpected error."""
     run_id = state.record.run_id
-    if not state.stop.stopped and isinstance(exc, LakescoreError):
-        aborted = isinstance(exc, LimitExceededError | IncompleteInputError)
-        failed = _failed(state.record, exc, ABORTED if aborted else FAILED)
-        state.wait_quietly()
-        _drop_older_staging(spark, deployment, failed)
-        _record_failure(spark, deployment, failed, progress, exc)
-        exc.run_record = asdict(failed)
-        raise exc
-    if not state.stop.stopped and isinstance(exc, Py4JJavaError | PySparkException):
-        error = LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
-        failed = _failed(state.record, error, FAILED)
+    expected = LakescoreError | Py4JJavaError | PySparkException
+    if not state.stop.stopped and isinstance(exc, expected):
+        error = (
+            exc
+            if isinstance(exc, LakescoreError)
+            else LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
+        )
+        aborted = isinstance(error, LimitExceededError | IncompleteInputError)
+        failed = _failed(state.record, error, ABORTED if aborted else FAILED)
         state.wait_quietly()
         _drop_older_staging(spark, deployment, failed)
         _record_failure(spark, deployment, failed, progress, error)
-        error.run_record = asdict(failed)
-        raise error from exc
+        _raise_with_record(error, failed, exc)
     # Stopped by a signal (Py4J may surface it as an error of the connection it closed), a
     # cancelled notebook cell, or a bug: record the end anyway, or the runs table would say
     # `running` for ever.
