@@ -7,8 +7,8 @@ queues behind the call it should end, and the run hangs until the job finishes. 
 signal a scheduler stops a job with, ends Python on the spot. During a run, both are handled
 here instead: the run's own jobs (by job tag) are cancelled from another thread, which gets its
 own connection, then the main thread gets KeyboardInterrupt, or `Terminated` for SIGTERM.
-While the run takes back its commits and writes its record, a signal is only noted: the run
-then ends as soon as the record is written.
+A second signal, or one that comes while the run takes back its commits and writes its
+record, changes nothing: the run ends as it would have.
 """
 
 from __future__ import annotations
