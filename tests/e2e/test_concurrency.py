@@ -3,22 +3,17 @@ two attempts of one run id can never both commit."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 from deltalake import DeltaTable
+from paused_runs import paused_run
 
 from lakescore.cli import main
 from lakescore.config import load_deployment
-
-BIN = Path(sys.executable).parent
 
 
 def read(path: str) -> Any:
@@ -105,31 +100,14 @@ def test_an_older_attempt_of_the_same_run_id_cannot_commit(
 ) -> None:
     deployment_file = lakehouse(rows=300, files=2)
     deployment = load_deployment(deployment_file)
-    marker, resume = tmp_path / "paused.marker", tmp_path / "resume"
-    env = {
-        **os.environ,
-        "PYSPARK_PYTHON": sys.executable,
-        "LAKESCORE_FAULT_PAUSE_AT": "before_scoring",
-        "LAKESCORE_FAULT_MARKER": str(marker),
-        "LAKESCORE_FAULT_RESUME_FILE": str(resume),
-    }
-    older = subprocess.Popen(
-        [str(BIN / "lakescore"), "score", str(deployment_file), "--run-id", "twice"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 300
-    while not marker.exists():
-        assert older.poll() is None, older.communicate()[1][-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-
-    assert main(["score", str(deployment_file), "--run-id", "twice"]) == 0  # the newer attempt
-    capsys.readouterr()
-    resume.write_text("go")
-    _, err = older.communicate(timeout=300)
+    with paused_run("before_scoring", deployment_file, "twice", tmp_path, capture_stderr=True) as (
+        older,
+        resume,
+    ):
+        assert main(["score", str(deployment_file), "--run-id", "twice"]) == 0  # the newer one
+        capsys.readouterr()
+        resume.write_text("go")
+        _, err = older.communicate(timeout=300)
 
     assert older.returncode == 1
     assert "was started again" in err and "without committing" in err

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from deltalake import DeltaTable
+from paused_runs import paused_run
 
 from lakescore.cli import main
 from lakescore.config import load_deployment
-
-BIN = Path(sys.executable).parent
 
 
 def read(path: str) -> Any:
@@ -25,28 +21,8 @@ def read(path: str) -> Any:
 
 
 def kill_at(point: str, deployment_file: Path, run_id: str, tmp_path: Path) -> None:
-    """Start `lakescore score` in its own session, wait until it pauses at `point`, SIGKILL it."""
-    marker = tmp_path / f"{point}.marker"
-    env = {
-        **os.environ,
-        "PYSPARK_PYTHON": sys.executable,
-        "LAKESCORE_FAULT_PAUSE_AT": point,
-        "LAKESCORE_FAULT_MARKER": str(marker),
-    }
-    process = subprocess.Popen(
-        [str(BIN / "lakescore"), "score", str(deployment_file), "--run-id", run_id],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert process.poll() is None, f"the run ended before reaching {point}"
-            assert time.monotonic() < deadline, f"the run never reached {point}"
-            time.sleep(0.5)
-    finally:
+    """Start `lakescore score`, wait until it pauses at `point`, SIGKILL its process group."""
+    with paused_run(point, deployment_file, run_id, tmp_path) as (process, _):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL

@@ -5,24 +5,20 @@ staged, so the runs table never says `running` for a run that is over."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from deltalake import DeltaTable
+from paused_runs import paused_run
 
 from lakescore.cli import main
 from lakescore.config import load_deployment
 from lakescore.progress import Progress
 from lakescore.runner import score
-
-BIN = Path(sys.executable).parent
 
 
 def read(path: str) -> Any:
@@ -42,38 +38,12 @@ def signal_at(
     """Start `lakescore score --json`, wait until it pauses at `point`, send `signals` to the
     lakescore process alone (as `kill PID` does; Spark's JVM does not get them), let the pause
     end, and return its exit code and the JSON it printed."""
-    marker = tmp_path / f"{point}.marker"
-    resume = tmp_path / f"{point}.resume"
-    env = {
-        **os.environ,
-        "PYSPARK_PYTHON": sys.executable,
-        "LAKESCORE_FAULT_PAUSE_AT": point,
-        "LAKESCORE_FAULT_MARKER": str(marker),
-        "LAKESCORE_FAULT_RESUME_FILE": str(resume),
-    }
-    process = subprocess.Popen(
-        [str(BIN / "lakescore"), "score", str(deployment_file), "--run-id", run_id, "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert process.poll() is None, f"the run ended before reaching {point}"
-            assert time.monotonic() < deadline, f"the run never reached {point}"
-            time.sleep(0.5)
+    with paused_run(point, deployment_file, run_id, tmp_path, "--json") as (process, resume):
         for signum in signals:
             process.send_signal(signum)
             time.sleep(0.5)
         resume.write_text("")  # a pause in the driver that noted the signal goes on
         out, _ = process.communicate(timeout=240)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=60)
     return process.returncode, json.loads(out)
 
 
