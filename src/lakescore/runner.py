@@ -656,9 +656,7 @@ def _commit_tables(
                 run.stats_columns,
             )
         except BaseException:
-            quarantine_commit.cancel()  # if it has not started yet
-            quarantine_done = _result_or_none(quarantine_commit)
-            _take_back(run, deployment.quarantine.path, "quarantine", quarantine_done)
+            _take_back_pending(run, deployment.quarantine.path, "quarantine", quarantine_commit)
             raise
         try:
             progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
@@ -668,9 +666,7 @@ def _commit_tables(
             _take_back(run, deployment.output.path, "predictions", out)
             if not (quarantine_commit.done() and quarantine_commit.exception()):
                 # Interrupted before or while waiting for it: it may commit yet.
-                quarantine_commit.cancel()  # if it has not started yet
-                quarantine_done = _result_or_none(quarantine_commit)
-                _take_back(run, deployment.quarantine.path, "quarantine", quarantine_done)
+                _take_back_pending(run, deployment.quarantine.path, "quarantine", quarantine_commit)
             raise
     return state.update(
         rows_scored=out.rows,
@@ -702,6 +698,13 @@ def _take_back(run: _Run, path: str, table: str, commit: Commit | None) -> None:
         _log.warning("could not revert run %s in %s", record.run_id, path, exc_info=True)
         return
     run.progress.stage(f"reverted this attempt's commit to the {table} table")
+
+
+def _take_back_pending(run: _Run, path: str, table: str, commit: Future[Commit]) -> None:
+    """Take back a commit running in another thread: cancelled if it has not started, else
+    waited for (it may still succeed) and reverted."""
+    commit.cancel()
+    _take_back(run, path, table, _result_or_none(commit))
 
 
 def _result_or_none(commit: Future[Commit]) -> Commit | None:

@@ -90,19 +90,8 @@ RUNS_SCHEMA = T.StructType(
 
 # The fields of an earlier attempt copied from its record into `previous_attempts`; runs tables
 # made before the last six were added get them on their next write (mergeSchema).
-ATTEMPT_FIELDS = (
-    "attempt",
-    "attempt_id",
-    "started_at",
-    "finished_at",
-    "status",
-    "error",
-    "model_version",
-    "rows_read",
-    "rows_scored",
-    "rows_quarantined",
-    "output_version",
-    "quarantine_version",
+ATTEMPT_FIELDS: tuple[str, ...] = tuple(
+    RUNS_SCHEMA["previous_attempts"].dataType.elementType.fieldNames()  # type: ignore[attr-defined]
 )
 
 RUNS_COMMENTS = {
