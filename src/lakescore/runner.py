@@ -90,6 +90,7 @@ from lakescore.runs import (
     write_run,
 )
 from lakescore.scoring import scoring_udf, ship_model
+from lakescore.session import require_classic
 from lakescore.table_fit import Fit, conform, fit
 from lakescore.validate import TIME_TYPES
 
@@ -122,6 +123,7 @@ def score(
     progress: Progress = SILENT,
 ) -> RunResult:
     """Run the deployment once. Raises a LakescoreError (after recording the run) on failure."""
+    require_classic(spark)  # a Connect session can neither run nor record the run
     run_id = run_id or new_run_id()
     if not _RUN_ID.match(run_id):
         raise DeploymentError(

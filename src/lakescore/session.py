@@ -49,14 +49,20 @@ def get_spark(
     active = SparkSession.getActiveSession()
     if active is not None:
         # A notebook's session: its log level is the user's (and the whole cluster's) to set.
+        require_classic(active)
         require_delta(active)
         return active
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # Under spark-submit: the properties file configured everything.
         submitted = SparkSession.builder.getOrCreate()
+        require_classic(submitted)
         require_delta(submitted)
         _quiet(submitted, verbose)
         return submitted
+    if _connect_settings():
+        # Refused before building: the builder would apply its settings over gRPC, retrying
+        # for minutes when no server answers.
+        raise _connect_refused()
     check_java()
     builder = SparkSession.builder.master(os.environ.get("LAKESCORE_SPARK_MASTER", "local[*]"))
     builder = builder.appName("lakescore")
@@ -124,6 +130,39 @@ def _with_local_metastore(builder: SparkSession.Builder) -> SparkSession.Builder
             f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true",
         )
     return builder.enableHiveSupport()
+
+
+def require_classic(spark: SparkSession) -> None:
+    """Refuse a Spark Connect session before anything talks to it.
+
+    lakescore drives the JVM through the SparkContext (shipping the model archive, listing
+    files, Delta's Scala API, cancelling its jobs), which a Connect client does not have; without
+    this check a run failed deep inside, or waited on gRPC retries when the server was gone.
+    The class is judged by its module, so checking needs none of Connect's gRPC packages.
+    """
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        raise _connect_refused()
+
+
+def _connect_settings() -> list[str]:
+    """The environment settings that make PySpark's builder return a Spark Connect client
+    (named, not shown: a Connect URL can carry a token)."""
+    settings = ["SPARK_REMOTE"] if "SPARK_REMOTE" in os.environ else []
+    if os.environ.get("SPARK_API_MODE", "").lower() == "connect":
+        settings.append("SPARK_API_MODE=connect")
+    return settings
+
+
+def _connect_refused() -> EnvironmentProblem:
+    settings = _connect_settings()
+    source = f" ({' and '.join(settings)} in the environment)" if settings else ""
+    return EnvironmentProblem(
+        f"lakescore needs a classic Spark session with a SparkContext, not a Spark Connect "
+        f"session{source}: it ships the model and drives Delta through the JVM. Databricks "
+        "serverless and shared access mode compute give only Connect sessions; run lakescore on "
+        "classic compute in single-user access mode, with spark-submit, or with the lakescore "
+        "command (without SPARK_REMOTE)."
+    )
 
 
 def require_delta(spark: SparkSession) -> None:
