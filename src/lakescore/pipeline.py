@@ -26,6 +26,7 @@ from lakescore.validate import (
     ERRORS_TYPE,
     Check,
     cast_inputs,
+    columns_read,
     error_struct,
     failures,
     missing_inputs,
@@ -233,7 +234,9 @@ def validate(
     typed = [c.name for c in inputs if c.name in df.columns]
     raw_names = {name: f"__raw_{index}" for index, name in enumerate(typed)}
     typed_view = typed_inputs(df, inputs, [F.col(_q(c)).alias(raw) for c, raw in raw_names.items()])
-    checks = (*signature_checks(inputs, df.schema, raw_names, redact), *rule_checks(rules))
+    signature = signature_checks(inputs, df.schema, raw_names, redact)
+    reads = {rule.name: columns_read(df.sparkSession, rule.expr) for rule in rules}
+    checks = (*signature, *rule_checks(rules, signature, reads))
     as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
     return Validated(
         frame=typed_view.select(

@@ -97,6 +97,10 @@ from lakescore.validate import TIME_TYPES
 _log = logging.getLogger(__name__)
 # Column types Delta can keep min/max statistics for (data skipping).
 _STATS_TYPES = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)
+# Spark's default Parquet timestamps are INT96, which delta-rs and polars read as nanoseconds and
+# fail on outside 1677-2262 (a 9999-12-31 kept in the quarantine): a borrowed session gets the
+# standard type for the run's writes, as lakescore's own sessions have it throughout.
+_STANDARD_TIMESTAMPS = ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _T = TypeVar("_T")
 
@@ -501,7 +505,7 @@ def _score_input(
     )
     batch = ("spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size))
     try:
-        with _session_conf(spark, *batch):
+        with _session_conf(spark, *batch), _session_conf(spark, *_STANDARD_TIMESTAMPS):
             record = _stage_and_commit(
                 run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
             )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -34,6 +34,9 @@ RULE_TYPE = "type_mismatch"
 RULE_REQUIRED = "required_null"
 RULE_NAN = "nan"
 RULE_INFINITE = "infinite"
+# Signature checks after which a rule sees the value as null: rules read the inputs cast to the
+# signature's types, where a value that does not cast is null.
+_NULLING = (RULE_TYPE, RULE_REQUIRED)
 
 _FLOATING = ("float", "double")
 TIME_TYPES = ("timestamp", "timestamp_ntz")
@@ -160,18 +163,46 @@ def signature_checks(
     return checks
 
 
-def rule_checks(rules: Sequence[Rule]) -> list[Check]:
-    """The deployment's rules; a rule that evaluates to null counts as violated."""
-    return [
-        _check(
-            rule.name,
-            None,
-            ~F.coalesce(F.expr(rule.expr).cast("boolean"), F.lit(False)),
-            F.lit(f"rule failed: {rule.expr}"),
-            rule.action,
+def rule_checks(
+    rules: Sequence[Rule],
+    signature: Sequence[Check] = (),
+    reads: Mapping[str, Collection[str]] | None = None,
+) -> list[Check]:
+    """The deployment's rules. A rule that evaluates to null counts as broken, unless it is null
+    because a column it reads (`reads`: rule name to lower-cased column names) failed, on that
+    row, a signature check that leaves the value null (`required_null`, `type_mismatch`): the row
+    is quarantined for that value, and counting it against every rule that reads the column
+    would blame the rules (or stop the run, for a `fail` rule) for a value already accounted for."""
+    checks = []
+    for rule in rules:
+        value = F.expr(rule.expr).cast("boolean")
+        read = (reads or {}).get(rule.name, ())
+        nulled = [
+            F.coalesce(check.failed, F.lit(False))
+            for check in signature
+            if check.rule in _NULLING and check.column is not None and check.column.lower() in read
+        ]
+        broken = ~F.coalesce(value, F.lit(False))
+        if nulled:
+            broken = broken & ~(value.isNull() & functools.reduce(operator.or_, nulled))
+        checks.append(
+            _check(rule.name, None, broken, F.lit(f"rule failed: {rule.expr}"), rule.action)
         )
-        for rule in rules
-    ]
+    return checks
+
+
+def columns_read(spark: SparkSession, expr: str) -> frozenset[str]:
+    """The columns a rule names, lower-cased (a struct field counts as its column), by Spark's own
+    parser, so quoting, windows and lambda variables are read as Spark reads them. Parsing only:
+    nothing is resolved or run. Columns named inside a subquery belong to its tables and are not
+    counted."""
+    leaves = spark._jsparkSession.sessionState().sqlParser().parseExpression(expr).collectLeaves()
+    names = set()
+    for index in range(leaves.size()):
+        leaf = leaves.apply(index)
+        if leaf.getClass().getSimpleName() == "UnresolvedAttribute":
+            names.add(str(leaf.nameParts().apply(0)).lower())
+    return frozenset(names)
 
 
 def passes(checks: Sequence[Check], action: str) -> Column:

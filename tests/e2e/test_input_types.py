@@ -221,6 +221,41 @@ def test_a_time_pandas_cannot_hold_is_quarantined_not_fatal(
     assert reasons(quarantine) == {"b": [("type_mismatch", "t")]}
 
 
+def test_a_session_writing_int96_timestamps_still_leaves_tables_delta_rs_reads(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Spark's default Parquet timestamp type is INT96, which delta-rs and polars read as
+    nanoseconds: a notebook's session left a quarantine holding 9999-12-31 that they could not
+    read. A run writes its tables with standard timestamps and puts the session's setting back."""
+    setting = "spark.sql.parquet.outputTimestampType"
+    before = spark.conf.get(setting)
+    sentinel = datetime(9999, 12, 31, tzinfo=timezone.utc)
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "n": pa.array([1, 2, None], pa.int64()),  # c is quarantined, b scored
+            "t": pa.array(
+                [datetime(2026, 1, 1, tzinfo=timezone.utc), sentinel, sentinel],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    spark.conf.set(setting, "INT96")
+    try:
+        record, predictions, quarantine = run(
+            tmp_path,
+            table,
+            echo_model(tmp_path),
+            input={"format": "parquet", "path": "raw", "key": "id", "passthrough": ["t"]},
+        )
+        assert spark.conf.get(setting) == "INT96"
+    finally:
+        spark.conf.set(setting, before)
+    assert record.status == "succeeded"
+    assert dict(zip(predictions["id"], predictions["t"], strict=True))["b"] == sentinel
+    assert quarantine["t"].tolist() == [sentinel]
+
+
 def test_a_rule_that_raises_on_a_row_is_named(tmp_path: Path, spark: Any) -> None:
     """Spark's ANSI mode makes `n / d` raise on d = 0: the run fails naming the rule and the
     fix, not with Spark's bare error. Written with try_divide, the row is quarantined."""

@@ -61,11 +61,13 @@ def test_footers_give_the_schemas_spark_reads_without_a_job_per_file(
 ) -> None:
     folder = tmp_path / "input"
     spark.sql(f"SELECT {_SPARK_TYPES}").coalesce(1).write.parquet(str(folder / "spark"))
+    before = spark.conf.get("spark.sql.parquet.outputTimestampType")
     spark.conf.set("spark.sql.parquet.outputTimestampType", "INT96")
     try:
         spark.sql(f"SELECT {_SPARK_TYPES}").coalesce(1).write.parquet(str(folder / "int96"))
     finally:
-        spark.conf.unset("spark.sql.parquet.outputTimestampType")
+        # Put back the session's value, not Spark's default (INT96 again).
+        spark.conf.set("spark.sql.parquet.outputTimestampType", before)
     pq.write_table(_arrow_table(), folder / "arrow.parquet")
     pq.write_table(_arrow_table(), folder / "arrow-v1.parquet", version="1.0")
     (folder / "not-parquet.parquet").write_text("this is not parquet\n")

@@ -13,7 +13,7 @@ from pyspark.sql import types as T
 from lakescore import pipeline
 from lakescore.config import Rule
 from lakescore.model import InputColumn, ModelVersion, OutputColumn, ResolvedModel
-from lakescore.validate import ERRORS_TYPE
+from lakescore.validate import ERRORS_TYPE, columns_read
 
 INPUTS = (InputColumn("kwh", "double"), InputColumn("tariff", "string"))
 SCHEMA = T.StructType(
@@ -90,7 +90,7 @@ def test_error_struct_carries_stage_and_message(spark: Any) -> None:
     assert validated.frame.schema["_errors"].dataType == ERRORS_TYPE
 
 
-def test_rules_quarantine_and_warn_and_null_counts_as_violated(spark: Any) -> None:
+def test_rules_quarantine_and_warn(spark: Any) -> None:
     rules = (
         Rule("positive", "cast(kwh as double) > 0", "quarantine"),
         Rule("known_tariff", "tariff IN ('smart', 'standard')", "warn"),
@@ -109,8 +109,8 @@ def test_rules_quarantine_and_warn_and_null_counts_as_violated(spark: Any) -> No
     assert got["ok"] == ([], [])
     assert got["neg"] == (["positive"], [])
     assert [w["rule"] for w in got["odd"][1]] == ["known_tariff"] and got["odd"][0] == []
-    assert got["nulltariff"][0] == ["required_null"]
-    assert [w["rule"] for w in got["nulltariff"][1]] == ["known_tariff"]
+    # tariff is a required input: its null is quarantined as such, not also blamed on the rule.
+    assert got["nulltariff"] == (["required_null"], [])
 
 
 def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: Any) -> None:
@@ -136,12 +136,71 @@ def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: An
     assert sum(p["scored"] for p in parts) == 2  # fail rules do not quarantine, they stop the run
     assert counts == {
         ("required_null", "kwh"): 1,
-        ("stop", None): 2,  # b breaks it, and c's null makes it null: violated
+        ("stop", None): 1,  # b breaks it; c's null kwh is quarantined as required_null instead
         ("odd", None): 1,
     }
     assert {
         r["id"] for r in pipeline.quarantine(staged, validated.input_columns, stamp).collect()
     } == {"c"}
+
+
+def test_a_rule_is_blamed_for_its_null_unless_a_value_it_reads_is_already_quarantined(
+    spark: Any,
+) -> None:
+    """A rule that evaluates to null counts as broken, except when it is null because a column it
+    reads failed a signature check that leaves the value null (required_null, type_mismatch).
+    Before, a null kwh counted against every rule reading kwh, and a `fail` rule stopped the run
+    for a row already quarantined for that null."""
+    rules = (
+        Rule("positive", "kwh > 0", "quarantine"),
+        Rule("stop", "kwh < 100", "fail"),
+        Rule("named", "id <> ''", "warn"),  # id is no model input: its null still counts
+        Rule("both", "kwh > 0 AND tariff = 'smart'", "warn"),
+    )
+    rows = [
+        ("text", "n/a", "smart"),  # type_mismatch: the rule sees null
+        ("null", None, "standard"),  # required_null
+        ("neg", "-1", "smart"),
+        (None, "5", "smart"),
+        ("big", "500", None),  # breaks `stop` whatever tariff's null
+    ]
+    as_read = spark.createDataFrame(rows, SCHEMA).select(
+        "*",
+        F.lit("file:/in/part-0.parquet").alias("_source_file"),
+        F.current_timestamp().alias("_source_file_modified_at"),
+    )
+    validated = pipeline.validate(as_read, INPUTS, rules)
+    staged = pipeline.staged(validated, INPUTS, _MODEL.outputs, _constant_score, ["id"], False)
+    why = {
+        r["id"]: sorted(
+            f"{e['rule']}|{e['column'] or ''}"
+            for e in [*(r["_errors"] or []), *(r["_flags"] or [])]
+        )
+        for r in staged.collect()
+    }
+    assert why == {
+        "text": ["type_mismatch|kwh"],
+        "null": ["both|", "required_null|kwh"],  # false, not null: tariff breaks it on its own
+        "neg": ["both|", "positive|"],
+        None: ["named|"],
+        "big": ["required_null|tariff", "stop|"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("expr", "columns"),
+    [
+        ("kwh_7d >= 0", {"kwh_7d"}),
+        ("`KWh 7d` > avg(kwh_30d) OVER ()", {"kwh 7d", "kwh_30d"}),
+        ("reading.kwh > 0 AND exists(array(a), x -> x > 0)", {"reading", "a"}),
+        ("id NOT IN (SELECT blocked_id FROM blocklist)", {"id"}),
+        ("coalesce(try_divide(kwh, days), 0) >= 0", {"kwh", "days"}),
+    ],
+)
+def test_the_columns_a_rule_reads_are_parsed_as_spark_parses_them(
+    spark: Any, expr: str, columns: set[str]
+) -> None:
+    assert columns_read(spark, expr) == columns
 
 
 @pytest.mark.parametrize("typed", ["bigint", "int"])
