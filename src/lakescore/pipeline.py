@@ -236,7 +236,12 @@ def validate(
     typed_view = typed_inputs(df, inputs, [F.col(_q(c)).alias(raw) for c, raw in raw_names.items()])
     signature = signature_checks(inputs, df.schema, raw_names, redact)
     reads = {rule.name: columns_read(df.sparkSession, rule.expr) for rule in rules}
-    checks = (*signature, *rule_checks(rules, signature, reads))
+    values = [f"__lakescore_rule_{index}" for index in range(len(rules))]
+    typed_view = typed_view.select(
+        "*",
+        *[F.expr(r.expr).cast("boolean").alias(v) for r, v in zip(rules, values, strict=True)],
+    )
+    checks = (*signature, *rule_checks(rules, signature, reads, [F.col(v) for v in values]))
     as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
     return Validated(
         frame=typed_view.select(

@@ -887,8 +887,8 @@ def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
     slot = (id(spark), key)
     with _session_conf_lock:
         users, before = _session_conf_users.get(slot, (0, spark.conf.get(key, None)))
+        spark.conf.set(key, value)  # first: if it fails, nothing is left to put back
         _session_conf_users[slot] = (users + 1, before)
-        spark.conf.set(key, value)
     try:
         yield
     finally:

@@ -61,11 +61,15 @@ def get_spark(
         return submitted
     if _connect_settings():
         # Refused before building: the builder would apply its settings over gRPC, retrying
-        # for minutes when no server answers.
+        # for minutes when no server answers. Running locally instead would ignore the cluster
+        # the user pointed at.
         raise _connect_refused()
     check_java()
     builder = SparkSession.builder.master(os.environ.get("LAKESCORE_SPARK_MASTER", "local[*]"))
     builder = builder.appName("lakescore")
+    # Classic whatever SPARK_API_MODE, SPARK_CONNECT_MODE or an installed pyspark_connect make
+    # the default: a local session is lakescore's own, and Connect cannot run it.
+    builder = builder.config("spark.api.mode", "classic")
     for key, value in LOCAL_CONF.items():
         builder = builder.config(key, value)
     # Python workers must run the interpreter that has lakescore installed, not whatever
@@ -82,6 +86,7 @@ def get_spark(
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}"
         )
     spark = builder.getOrCreate()
+    require_classic(spark)
     _quiet(spark, verbose)
     return spark
 
@@ -145,12 +150,9 @@ def require_classic(spark: SparkSession) -> None:
 
 
 def _connect_settings() -> list[str]:
-    """The environment settings that make PySpark's builder return a Spark Connect client
-    (named, not shown: a Connect URL can carry a token)."""
-    settings = ["SPARK_REMOTE"] if "SPARK_REMOTE" in os.environ else []
-    if os.environ.get("SPARK_API_MODE", "").lower() == "connect":
-        settings.append("SPARK_API_MODE=connect")
-    return settings
+    """The environment variables with which PySpark's builder returns a Spark Connect client
+    whatever `spark.api.mode` says (named, not shown: a Connect URL can carry a token)."""
+    return [name for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED") if name in os.environ]
 
 
 def _connect_refused() -> EnvironmentProblem:

@@ -10,6 +10,7 @@ import functools
 import operator
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
@@ -34,8 +35,9 @@ RULE_TYPE = "type_mismatch"
 RULE_REQUIRED = "required_null"
 RULE_NAN = "nan"
 RULE_INFINITE = "infinite"
-# Signature checks after which a rule sees the value as null: rules read the inputs cast to the
-# signature's types, where a value that does not cast is null.
+# Signature checks that can leave the value a rule reads null: a null in a required input, or a
+# value that does not cast (rules read the inputs cast to the signature's types). Other
+# type_mismatch rows (a time pandas cannot hold, 1.5 for a long) keep a value.
 _NULLING = (RULE_TYPE, RULE_REQUIRED)
 
 _FLOATING = ("float", "double")
@@ -167,15 +169,19 @@ def rule_checks(
     rules: Sequence[Rule],
     signature: Sequence[Check] = (),
     reads: Mapping[str, Collection[str]] | None = None,
+    values: Sequence[Column] | None = None,
 ) -> list[Check]:
     """The deployment's rules. A rule that evaluates to null counts as broken, unless it is null
     because a column it reads (`reads`: rule name to lower-cased column names) failed, on that
     row, a signature check that leaves the value null (`required_null`, `type_mismatch`): the row
     is quarantined for that value, and counting it against every rule that reads the column
-    would blame the rules (or stop the run, for a `fail` rule) for a value already accounted for."""
+    would blame the rules (or stop the run, for a `fail` rule) for a value already accounted for.
+
+    `values`, one per rule, are the rules' results computed once in an earlier projection: each
+    check reads its value several times, and Spark does not share a subquery between them."""
     checks = []
-    for rule in rules:
-        value = F.expr(rule.expr).cast("boolean")
+    for index, rule in enumerate(rules):
+        value = values[index] if values is not None else F.expr(rule.expr).cast("boolean")
         read = (reads or {}).get(rule.name, ())
         nulled = [
             F.coalesce(check.failed, F.lit(False))
@@ -193,16 +199,30 @@ def rule_checks(
 
 def columns_read(spark: SparkSession, expr: str) -> frozenset[str]:
     """The columns a rule names, lower-cased (a struct field counts as its column), by Spark's own
-    parser, so quoting, windows and lambda variables are read as Spark reads them. Parsing only:
-    nothing is resolved or run. Columns named inside a subquery belong to its tables and are not
-    counted."""
-    leaves = spark._jsparkSession.sessionState().sqlParser().parseExpression(expr).collectLeaves()
-    names = set()
-    for index in range(leaves.size()):
-        leaf = leaves.apply(index)
-        if leaf.getClass().getSimpleName() == "UnresolvedAttribute":
-            names.add(str(leaf.nameParts().apply(0)).lower())
+    parser, so quoting, windows and lambdas are read as Spark reads them. Parsing only: nothing
+    is resolved or run. Names inside a subquery are left out (most belong to its tables), so a
+    column only a correlated subquery reads is not counted."""
+    names: set[str] = set()
+    _collect_names(spark._jsparkSession.sessionState().sqlParser().parseExpression(expr), (), names)
     return frozenset(names)
+
+
+def _collect_names(node: Any, bound: Collection[str], names: set[str]) -> None:
+    """Walk a parsed expression. Inside a lambda the parser makes every name a lambda variable;
+    those that are not the lambda's own arguments are columns (`x -> x > kwh` reads kwh)."""
+    kind = node.getClass().getSimpleName()
+    if kind in ("UnresolvedAttribute", "UnresolvedNamedLambdaVariable"):
+        name = str(node.nameParts().apply(0)).lower()
+        if name not in bound:
+            names.add(name)
+        return
+    if kind == "LambdaFunction":
+        arguments = node.arguments()
+        own = (arguments.apply(i).nameParts().apply(0) for i in range(arguments.size()))
+        bound = {*bound, *(str(name).lower() for name in own)}
+    children = node.children()
+    for index in range(children.size()):
+        _collect_names(children.apply(index), bound, names)
 
 
 def passes(checks: Sequence[Check], action: str) -> Column:

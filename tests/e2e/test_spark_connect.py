@@ -114,3 +114,21 @@ def test_the_command_line_refuses_spark_remote_in_one_sentence_without_showing_i
     assert message.startswith(f"lakescore: error: {REFUSAL} (SPARK_REMOTE in the environment)")
     assert "dapi-secret" not in message and "Traceback" not in done.stderr
     assert not (tmp_path / "scored").exists()
+
+
+@pytest.mark.e2e
+def test_the_commands_own_session_is_classic_whatever_the_api_mode_default(
+    tmp_path: Path,
+) -> None:
+    """SPARK_API_MODE=connect or SPARK_CONNECT_MODE=1 make PySpark's builder start a local
+    Connect server and hand back a client; the session lakescore builds for itself stays
+    classic, so the command works."""
+    file = deployment_file(tmp_path)
+    done = run(
+        [str(BIN / "lakescore"), "runs", "list", str(file), "--json"],
+        tmp_path,
+        SPARK_API_MODE="connect",
+        SPARK_CONNECT_MODE="1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []  # no run yet: read through a classic session

@@ -193,6 +193,8 @@ def test_a_rule_is_blamed_for_its_null_unless_a_value_it_reads_is_already_quaran
         ("kwh_7d >= 0", {"kwh_7d"}),
         ("`KWh 7d` > avg(kwh_30d) OVER ()", {"kwh 7d", "kwh_30d"}),
         ("reading.kwh > 0 AND exists(array(a), x -> x > 0)", {"reading", "a"}),
+        ("exists(readings, (x, i) -> x > kwh + i)", {"readings", "kwh"}),  # kwh is no argument
+        ("exists(readings, kwh -> kwh > 0)", {"readings"}),  # this kwh is the lambda's own
         ("id NOT IN (SELECT blocked_id FROM blocklist)", {"id"}),
         ("coalesce(try_divide(kwh, days), 0) >= 0", {"kwh", "days"}),
     ],
@@ -281,6 +283,10 @@ def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> Non
     validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
     got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
     assert got == {"a": [], "b": ["not_blocked"]}
+    # The rule is evaluated once per row: each check that read it used to join the blocklist
+    # again (three joins for this one rule).
+    plan = validated.frame._jdf.queryExecution().optimizedPlan().toString()
+    assert plan.count("ExistenceJoin(") == 1
 
 
 @pytest.mark.parametrize(
