@@ -1041,11 +1041,17 @@ def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | 
         fraction = rows_invalid / rows_read
         if fraction > limits.max_error_fraction:
             return (
-                f"{fraction:.1%} of rows were quarantined ({rows_invalid:,} of "
+                f"{_percent(fraction)} of rows were quarantined ({rows_invalid:,} of "
                 f"{rows_read:,}), more than limits.max_error_fraction "
-                f"({limits.max_error_fraction:.1%}); {LIMIT_ABORTED}."
+                f"({limits.max_error_fraction:g}, that is {_percent(limits.max_error_fraction)})"
+                f"; {LIMIT_ABORTED}."
             )
     return None
+
+
+def _percent(fraction: float) -> str:
+    """Three significant digits, so a small limit (0.0001) does not read as 0.0%."""
+    return f"{fraction * 100:.3g}%"
 
 
 def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:

@@ -81,3 +81,15 @@ def test_an_attempt_stopped_during_its_commits_is_named_like_an_interrupted_one(
     error = failed_after("succeeded", "failed", errors={2: stopped})
     assert "may also hold rows that attempt 2 of run r committed before it was interrupted" in error
     assert "rows that attempt 1 of run r committed (it succeeded" in error
+
+
+def test_a_small_error_fraction_limit_is_shown_as_given_not_rounded_to_zero() -> None:
+    """The error read "0.4% ... more than limits.max_error_fraction (0.0%)" for a limit of
+    0.0001: both shares are now shown to three significant digits, the limit also as written."""
+    limit = _limit_exceeded(Limits(max_error_fraction=0.0001), 20_000, 80)
+    assert limit is not None
+    assert limit.startswith(
+        "0.4% of rows were quarantined (80 of 20,000), more than limits.max_error_fraction "
+        "(0.0001, that is 0.01%)"
+    )
+    assert _limit_exceeded(Limits(max_error_fraction=0.0001), 20_000, 2) is None
