@@ -39,18 +39,29 @@ def missing_before_reading(
     marker_present: bool | None,
     marker: str | None,
     manifest: Sequence[ExpectedFile],
+    unreadable: Sequence[str] = (),
+    max_unreadable: int | None = None,
 ) -> list[str]:
-    """What is missing judging by the file listing alone (`found` holds relative names)."""
+    """What is missing judging by the file listing alone (`found` holds relative names of the
+    readable files, `unreadable` those of the files that could not be read)."""
     problems = []
     if marker is not None and not marker_present:
         problems.append(f"marker file {marker} is missing")
     if min_files is not None and len(found) < min_files:
         problems.append(f"{len(found)} readable file(s), fewer than min_files {min_files}")
+    if max_unreadable is not None and len(unreadable) > max_unreadable:
+        problems.append(
+            f"{len(unreadable)} file(s) could not be read ({_listed(unreadable)}), more than "
+            f"max_unreadable_files {max_unreadable}"
+        )
     absent = [f.name for f in manifest if f.name not in set(found)]
     if absent:
-        shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
-        problems.append(f"manifest file(s) not found or unreadable: {shown}")
+        problems.append(f"manifest file(s) not found or unreadable: {_listed(absent)}")
     return problems
+
+
+def _listed(names: Sequence[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def missing_after_counting(

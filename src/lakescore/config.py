@@ -35,6 +35,8 @@ class ExpectConfig:
     min_rows: int | None = None
     marker: str | None = None
     manifest: str | None = None
+    # Unreadable files a run accepts (recorded, their rows in no table); None: any number.
+    max_unreadable_files: int | None = None
 
 
 @dataclass(frozen=True)
@@ -256,11 +258,10 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
     if raw is None:
         return ExpectConfig()
     data = _mapping(raw, "input.expect", source)
-    _check_keys(
-        data, set(), {"min_files", "min_rows", "marker", "manifest"}, "input.expect", source
-    )
+    counted = ("min_files", "min_rows", "max_unreadable_files")
+    _check_keys(data, set(), {*counted, "marker", "manifest"}, "input.expect", source)
     counts = {}
-    for key in ("min_files", "min_rows"):
+    for key in counted:
         value = data.get(key)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < 0
@@ -272,6 +273,7 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
     return ExpectConfig(
         min_files=counts["min_files"],
         min_rows=counts["min_rows"],
+        max_unreadable_files=counts["max_unreadable_files"],
         marker=_string(marker, "input.expect.marker", source) if marker is not None else None,
         manifest=(
             str(_resolve(_string(manifest, "input.expect.manifest", source), base_dir))

@@ -430,6 +430,7 @@ def _score_input(
     manifest = _manifest(spark, deployment)
     names = relative_names(spark, deployment.input.path, data.files)
     marker = f"{deployment.input.path.rstrip('/')}/{expect.marker}" if expect.marker else None
+    unreadable = relative_names(spark, deployment.input.path, [f.path for f in failed])
     _require_complete(
         missing_before_reading(
             sorted(names.values()),
@@ -437,6 +438,8 @@ def _score_input(
             path_exists(spark, marker) if marker else None,
             expect.marker,
             manifest,
+            sorted(unreadable.values()),
+            expect.max_unreadable_files,
         )
     )
     inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)

@@ -156,3 +156,39 @@ def test_unreadable_files_do_not_count_towards_min_files(lakehouse: Any, capsys:
     (folder / "broken-1.parquet").write_text("not parquet")
     (folder / "broken-2.parquet").write_bytes(b"")
     assert_stopped(deployment_file, "corrupt", capsys, "3 readable file(s), fewer than min_files 4")
+
+
+def test_more_unreadable_files_than_max_unreadable_files_stop_the_run(
+    lakehouse: Any, capsys: Any
+) -> None:
+    """Without the setting a run with unreadable files succeeds and records them (their rows are
+    in no table); with it, a run that must be complete stops before scoring and names them."""
+    base = {
+        "format": "parquet",
+        "path": "raw/meters",
+        "key": "meter_id",
+        "expect": {"max_unreadable_files": 1},
+    }
+    deployment_file = lakehouse(rows=300, files=3, input=base)
+    folder = Path(load_deployment(deployment_file).input.path)
+    (folder / "broken-1.parquet").write_text("not parquet")
+    (folder / "broken-2.parquet").write_bytes(b"")
+    assert_stopped(
+        deployment_file,
+        "two-broken",
+        capsys,
+        "2 file(s) could not be read (broken-1.parquet, broken-2.parquet), more than "
+        "max_unreadable_files 1",
+    )
+    runs = load_deployment(deployment_file).runs.path
+    run = read(runs).set_index("run_id").loc["two-broken"]
+    assert sorted(Path(f["path"]).name for f in run["files_failed"]) == [
+        "broken-1.parquet",
+        "broken-2.parquet",
+    ]
+
+    (folder / "broken-2.parquet").unlink()
+    assert main(["score", str(deployment_file), "--run-id", "two-broken"]) == 0  # one is allowed
+    capsys.readouterr()
+    run = read(runs).set_index("run_id").loc["two-broken"]
+    assert run["status"] == "succeeded" and run["rows_read"] == 300

@@ -426,6 +426,21 @@ def test_negative_max_error_rows_is_named(tmp_path: Path) -> None:
     assert "limits.max_error_rows" in str(parse_error(raw, tmp_path))
 
 
+@pytest.mark.parametrize("key", ["min_files", "min_rows", "max_unreadable_files"])
+@pytest.mark.parametrize("value", [-1, 1.5, "2", True])
+def test_input_expect_counts_must_be_whole_numbers(tmp_path: Path, key: str, value: Any) -> None:
+    raw = minimal()
+    raw["input"]["expect"] = {key: value}
+    assert f"input.expect.{key} must be a whole number >= 0" in str(parse_error(raw, tmp_path))
+
+
+def test_max_unreadable_files_is_read_and_off_by_default(tmp_path: Path) -> None:
+    raw = minimal()
+    assert parse_deployment(raw, base_dir=tmp_path).input.expect.max_unreadable_files is None
+    raw["input"]["expect"] = {"max_unreadable_files": 0}
+    assert parse_deployment(raw, base_dir=tmp_path).input.expect.max_unreadable_files == 0
+
+
 def test_empty_string_value_is_named(tmp_path: Path) -> None:
     """An empty required string names its key."""
     raw = minimal()
