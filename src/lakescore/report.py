@@ -32,6 +32,9 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     if record.get("model_uri"):
         version = record.get("model_version")
         pinned = f"version {version}" if version else "not resolved"
+        requested = record.get("requested_model_uri")
+        if requested and requested != record["model_uri"]:
+            pinned += f", from {requested}"
         print(f"  model        {record['model_uri']} ({pinned})")
     print(
         f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "

@@ -144,6 +144,7 @@ def score(
         scrub(deployment.input.path),
         # As requested until it is pinned: a run whose model cannot be resolved still says which.
         model_uri=scrub(deployment.model.uri),
+        requested_model_uri=scrub(deployment.model.uri),
     )
     earlier = get_run(spark, deployment.runs.path, run_id)
     if earlier is not None and earlier["deployment"] != deployment.name:
@@ -1138,6 +1139,7 @@ def _metadata(
         "deployment": deployment.name,
         "table": table,
         "model_uri": model.pinned_uri,
+        "requested_model_uri": record.requested_model_uri or model.pinned_uri,
         "attempt_started_at": record.started_at.isoformat(),
     }
 

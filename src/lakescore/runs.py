@@ -85,6 +85,8 @@ RUNS_SCHEMA = T.StructType(
                 )
             ),
         ),
+        # Last, where Delta's mergeSchema adds it to a runs table made before it existed.
+        T.StructField("requested_model_uri", T.StringType()),
     ]
 )
 
@@ -122,6 +124,7 @@ RUNS_COMMENTS = {
         "earlier attempts of this run id, with their counts and Delta versions; "
         "`interrupted` = it never finished"
     ),
+    "requested_model_uri": "model URI as the deployment gave it (an alias: which one was used)",
 }
 
 
@@ -153,6 +156,7 @@ class RunRecord:
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     executors: list[dict[str, Any]] = field(default_factory=list)
     previous_attempts: list[dict[str, Any]] = field(default_factory=list)
+    requested_model_uri: str | None = None
 
     def with_(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)

@@ -114,6 +114,9 @@ def test_alias_is_pinned_to_a_version_per_run(lakehouse: Any, capsys: Any, regis
     versions = predictions.groupby("_run_id")["_model_version"].unique().to_dict()
     assert {k: list(v) for k, v in versions.items()} == {"on-v1": ["1"], "on-v2": ["2"]}
     assert set(predictions["_model_uri"]) == {"models:/meter_risk/1", "models:/meter_risk/2"}
+    runs = rust_table(deployment.runs.path).set_index("run_id")
+    assert runs.loc["on-v1", "model_uri"] == "models:/meter_risk/1"
+    assert set(runs["requested_model_uri"]) == {"models:/meter_risk@champion"}  # which alias
 
 
 def test_rerunning_a_run_id_replaces_its_rows_in_every_table(lakehouse: Any, capsys: Any) -> None:

@@ -49,10 +49,13 @@ def test_a_failed_rerun_keeps_the_committed_attempts_account(
 
 
 def older_runs_schema() -> T.StructType:
-    """RUNS_SCHEMA as it was before attempts kept their counts and versions."""
+    """RUNS_SCHEMA as it was before attempts kept their counts and versions, and before runs
+    kept the model URI the deployment requested."""
     old_fields = set(ATTEMPT_FIELDS[:6])
     fields = []
     for field in RUNS_SCHEMA.fields:
+        if field.name == "requested_model_uri":
+            continue
         if field.name == "previous_attempts":
             element = field.dataType.elementType  # type: ignore[attr-defined]
             kept = [f for f in element.fields if f.name in old_fields]
@@ -101,3 +104,4 @@ def test_a_runs_table_from_before_gets_the_new_fields(
     assert first["rows_scored"] is None and first["output_version"] is None
     assert (second["attempt"], second["status"]) == (2, "succeeded")
     assert second["model_version"] is None  # the old record had none
+    assert run["requested_model_uri"] == "models:/meter_risk@champion"  # a column Delta added

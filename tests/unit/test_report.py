@@ -60,3 +60,23 @@ def test_a_run_summary_gives_its_times_and_attempts(tmp_path: Path, capsys: Any)
     print_run(record, load_deployment(file))
     out = capsys.readouterr().out
     assert "started      2026-11-26T10:40:24Z, took 7s (attempt 2; earlier: 1 interrupted)" in out
+
+
+def test_a_run_summary_names_the_alias_its_model_version_came_from(
+    tmp_path: Path, capsys: Any
+) -> None:
+    file = tmp_path / "deployment.yaml"
+    file.write_text(
+        "name: d\nmodel: {uri: models:/m@champion}\ninput: {format: parquet, path: in}\n"
+        "output: {path: out}\nquarantine: {path: q}\nruns: {path: runs}\n"
+    )
+    pinned = {"run_id": "r", "status": "succeeded", "input": "in", "model_version": "3"}
+    deployment = load_deployment(file)
+    for requested in ("models:/m@champion", "models:/m/3"):
+        record = pinned | {"model_uri": "models:/m/3", "requested_model_uri": requested}
+        print_run(record, deployment)
+    with_alias, as_pinned = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("  model ")
+    ]
+    assert with_alias.split(None, 1)[1] == "models:/m/3 (version 3, from models:/m@champion)"
+    assert as_pinned.split(None, 1)[1] == "models:/m/3 (version 3)"
