@@ -40,6 +40,14 @@ class InputError(LakescoreError):
     """The input path is missing, empty or unreadable."""
 
 
+class NoReadableInputError(InputError):
+    """Not one input file could be read: the run records each one (path and error) all the same."""
+
+    def __init__(self, message: str, files_failed: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.files_failed = files_failed
+
+
 class RuleFailedError(LakescoreError):
     """A rule with action `fail` matched at least one row."""
 

@@ -27,7 +27,12 @@ from pyspark.sql import types as T
 from lakescore import columns as C
 from lakescore.config import InputConfig
 from lakescore.drift import ALL_NULL, CanonicalColumn, canonical_schema, source_column
-from lakescore.errors import DeploymentError, InputError, spark_error_message
+from lakescore.errors import (
+    DeploymentError,
+    InputError,
+    NoReadableInputError,
+    spark_error_message,
+)
 from lakescore.interrupts import carry_job_tags
 
 _log = logging.getLogger(__name__)
@@ -83,6 +88,11 @@ class InputData:
     all_null: frozenset[str] = frozenset()
 
 
+def _recorded(failed: Sequence[FailedFile]) -> list[dict[str, str]]:
+    """Failed files as the run record keeps them."""
+    return [{"path": f.path, "error": f.error} for f in failed]
+
+
 @dataclass(frozen=True)
 class Commit:
     """What one Delta write committed."""
@@ -111,7 +121,9 @@ def read_input(
         detail = (
             f" ({len(failed)} unreadable: {failed[0].path}: {failed[0].error})" if failed else ""
         )
-        raise InputError(f"Input {config.path} holds no readable parquet files{detail}.")
+        raise NoReadableInputError(
+            f"Input {config.path} holds no readable parquet files{detail}.", _recorded(failed)
+        )
     canonical = canonical_schema(schemas)
     groups: dict[str, list[str]] = {}
     for path, schema in schemas.items():
@@ -132,7 +144,9 @@ def read_input(
                 FailedFile(p, f"cannot reconcile its schema: {_first_line(exc)}") for p in paths
             )
     if not frames:
-        raise InputError(f"Input {config.path} holds no file whose schema can be reconciled.")
+        raise NoReadableInputError(
+            f"Input {config.path} holds no file whose schema can be reconciled.", _recorded(failed)
+        )
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)
     return InputData(frame, tuple(read), None, tuple(failed), all_null)

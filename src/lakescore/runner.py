@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote
 
+import numpy as np
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.errors.exceptions.base import QueryContextType
@@ -43,6 +44,7 @@ from lakescore.errors import (
     InputError,
     LakescoreError,
     LimitExceededError,
+    NoReadableInputError,
     RuleFailedError,
     ScoringError,
     TableSchemaError,
@@ -412,7 +414,13 @@ def _score_input(
 ) -> RunRecord:
     """One pass from reading to the last commit; idempotent, so it can be redone without a file
     that failed halfway (its rows are then in no table at all)."""
-    data = read_input(spark, deployment.input, exclude=[f.path for f in failed_later])
+    try:
+        data = read_input(spark, deployment.input, exclude=[f.path for f in failed_later])
+    except NoReadableInputError as exc:
+        unread = [*(FailedFile(f["path"], f["error"]) for f in exc.files_failed), *failed_later]
+        state.update(files_read=0, files_failed=[asdict(f) for f in unread])
+        _require_listed_complete(spark, deployment, [], unread)  # input.expect says it first
+        raise
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     spelled = [*(c.name for c in model.inputs or ()), *carried, *deployment.quarantine.redact]
     data = replace(data, frame=pipeline.respell(data.frame, spelled))
@@ -427,22 +435,7 @@ def _score_input(
         + (f"; {len(failed)} could not be read" if failed else "")
     )
     fault_point("after_listing")
-    expect = deployment.input.expect
-    manifest = _manifest(spark, deployment)
-    names = relative_names(spark, deployment.input.path, data.files)
-    marker = f"{deployment.input.path.rstrip('/')}/{expect.marker}" if expect.marker else None
-    unreadable = relative_names(spark, deployment.input.path, [f.path for f in failed])
-    _require_complete(
-        missing_before_reading(
-            sorted(names.values()),
-            expect.min_files,
-            path_exists(spark, marker) if marker else None,
-            expect.marker,
-            manifest,
-            sorted(unreadable.values()),
-            expect.max_unreadable_files,
-        )
-    )
+    manifest, names = _require_listed_complete(spark, deployment, data.files, failed)
     inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
     pipeline.check_input_columns(
         data.frame,
@@ -977,6 +970,30 @@ def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile
         raise DeploymentError(str(exc)) from exc
 
 
+def _require_listed_complete(
+    spark: SparkSession, deployment: Deployment, files: Sequence[str], failed: Sequence[FailedFile]
+) -> tuple[tuple[ExpectedFile, ...], dict[str, str]]:
+    """Stop the run before scoring when the listing alone shows the input incomplete
+    (input.expect); return the manifest and the readable files' relative names."""
+    expect = deployment.input.expect
+    manifest = _manifest(spark, deployment)
+    names = relative_names(spark, deployment.input.path, files)
+    marker = f"{deployment.input.path.rstrip('/')}/{expect.marker}" if expect.marker else None
+    unreadable = relative_names(spark, deployment.input.path, [f.path for f in failed])
+    _require_complete(
+        missing_before_reading(
+            sorted(names.values()),
+            expect.min_files,
+            path_exists(spark, marker) if marker else None,
+            expect.marker,
+            manifest,
+            sorted(unreadable.values()),
+            expect.max_unreadable_files,
+        )
+    )
+    return manifest, names
+
+
 def _require_complete(problems: list[str]) -> None:
     if problems:
         raise IncompleteInputError(
@@ -1054,8 +1071,9 @@ def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | 
 
 
 def _percent(fraction: float) -> str:
-    """Three significant digits, so a small limit (0.0001) does not read as 0.0%."""
-    return f"{fraction * 100:.3g}%"
+    """Three significant digits, without an exponent, so a small limit (0.0001) does not read
+    as 0.0% (nor as 1e-02%)."""
+    return np.format_float_positional(fraction * 100, precision=3, fractional=False, trim="-") + "%"
 
 
 def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:

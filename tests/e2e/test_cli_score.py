@@ -117,6 +117,15 @@ def test_alias_is_pinned_to_a_version_per_run(lakehouse: Any, capsys: Any, regis
     runs = rust_table(deployment.runs.path).set_index("run_id")
     assert runs.loc["on-v1", "model_uri"] == "models:/meter_risk/1"
     assert set(runs["requested_model_uri"]) == {"models:/meter_risk@champion"}  # which alias
+    commits = [
+        json.loads(h["userMetadata"])
+        for h in RustDeltaTable(deployment.output.path).history()
+        if "requested_model_uri" in (h.get("userMetadata") or "")
+    ]
+    assert {(c["model_uri"], c["requested_model_uri"]) for c in commits} == {
+        ("models:/meter_risk/1", "models:/meter_risk@champion"),
+        ("models:/meter_risk/2", "models:/meter_risk@champion"),
+    }
 
 
 def test_rerunning_a_run_id_replaces_its_rows_in_every_table(lakehouse: Any, capsys: Any) -> None:

@@ -192,3 +192,30 @@ def test_more_unreadable_files_than_max_unreadable_files_stop_the_run(
     capsys.readouterr()
     run = read(runs).set_index("run_id").loc["two-broken"]
     assert run["status"] == "succeeded" and run["rows_read"] == 300
+
+
+def test_an_input_of_only_unreadable_files_records_each_and_honours_the_setting(
+    lakehouse: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """Not one readable file: the run failed (exit 1) with the first file in its error and an
+    empty files_failed, so the others were recorded nowhere; it now records them all, and
+    `max_unreadable_files` stops it like any other incomplete input (exit 3)."""
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "a.parquet").write_text("not parquet")
+    (corrupt / "b.parquet").write_bytes(b"")
+    deployment_file = lakehouse(rows=20, files=1)
+    runs = load_deployment(deployment_file).runs.path
+
+    assert main(["score", str(deployment_file), "--input", str(corrupt), "--run-id", "bad"]) == 1
+    assert "holds no readable parquet files" in capsys.readouterr().err
+    run = read(runs).set_index("run_id").loc["bad"]
+    assert run["status"] == "failed" and run["files_read"] == 0
+    assert sorted(Path(f["path"]).name for f in run["files_failed"]) == ["a.parquet", "b.parquet"]
+
+    edit_input = yaml.safe_load(deployment_file.read_text())
+    edit_input["input"]["expect"] = {"max_unreadable_files": 0}
+    deployment_file.write_text(yaml.safe_dump(edit_input))
+    assert main(["score", str(deployment_file), "--input", str(corrupt), "--run-id", "bad"]) == 3
+    assert "2 file(s) could not be read (a.parquet, b.parquet)" in capsys.readouterr().err
+    assert read(runs).set_index("run_id").loc["bad"]["status"] == "aborted"
