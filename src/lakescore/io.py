@@ -88,8 +88,8 @@ class InputData:
     all_null: frozenset[str] = frozenset()
 
 
-def _recorded(failed: Sequence[FailedFile]) -> list[dict[str, str]]:
-    """Failed files as the run record keeps them."""
+def failed_records(failed: Sequence[FailedFile]) -> list[dict[str, str]]:
+    """Failed files as the run record keeps them (`files_failed`)."""
     return [{"path": f.path, "error": f.error} for f in failed]
 
 
@@ -122,7 +122,7 @@ def read_input(
             f" ({len(failed)} unreadable: {failed[0].path}: {failed[0].error})" if failed else ""
         )
         raise NoReadableInputError(
-            f"Input {config.path} holds no readable parquet files{detail}.", _recorded(failed)
+            f"Input {config.path} holds no readable parquet files{detail}.", failed_records(failed)
         )
     canonical = canonical_schema(schemas)
     groups: dict[str, list[str]] = {}
@@ -145,7 +145,8 @@ def read_input(
             )
     if not frames:
         raise NoReadableInputError(
-            f"Input {config.path} holds no file whose schema can be reconciled.", _recorded(failed)
+            f"Input {config.path} holds no file whose schema can be reconciled.",
+            failed_records(failed),
         )
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)

@@ -241,7 +241,7 @@ def validate(
         "*",
         *[F.expr(r.expr).cast("boolean").alias(v) for r, v in zip(rules, values, strict=True)],
     )
-    checks = (*signature, *rule_checks(rules, signature, reads, [F.col(v) for v in values]))
+    checks = (*signature, *rule_checks(rules, [F.col(v) for v in values], signature, reads))
     as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
     return Validated(
         frame=typed_view.select(

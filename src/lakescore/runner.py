@@ -64,6 +64,7 @@ from lakescore.io import (
     ensure_delta_table,
     failed_file_in,
     failed_files_path,
+    failed_records,
     path_exists,
     read_input,
     read_staging,
@@ -417,8 +418,8 @@ def _score_input(
     try:
         data = read_input(spark, deployment.input, exclude=[f.path for f in failed_later])
     except NoReadableInputError as exc:
-        unread = [*(FailedFile(f["path"], f["error"]) for f in exc.files_failed), *failed_later]
-        state.update(files_read=0, files_failed=[asdict(f) for f in unread])
+        unread = [*(FailedFile(**f) for f in exc.files_failed), *failed_later]
+        state.update(files_read=0, files_failed=failed_records(unread))
         _require_listed_complete(spark, deployment, [], unread)  # input.expect says it first
         raise
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
@@ -428,7 +429,7 @@ def _score_input(
     state.files = data.files
     record = state.update(
         files_read=len(data.files),
-        files_failed=[{"path": f.path, "error": f.error} for f in failed],
+        files_failed=failed_records(failed),
     )
     progress.stage(
         f"reading {len(data.files)} {deployment.input.format} file(s) from {deployment.input.path}"

@@ -167,9 +167,9 @@ def signature_checks(
 
 def rule_checks(
     rules: Sequence[Rule],
-    signature: Sequence[Check] = (),
-    reads: Mapping[str, Collection[str]] | None = None,
-    values: Sequence[Column] | None = None,
+    values: Sequence[Column],
+    signature: Sequence[Check],
+    reads: Mapping[str, Collection[str]],
 ) -> list[Check]:
     """The deployment's rules. A rule that evaluates to null counts as broken, unless it is null
     because a column it reads (`reads`: rule name to lower-cased column names) failed, on that
@@ -180,9 +180,8 @@ def rule_checks(
     `values`, one per rule, are the rules' results computed once in an earlier projection: each
     check reads its value several times, and Spark does not share a subquery between them."""
     checks = []
-    for index, rule in enumerate(rules):
-        value = values[index] if values is not None else F.expr(rule.expr).cast("boolean")
-        read = (reads or {}).get(rule.name, ())
+    for rule, value in zip(rules, values, strict=True):
+        read = reads.get(rule.name, ())
         nulled = [
             F.coalesce(check.failed, F.lit(False))
             for check in signature

@@ -144,17 +144,19 @@ def test_an_incomplete_rerun_keeps_the_earlier_rows_and_says_so(
     assert "still hold the rows that attempt 1 of run n committed" in run["error"]
 
 
-def test_unreadable_files_do_not_count_towards_min_files(lakehouse: Any, capsys: Any) -> None:
-    base = {
-        "format": "parquet",
-        "path": "raw/meters",
-        "key": "meter_id",
-        "expect": {"min_files": 4},
-    }
+def with_two_broken_files(lakehouse: Any, expect: dict[str, int]) -> tuple[Path, Path]:
+    """Three readable files of 300 rows and two unreadable ones (not Parquet, zero bytes); return
+    the deployment file and the input folder."""
+    base = {"format": "parquet", "path": "raw/meters", "key": "meter_id", "expect": expect}
     deployment_file = lakehouse(rows=300, files=3, input=base)
     folder = Path(load_deployment(deployment_file).input.path)
     (folder / "broken-1.parquet").write_text("not parquet")
     (folder / "broken-2.parquet").write_bytes(b"")
+    return deployment_file, folder
+
+
+def test_unreadable_files_do_not_count_towards_min_files(lakehouse: Any, capsys: Any) -> None:
+    deployment_file, _ = with_two_broken_files(lakehouse, {"min_files": 4})
     assert_stopped(deployment_file, "corrupt", capsys, "3 readable file(s), fewer than min_files 4")
 
 
@@ -163,16 +165,7 @@ def test_more_unreadable_files_than_max_unreadable_files_stop_the_run(
 ) -> None:
     """Without the setting a run with unreadable files succeeds and records them (their rows are
     in no table); with it, a run that must be complete stops before scoring and names them."""
-    base = {
-        "format": "parquet",
-        "path": "raw/meters",
-        "key": "meter_id",
-        "expect": {"max_unreadable_files": 1},
-    }
-    deployment_file = lakehouse(rows=300, files=3, input=base)
-    folder = Path(load_deployment(deployment_file).input.path)
-    (folder / "broken-1.parquet").write_text("not parquet")
-    (folder / "broken-2.parquet").write_bytes(b"")
+    deployment_file, folder = with_two_broken_files(lakehouse, {"max_unreadable_files": 1})
     assert_stopped(
         deployment_file,
         "two-broken",
