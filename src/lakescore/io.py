@@ -51,6 +51,9 @@ FAILED_FILES_SCHEMA = T.StructType(
         T.StructField(C.RUN_ID, T.StringType()),
         T.StructField("deployment", T.StringType()),
         T.StructField("recorded_at", T.TimestampType()),
+        # Last, where Delta's mergeSchema adds them to a table made before they existed.
+        T.StructField("attempt", T.IntegerType()),
+        T.StructField("attempt_id", T.StringType()),
     ]
 )
 FAILED_FILES_COMMENTS = {
@@ -59,6 +62,8 @@ FAILED_FILES_COMMENTS = {
     C.RUN_ID: "run that tried to read it",
     "deployment": "deployment name",
     "recorded_at": "when the run recorded it (UTC)",
+    "attempt": "attempt of the run id that recorded it (the runs table's attempt)",
+    "attempt_id": "unique id of that attempt (runs.attempt_id, or in runs.previous_attempts)",
 }
 
 

@@ -1010,7 +1010,8 @@ def _commit_failed_files(
     if not failed and read_table(spark, path) is None:
         return None
     recorded_at = datetime.now(timezone.utc)
-    rows = [(f.path, f.error, record.run_id, deployment.name, recorded_at) for f in failed]
+    run = (record.run_id, deployment.name, recorded_at, record.attempt, record.attempt_id)
+    rows = [(f.path, f.error, *run) for f in failed]
     frame = spark.createDataFrame(rows, FAILED_FILES_SCHEMA).coalesce(1)  # as in runs.write_run
     table = f"{deployment.quarantine.table}_failed_files" if deployment.quarantine.table else None
     ensure_delta_table(

@@ -18,6 +18,10 @@ from lakescore.io import ensure_delta_table, overwrite_run_rows, read_table
 RUNNING, SUCCEEDED, FAILED, ABORTED = "running", "succeeded", "failed", "aborted"
 INTERRUPTED = "interrupted"  # only in previous_attempts: an attempt that never finished
 
+FILES_FAILED_TYPE = T.ArrayType(
+    T.StructType([T.StructField("path", T.StringType()), T.StructField("error", T.StringType())])
+)
+
 RUNS_SCHEMA = T.StructType(
     [
         T.StructField("run_id", T.StringType()),
@@ -33,14 +37,7 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("rows_scored", T.LongType()),
         T.StructField("rows_quarantined", T.LongType()),
         T.StructField("files_read", T.LongType()),
-        T.StructField(
-            "files_failed",
-            T.ArrayType(
-                T.StructType(
-                    [T.StructField("path", T.StringType()), T.StructField("error", T.StringType())]
-                )
-            ),
-        ),
+        T.StructField("files_failed", FILES_FAILED_TYPE),
         T.StructField("output_version", T.LongType()),
         T.StructField("quarantine_version", T.LongType()),
         T.StructField("error", T.StringType()),
@@ -81,6 +78,13 @@ RUNS_SCHEMA = T.StructType(
                         T.StructField("rows_quarantined", T.LongType()),
                         T.StructField("output_version", T.LongType()),
                         T.StructField("quarantine_version", T.LongType()),
+                        # Which files those rows came from and why some are in quarantine.
+                        T.StructField("files_read", T.LongType()),
+                        T.StructField("files_failed", FILES_FAILED_TYPE),
+                        T.StructField(
+                            "quarantined_by_reason", T.MapType(T.StringType(), T.LongType())
+                        ),
+                        T.StructField("warnings_by_rule", T.MapType(T.StringType(), T.LongType())),
                     ]
                 )
             ),
@@ -91,7 +95,7 @@ RUNS_SCHEMA = T.StructType(
 )
 
 # The fields of an earlier attempt copied from its record into `previous_attempts`; runs tables
-# made before the last six were added get them on their next write (mergeSchema).
+# made before the fields after `error` were added get them on their next write (mergeSchema).
 ATTEMPT_FIELDS: tuple[str, ...] = tuple(
     RUNS_SCHEMA["previous_attempts"].dataType.elementType.fieldNames()  # type: ignore[attr-defined]
 )
@@ -121,7 +125,7 @@ RUNS_COMMENTS = {
     "attempt_id": "unique id of this attempt; only the newest attempt of a run id may commit",
     "executors": "per executor (host/id): scoring tasks, rows scored, rows the model failed on",
     "previous_attempts": (
-        "earlier attempts of this run id, with their counts and Delta versions; "
+        "earlier attempts of this run id, with their counts, files and Delta versions; "
         "`interrupted` = it never finished"
     ),
     "requested_model_uri": "model URI as the deployment gave it (an alias: which one was used)",

@@ -1,6 +1,7 @@
 """A failed rerun's record replaces the one of the attempt whose rows the tables still hold:
-that attempt's counts, Delta versions and model version stay in `previous_attempts`, also in a
-runs table made before they were kept."""
+that attempt's counts, files, reasons, Delta versions and model version stay in
+`previous_attempts`, also in a runs table made before they were kept, and the failed-files rows
+say which attempt recorded them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pyspark.sql import types as T
 
 from lakescore.cli import main
 from lakescore.config import load_deployment
+from lakescore.io import FAILED_FILES_SCHEMA
 from lakescore.runs import ATTEMPT_FIELDS, RUNS_SCHEMA
 
 
@@ -26,8 +28,10 @@ def test_a_failed_rerun_keeps_the_committed_attempts_account(
 ) -> None:
     deployment_file = lakehouse(rows=200, files=2)
     deployment = load_deployment(deployment_file)
+    (Path(deployment.input.path) / "broken.parquet").write_text("not parquet")
     assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 0
     first = run_row(deployment.runs.path, "nightly")
+    assert len(first["files_failed"]) == 1 and first["quarantined_by_reason"]
 
     missing = str(tmp_path / "no_input_here")
     assert main(["score", str(deployment_file), "--run-id", "nightly", "--input", missing]) == 1
@@ -43,9 +47,24 @@ def test_a_failed_rerun_keeps_the_committed_attempts_account(
         first["quarantine_version"],
     )
     assert kept["rows_scored"] + kept["rows_quarantined"] == 200
+    # Which files the kept rows came from, and why some of them are in quarantine.
+    assert kept["files_read"] == first["files_read"] == 2
+    assert [f["path"] for f in kept["files_failed"]] == [f["path"] for f in first["files_failed"]]
+    assert dict(kept["quarantined_by_reason"]) == dict(first["quarantined_by_reason"])
+    assert kept["attempt_id"] == first["attempt_id"] != rerun["attempt_id"]
+    # The failed-files rows are the kept attempt's, and say so.
+    failed_files = DeltaTable(deployment.quarantine.path + "_failed_files").to_pandas()
+    assert [(row.attempt, row.attempt_id) for row in failed_files.itertuples()] == [
+        (1, first["attempt_id"])
+    ]
     assert "rows that attempt 1 of run nightly committed (it succeeded at" in rerun["error"]
     counts = f": {kept['rows_scored']:,} predictions, {kept['rows_quarantined']:,} quarantined"
     assert counts in rerun["error"]
+
+
+def older_failed_files_schema() -> T.StructType:
+    """FAILED_FILES_SCHEMA as it was before its rows named their attempt."""
+    return T.StructType([f for f in FAILED_FILES_SCHEMA.fields if not f.name.startswith("attempt")])
 
 
 def older_runs_schema() -> T.StructType:
@@ -69,6 +88,7 @@ def test_a_runs_table_from_before_gets_the_new_fields(
 ) -> None:
     deployment_file = lakehouse(rows=100, files=1)
     deployment = load_deployment(deployment_file)
+    (Path(deployment.input.path) / "broken.parquet").write_text("not parquet")
     started = datetime(2026, 11, 1, tzinfo=timezone.utc)
     old = {name: None for name in older_runs_schema().fieldNames()} | {
         "run_id": "weekly",
@@ -93,6 +113,11 @@ def test_a_runs_table_from_before_gets_the_new_fields(
     spark.createDataFrame([old], older_runs_schema()).write.format("delta").save(
         deployment.runs.path
     )
+    failed_files = deployment.quarantine.path + "_failed_files"
+    earlier_file = ("/in/old.parquet", "boom", "daily", deployment.name, started)
+    spark.createDataFrame([earlier_file], older_failed_files_schema()).write.format("delta").save(
+        failed_files
+    )
 
     assert main(["score", str(deployment_file), "--run-id", "weekly"]) == 0
     capsys.readouterr()
@@ -104,4 +129,8 @@ def test_a_runs_table_from_before_gets_the_new_fields(
     assert first["rows_scored"] is None and first["output_version"] is None
     assert (second["attempt"], second["status"]) == (2, "succeeded")
     assert second["model_version"] is None  # the old record had none
+    assert first["files_failed"] is None and second["quarantined_by_reason"] is None
+    rows = DeltaTable(failed_files).to_pandas().set_index("_run_id")
+    assert tuple(rows.loc["weekly", ["attempt", "attempt_id"]]) == (3, run["attempt_id"])
+    assert pd.isna(rows.loc["daily", "attempt"])  # written before the table had the column
     assert run["requested_model_uri"] == "models:/meter_risk@champion"  # a column Delta added
