@@ -123,7 +123,10 @@ RUNS_COMMENTS = {
     "lakescore_version": "lakescore version that ran",
     "attempt": "1 for the first run of this run id, then 2, 3, ... for each rerun",
     "attempt_id": "unique id of this attempt; only the newest attempt of a run id may commit",
-    "executors": "per executor (host/id): scoring tasks, rows scored, rows the model failed on",
+    "executors": (
+        "per executor (host/id): scoring tasks, rows the model scored, rows it failed on "
+        "(in the pass, before the commits: an aborted or failed run commits none of them)"
+    ),
     "previous_attempts": (
         "earlier attempts of this run id, with their counts, files and Delta versions; "
         "`interrupted` = it never finished"
