@@ -20,15 +20,15 @@ check-java:
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
 	 if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "lakescore needs Java 17 or newer; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; fi
 
-demo: $(STAMP)
+demo: check-java $(STAMP)
 	$(BIN)/lakescore demo
 
-test: $(STAMP)
+test: check-java $(STAMP)
 	$(BIN)/ruff check src tests jobs notebooks bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: check-java $(STAMP)
 	$(BIN)/ruff check src tests jobs notebooks bench
 	$(BIN)/mypy
 

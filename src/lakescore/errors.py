@@ -49,7 +49,7 @@ class NoReadableInputError(InputError):
 
 
 class RuleFailedError(LakescoreError):
-    """A rule with action `fail` matched at least one row."""
+    """At least one row broke a rule with action `fail` (false or null for it)."""
 
 
 class ScoringError(LakescoreError):

@@ -49,10 +49,10 @@ class Stop:
         """`interrupted (Ctrl-C ...)` or `terminated (SIGTERM)`."""
         return interruption(Terminated() if self.signum == signal.SIGTERM else KeyboardInterrupt())
 
-    def exception(self, detail: str = "") -> KeyboardInterrupt:
-        """The exception that ends a stopped run, with `detail` after how it was stopped."""
+    def exception(self, message: str = "") -> KeyboardInterrupt:
+        """The exception that ends a stopped run: `message`, else how it was stopped."""
         error = Terminated() if self.signum == signal.SIGTERM else KeyboardInterrupt()
-        error.args = (self.describe() + detail,)
+        error.args = (message or self.describe(),)
         return error
 
     @contextlib.contextmanager

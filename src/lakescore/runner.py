@@ -224,18 +224,19 @@ def _end_failed_run(
     # Stopped by a signal (Py4J may surface it as an error of the connection it closed), a
     # cancelled notebook cell, or a bug: record the end anyway, or the runs table would say
     # `running` for ever.
-    failed = _failed(state.record, LakescoreError(_stopped(state, exc)), FAILED)
+    stopped = _stopped(state, exc)
+    failed = _failed(state.record, LakescoreError(stopped), FAILED)
     recorded = _record_quietly(spark, deployment, state, failed, progress)
-    unrecorded = (
-        ""
-        if recorded
-        else (
-            "; the run could not record this, so the runs table still shows what it held before "
-            "(this run's `running` record, or an earlier attempt's)"
-        )
-    )
     if state.stop.stopped:
-        _raise_with_record(state.stop.exception(unrecorded), failed if recorded else None, exc)
+        # What the runs table now says (the run id, rows an earlier attempt left), or why not.
+        said = (
+            str(failed.error)
+            if recorded
+            else stopped.removesuffix(".")
+            + "; the run could not record this, so the runs table still shows what it held "
+            "before (this run's `running` record, or an earlier attempt's)."
+        )
+        _raise_with_record(state.stop.exception(said), failed if recorded else None, exc)
     _raise_with_record(exc, failed if recorded else None, None)
 
 
@@ -592,9 +593,9 @@ def _stage_and_commit(
         missing_after_counting(summary.rows_read, expect.min_rows, manifest, rows_by_file)
     )
     if summary.by_action["fail"]:
-        matched = ", ".join(f"{rule} ({n:,} rows)" for rule, n in summary.by_action["fail"].items())
+        broken = ", ".join(f"{rule} ({n:,} rows)" for rule, n in summary.by_action["fail"].items())
         raise RuleFailedError(
-            f"Rule(s) with action fail matched: {matched}; nothing was committed."
+            f"Rows broke rule(s) with action fail: {broken}; nothing was committed."
         )
     # Once for every commit below (each check is a read of the runs table, seconds in a cold
     # JVM), and before the first: a superseded attempt changes no table.

@@ -117,13 +117,22 @@ def delta_jars() -> list[str]:
         ) from exc
     jars = [line for line in done.stdout.split() if line.endswith(".jar")]
     if done.returncode != 0 or not jars:
-        tail = " | ".join(line.strip() for line in done.stderr.strip().splitlines()[-4:])
         raise EnvironmentProblem(
-            f"Could not resolve Delta Lake's jars ({DELTA_PACKAGE}) from Maven Central: {tail}"
+            f"Could not resolve Delta Lake's jars ({DELTA_PACKAGE}) from Maven Central: "
+            + resolution_failure(done.stderr)
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
     listing.write_text("\n".join(jars) + "\n")
     return jars
+
+
+def resolution_failure(stderr: str) -> str:
+    """Why Spark's package resolution failed, in Ivy's words (`unresolved dependency: ...: not
+    found`, `download failed: ...`), rather than the Python traceback that follows them in the
+    child's stderr; its last lines when Ivy said nothing."""
+    lines = [line.strip() for line in stderr.strip().splitlines()]
+    reasons = [line for line in lines if line.startswith(("Exception in thread", "Caused by:"))]
+    return " | ".join(reasons or lines[-4:])
 
 
 def _with_local_metastore(builder: SparkSession.Builder) -> SparkSession.Builder:

@@ -119,7 +119,8 @@ def test_fail_rule_stops_the_run_with_nothing_committed(lakehouse: Any, capsys: 
     )
     code, err = run(["score", str(deployment_file)], capsys)
     deployment = load_deployment(deployment_file)
-    assert code == 1 and "no_negatives" in err and "nothing was committed" in err
+    assert code == 1 and "broke rule(s) with action fail: no_negatives (" in err
+    assert "nothing was committed" in err
     assert not Path(deployment.output.path).exists()
     assert not Path(deployment.quarantine.path).exists()
 

@@ -67,6 +67,7 @@ def test_ctrl_c_during_scoring_records_the_run_as_interrupted(
     assert run["error"].startswith("Run nightly was interrupted (Ctrl-C")
     assert "committing" not in run["error"]  # it stopped before any commit
     assert output["run"]["status"] == "failed" and output["run"]["error"] == run["error"]
+    assert output["error"] == run["error"]  # the run id, as the runs table says it
     assert rows_of(deployment.output.path, "nightly") == 0
     assert not staging_of(deployment, "nightly").exists()
 
@@ -91,8 +92,9 @@ def test_sigterm_after_the_predictions_commit_takes_it_back(lakehouse: Any, tmp_
         tmp_path,
     )
 
-    assert code == 143 and output["error"] == "terminated (SIGTERM)"
+    assert code == 143
     run = read(deployment.runs.path).set_index("run_id").loc["nightly"]
+    assert output["error"] == run["error"]
     assert run["status"] == "failed" and run["finished_at"] is not None
     assert run["error"].startswith("Run nightly was terminated (SIGTERM) before it finished")
     assert "it was committing" in run["error"]

@@ -1,4 +1,5 @@
-"""The Java check gives one clear sentence before Spark would fail deep inside its gateway."""
+"""The Java check gives one clear sentence before Spark would fail deep inside its gateway, and a
+failed resolution of Delta's jars gives Ivy's reason, not the Python traceback after it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lakescore.errors import EnvironmentProblem
-from lakescore.session import check_java
+from lakescore.session import check_java, resolution_failure
 
 
 def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,3 +32,31 @@ def test_old_java_is_named_with_its_version(
 def test_this_machines_java_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JAVA_HOME", raising=False)
     check_java()
+
+
+# The end of a resolution's stderr for a version Maven Central does not have (captured).
+IVY_FAILURE = """\
+\t\t::::::::::::::::::::::::::::::::::::::::::::::
+\t\t::          UNRESOLVED DEPENDENCIES         ::
+\t\t:: io.delta#delta-spark_4.2_2.13;0.0.1-nope: not found
+:: USE VERBOSE OR DEBUG MESSAGE LEVEL FOR MORE DETAILS
+Exception in thread "main" java.lang.RuntimeException: [unresolved dependency: \
+io.delta#delta-spark_4.2_2.13;0.0.1-nope: not found]
+\tat org.apache.spark.deploy.SparkSubmitUtils$.resolveMavenCoordinates(SparkSubmit.scala:1650)
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/pyspark/java_gateway.py", line 111, in launch_gateway
+    raise PySparkRuntimeError(
+pyspark.errors.exceptions.base.PySparkRuntimeError: [JAVA_GATEWAY_EXITED] Java gateway process \
+exited before sending its port number.
+"""
+
+
+def test_a_failed_resolution_gives_ivys_reason() -> None:
+    assert resolution_failure(IVY_FAILURE) == (
+        'Exception in thread "main" java.lang.RuntimeException: [unresolved dependency: '
+        "io.delta#delta-spark_4.2_2.13;0.0.1-nope: not found]"
+    )
+
+
+def test_without_ivys_reason_the_last_lines_are_given() -> None:
+    assert resolution_failure("one\ntwo\nthree\nfour\nfive\n") == "two | three | four | five"
