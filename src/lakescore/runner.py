@@ -104,6 +104,13 @@ _STATS_TYPES = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.Time
 # fail on outside 1677-2262 (a 9999-12-31 kept in the quarantine): a borrowed session gets the
 # standard type for the run's writes, as lakescore's own sessions have it throughout.
 _STANDARD_TIMESTAMPS = ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+# A session (a notebook's, a cluster's defaults) may skip corrupt or missing files: the rows of
+# such a file would be in no table and recorded nowhere. The run reads every file or fails it.
+# (A Delta read ignores the reader's options for these: only the session settings reach it.)
+_EVERY_FILE_READ = (
+    ("spark.sql.files.ignoreCorruptFiles", "false"),
+    ("spark.sql.files.ignoreMissingFiles", "false"),
+)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _T = TypeVar("_T")
 
@@ -504,7 +511,9 @@ def _score_input(
     )
     batch = ("spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size))
     try:
-        with _session_conf(spark, *batch), _session_conf(spark, *_STANDARD_TIMESTAMPS):
+        with contextlib.ExitStack() as settings:
+            for key, value in (batch, _STANDARD_TIMESTAMPS, *_EVERY_FILE_READ):
+                settings.enter_context(_session_conf(spark, key, value))
             record = _stage_and_commit(
                 run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
             )

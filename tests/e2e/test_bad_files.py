@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,34 @@ def score_deleting_after_listing(
     return code, capsys.readouterr().err
 
 
+SKIPPING_SETTINGS = ("spark.sql.files.ignoreCorruptFiles", "spark.sql.files.ignoreMissingFiles")
+
+
+@pytest.fixture(params=[False, True], ids=["default-session", "session-skipping-bad-files"])
+def skipping_session(request: Any, spark: Any) -> Iterator[bool]:
+    """The shared session as Spark makes it, or as a notebook or cluster might have it: set to
+    skip corrupt and missing files, which would leave their rows in no table, unrecorded. The
+    run must turn that off for itself and put the session's settings back."""
+    if not request.param:
+        yield False
+        return
+    before = {key: spark.conf.get(key, None) for key in SKIPPING_SETTINGS}
+    for key in SKIPPING_SETTINGS:
+        spark.conf.set(key, "true")
+    yield True
+    assert {key: spark.conf.get(key) for key in SKIPPING_SETTINGS} == dict.fromkeys(
+        SKIPPING_SETTINGS, "true"
+    )
+    for key, value in before.items():
+        spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
 def test_a_file_deleted_after_listing_is_recorded_and_its_rows_are_in_no_table(
-    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    lakehouse: Any,
+    capsys: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    skipping_session: bool,
 ) -> None:
     deployment_file = lakehouse(rows=300, files=3, bad=False)
     deployment = load_deployment(deployment_file)
@@ -156,7 +183,7 @@ def test_schema_drift_is_reconciled_per_row(lakehouse: Any, capsys: Any) -> None
 
 
 def test_a_delta_data_file_deleted_after_listing_fails_the_run_naming_it(
-    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch, skipping_session: bool
 ) -> None:
     """A Delta version is read whole or not at all: the run fails at once, naming the file,
     instead of reading the table again without it (which Delta cannot do)."""
@@ -174,3 +201,32 @@ def test_a_delta_data_file_deleted_after_listing_fails_the_run_naming_it(
     assert not Path(deployment.output.path, "_delta_log").exists()
     run = read(deployment.runs.path).iloc[0]
     assert run["status"] == "failed" and doomed.name in run["error"]
+
+
+@pytest.mark.parametrize("skipping_session", [True], indirect=True, ids=["session-skipping"])
+def test_a_file_corrupt_in_its_second_row_group_is_recorded_in_a_skipping_session(
+    lakehouse: Any, capsys: Any, skipping_session: bool
+) -> None:
+    """Its first row group reads; a session that skips corrupt files would then drop the rest
+    of it without a word, and the run would reconcile without those rows."""
+    deployment_file = lakehouse(rows=300, files=2, bad=False)
+    deployment = load_deployment(deployment_file)
+    folder = Path(deployment.input.path)
+    expected = set(pq.read_table(folder).column("meter_id").to_pylist())
+    corrupt = folder / "corrupt.parquet"
+    extra = make_meter_frame(600, seed=7).drop(columns=["fault"])
+    extra["meter_id"] = [f"extra-{i}" for i in range(len(extra))]
+    pq.write_table(pa.Table.from_pandas(extra, preserve_index=False), corrupt, row_group_size=200)
+    page = pq.ParquetFile(corrupt).metadata.row_group(1).column(1).data_page_offset
+    spoiled = bytearray(corrupt.read_bytes())
+    spoiled[page + 16 : page + 400] = np.random.default_rng(1).bytes(384)
+    corrupt.write_bytes(bytes(spoiled))
+
+    assert main(["score", str(deployment_file), "--run-id", "corrupt"]) == 0
+    capsys.readouterr()
+
+    scored, quarantined = keys_in_tables(deployment)
+    assert scored | quarantined == expected  # none of the corrupt file's rows
+    run = read(deployment.runs.path).iloc[0]
+    assert [Path(f["path"]).name for f in run["files_failed"]] == ["corrupt.parquet"]
+    assert run["rows_read"] == len(expected) == run["rows_scored"] + run["rows_quarantined"]
