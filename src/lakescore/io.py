@@ -142,7 +142,7 @@ def read_input(
             .parquet(*(literal_path(p) for p in paths))
         )
         try:
-            frames.append(raw.select(*_project(canonical, schema), *_lineage(None)))
+            frames.append(raw.select(*_project(canonical, schema), *_lineage(raw, None)))
             read.extend(paths)
         except AnalysisException as exc:  # a column whose type cannot be reconciled
             failed.extend(
@@ -281,7 +281,7 @@ def _read_delta(spark: SparkSession, config: InputConfig) -> InputData:
         raw = spark.read.format("delta").option("versionAsOf", table_version).load(config.path)
     except AnalysisException as exc:
         raise InputError(_input_error(config, exc)) from exc
-    frame = raw.select("*", *_lineage(table_version))
+    frame = raw.select("*", *_lineage(raw, table_version))
     return InputData(frame, tuple(raw.inputFiles()), table_version)
 
 
@@ -450,10 +450,14 @@ def _project(canonical: Sequence[CanonicalColumn], schema: T.StructType) -> list
     return columns
 
 
-def _lineage(table_version: int | None) -> list[Column]:
+def _lineage(frame: DataFrame, table_version: int | None) -> list[Column]:
+    """Each row's file, through Spark's metadata column: by name, `_metadata` would be the
+    input's own column of that name where it has one (an Auto Loader bronze table keeps the
+    landing file's `_metadata`), and every row's lineage would name the wrong file."""
+    files = frame.metadataColumn("_metadata")
     return [
-        F.col("_metadata.file_path").alias(C.SOURCE_FILE),
-        F.col("_metadata.file_modification_time").alias(C.SOURCE_FILE_MODIFIED_AT),
+        files.getField("file_path").alias(C.SOURCE_FILE),
+        files.getField("file_modification_time").alias(C.SOURCE_FILE_MODIFIED_AT),
         F.lit(table_version).cast("bigint").alias(C.SOURCE_TABLE_VERSION),
     ]
 

@@ -102,6 +102,33 @@ def test_fractions_for_an_integer_input_are_type_mismatches(tmp_path: Path, spar
     assert reasons(quarantine) == {"b": [("type_mismatch", "n")], "c": [("type_mismatch", "n")]}
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "delta"])
+def test_an_input_column_named_metadata_does_not_become_the_lineage(
+    tmp_path: Path, spark: Any, fmt: str
+) -> None:
+    """An Auto Loader bronze table keeps the landing file's `_metadata`: the lineage must still
+    name the file lakescore read each row from."""
+    landing = {"file_path": "s3://landing/meters.json", "file_modification_time": None}
+    table = pa.table(
+        {"id": ["a", "b", "c"], "n": [1, 2, -3], "_metadata": [landing, landing, landing]}
+    )
+    settings: dict[str, Any] = {"rules": [{"name": "positive", "expr": "n > 0"}]}
+    if fmt == "delta":
+        source = tmp_path / "bronze"
+        spark.createDataFrame(table.to_pandas()).write.format("delta").save(str(source))
+        settings["input"] = {"format": "delta", "path": str(source), "key": "id"}
+        table = table.slice(0, 0)  # the Parquet folder is not read
+    record, predictions, quarantine = run(tmp_path, table, echo_model(tmp_path), **settings)
+
+    assert record.status == "succeeded" and record.rows_read == 3
+    lineage = set(predictions["_source_file"]) | set(quarantine["_source_file"])
+    assert len(lineage) >= 1 and all(p.endswith(".parquet") for p in lineage), lineage
+    assert all(p.startswith("file:") for p in lineage), lineage
+    assert set(predictions["_source_file_modified_at"].map(type)) == {datetime}
+    # The input's own column is kept as read, in the quarantine.
+    assert list(quarantine["_metadata"].map(lambda m: m["file_path"])) == [landing["file_path"]]
+
+
 @pytest.mark.parametrize("value", ["123-45-6789", "13"])
 def test_values_of_redacted_columns_stay_out_of_error_messages(
     tmp_path: Path, spark: Any, value: str
