@@ -37,6 +37,7 @@ from lakescore.validate import (
 
 # Characters Delta refuses in column names unless the table uses column mapping.
 _DELTA_INVALID_NAME = re.compile(r"[ ,;{}()\n\t=]")
+_WORKING_PREFIX = "__lakescore_"  # working columns numbered per run (rule values, raw inputs)
 VALID = "__lakescore_valid"  # passed every quarantine check; the model scores only these rows
 _STOPS = "__stops"  # the fail rules a row broke
 _PREDICTION_STRUCT = "__prediction"
@@ -102,6 +103,27 @@ def model_inputs(model: ResolvedModel, df: DataFrame, key: str | None) -> tuple[
     )
 
 
+def refuse_reserved_names(df: DataFrame) -> None:
+    """Fail before any work when an input column is named like one lakescore adds, in any case
+    (Spark resolves names case-insensitively): its values would be taken for lakescore's, or
+    every later reference to the name would be ambiguous. An input column named like a lineage
+    column is there twice once the input is read: its own, and the lineage's."""
+    reserved = _reserved_names()
+    own = [
+        c
+        for c in user_columns(df)
+        if c.lower() in reserved or c.lower().startswith(_WORKING_PREFIX)
+    ]
+    spelled = {c.lower() for c in own}
+    lowered = [c.lower() for c in df.columns]
+    shadowed = [c for c in C.SOURCE_LINEAGE if lowered.count(c) > 1 and c not in spelled]
+    if own or shadowed:
+        raise DeploymentError(
+            f"Input column(s) {', '.join([*own, *shadowed])} clash with lineage or working "
+            "columns that lakescore adds: rename them upstream."
+        )
+
+
 def check_input_columns(
     df: DataFrame,
     inputs: Sequence[InputColumn],
@@ -138,11 +160,6 @@ def check_input_columns(
     if absent:
         raise InputError(
             f"input.key/passthrough name column(s) {', '.join(absent)} that the input lacks."
-        )
-    reserved = [c for c in columns if c.startswith("_") and c in _reserved_names()]
-    if reserved:
-        raise DeploymentError(
-            f"Input column(s) {', '.join(reserved)} clash with lineage or working columns."
         )
     _check_output_names(outputs, model_label)
     predicted = {o.name.lower() for o in outputs}
@@ -232,11 +249,11 @@ def validate(
     returned keeps every column as read.
     """
     typed = [c.name for c in inputs if c.name in df.columns]
-    raw_names = {name: f"__raw_{index}" for index, name in enumerate(typed)}
+    raw_names = {name: f"{_WORKING_PREFIX}raw_{index}" for index, name in enumerate(typed)}
     typed_view = typed_inputs(df, inputs, [F.col(_q(c)).alias(raw) for c, raw in raw_names.items()])
     signature = signature_checks(inputs, df.schema, raw_names, redact)
     reads = {rule.name: columns_read(df.sparkSession, rule.expr) for rule in rules}
-    values = [f"__lakescore_rule_{index}" for index in range(len(rules))]
+    values = [f"{_WORKING_PREFIX}rule_{index}" for index in range(len(rules))]
     typed_view = typed_view.select(
         "*",
         *[F.expr(r.expr).cast("boolean").alias(v) for r, v in zip(rules, values, strict=True)],

@@ -430,6 +430,7 @@ def _score_input(
         state.update(files_read=0, files_failed=failed_records(unread))
         _require_listed_complete(spark, deployment, [], unread)  # input.expect says it first
         raise
+    pipeline.refuse_reserved_names(data.frame)
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
     spelled = [*(c.name for c in model.inputs or ()), *carried, *deployment.quarantine.redact]
     data = replace(data, frame=pipeline.respell(data.frame, spelled))

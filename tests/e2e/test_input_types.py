@@ -129,6 +129,20 @@ def test_an_input_column_named_metadata_does_not_become_the_lineage(
     assert list(quarantine["_metadata"].map(lambda m: m["file_path"])) == [landing["file_path"]]
 
 
+@pytest.mark.parametrize("name", ["_source_file", "_RUN_ID"])
+def test_an_input_column_named_like_a_lineage_column_is_refused_before_scoring(
+    tmp_path: Path, spark: Any, name: str
+) -> None:
+    table = pa.table({"id": ["a"], "n": [1], name: ["x"]})
+    with pytest.raises(DeploymentError, match=f"{name} clash with lineage"):
+        run(
+            tmp_path,
+            table,
+            echo_model(tmp_path),
+            input={"format": "parquet", "path": "raw", "key": "id", "passthrough": ["id", name]},
+        )
+
+
 @pytest.mark.parametrize("value", ["123-45-6789", "13"])
 def test_values_of_redacted_columns_stay_out_of_error_messages(
     tmp_path: Path, spark: Any, value: str

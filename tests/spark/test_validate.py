@@ -232,13 +232,40 @@ def test_missing_required_inputs_are_named(spark: Any) -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["_run_id", "_errors", "_executor", "__lakescore_valid"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_run_id",
+        "_errors",
+        "_executor",
+        "__lakescore_valid",
+        "_RUN_ID",
+        "_Errors",
+        "__lakescore_raw_0",
+    ],
+)
 def test_input_columns_named_like_lakescores_own_are_refused(spark: Any, name: str) -> None:
     from lakescore.errors import DeploymentError
 
     df = spark.createDataFrame([("a", "1", "s", "x")], [*SCHEMA.fieldNames(), name])
     with pytest.raises(DeploymentError, match=f"{name}.*clash with lineage or working columns"):
-        pipeline.check_input_columns(df, INPUTS, "id", ["id"], _MODEL.outputs, "models:/m/1")
+        pipeline.refuse_reserved_names(df)
+
+
+@pytest.mark.parametrize("name", ["_source_file", "_Source_File"])
+def test_an_input_column_named_like_a_lineage_column_is_refused(spark: Any, name: str) -> None:
+    """Read, such an input holds the name twice: its own column and the lineage's."""
+    from lakescore.errors import DeploymentError
+
+    df = spark.createDataFrame([("a", "1", "s", "landing.json")], [*SCHEMA.fieldNames(), name])
+    read = df.select("*", F.lit("file:/in/part-0.parquet").alias("_source_file"))
+    with pytest.raises(DeploymentError, match=f"column\\(s\\) {name} clash"):
+        pipeline.refuse_reserved_names(read)
+
+
+def test_input_columns_lakescore_does_not_use_are_accepted(spark: Any) -> None:
+    df = spark.createDataFrame([("a", "1", "s", "x", "y")], [*SCHEMA.fieldNames(), "_raw", "__x"])
+    pipeline.refuse_reserved_names(df.select("*", F.lit("f").alias("_source_file")))
 
 
 @pytest.mark.parametrize(
