@@ -805,7 +805,8 @@ def _stats_columns(deployment: Deployment, model: ResolvedModel, schema: T.Struc
             f"{', '.join(f'{c} ({types[c].simpleString()})' for c in unsupported)}; use "
             "numeric, string, date or timestamp columns."
         )
-    return ",".join(c if re.fullmatch(r"\w+", c) else f"`{c}`" for c in chosen)
+    # Delta takes a name unquoted only if it is ASCII letters, digits and `_` (`\w` is wider).
+    return ",".join(c if re.fullmatch(r"[A-Za-z0-9_]+", c) else f"`{c}`" for c in chosen)
 
 
 @dataclass(frozen=True)

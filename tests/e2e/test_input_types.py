@@ -143,6 +143,26 @@ def test_an_input_column_named_like_a_lineage_column_is_refused_before_scoring(
         )
 
 
+def test_statistics_on_a_column_named_in_another_alphabet(tmp_path: Path, spark: Any) -> None:
+    """Delta refused `zählerstand` unquoted in delta.dataSkippingStatsColumns, after the pass."""
+    table = pa.table({"id": ["a", "b"], "n": [1, 2], "zählerstand": ["x", "y"]})
+    record, predictions, _ = run(
+        tmp_path,
+        table,
+        echo_model(tmp_path),
+        input={
+            "format": "parquet",
+            "path": "raw",
+            "key": "id",
+            "passthrough": ["id", "zählerstand"],
+        },
+        output={"path": "out/predictions", "stats_columns": ["_run_id", "zählerstand"]},
+    )
+    assert record.status == "succeeded" and list(predictions["zählerstand"]) == ["x", "y"]
+    properties = DeltaTable(str(tmp_path / "out" / "predictions")).metadata().configuration
+    assert properties["delta.dataSkippingStatsColumns"] == "_run_id,`zählerstand`"
+
+
 @pytest.mark.parametrize("value", ["123-45-6789", "13"])
 def test_values_of_redacted_columns_stay_out_of_error_messages(
     tmp_path: Path, spark: Any, value: str
