@@ -195,8 +195,9 @@ def _refuse_delta_as_parquet(spark: SparkSession, folder: str) -> None:
 
 
 def list_input_files(spark: SparkSession, folder: str) -> list[str]:
-    """Data files under `folder`, recursively, skipping hidden and `_`-prefixed names
-    (`_SUCCESS`, `.crc`, `_delta_log`), as Spark itself does."""
+    """Data files under `folder`, recursively, skipping the names Spark's own listing skips:
+    hidden and `_`-prefixed names (`_SUCCESS`, `.crc`, `_delta_log`), except partition folders
+    (`_ingest=1`), and files still being copied (`._COPYING_`)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     root = jvm.org.apache.hadoop.fs.Path(folder)
@@ -207,9 +208,19 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
     found = []
     for path in _leaf_paths(fs, root):
         relative = path[len(prefix) :].lstrip("/") if path.startswith(prefix) else path
-        if not any(part.startswith(("_", ".")) for part in relative.split("/")):
+        if not any(_skipped_name(part) for part in relative.split("/")):
             found.append(path)
     return sorted(found)
+
+
+def _skipped_name(name: str) -> bool:
+    """Spark's rule (`HadoopFSUtils.shouldFilterOutPathName`), less its exception for Parquet
+    summary files (`_metadata`, `_common_metadata`), which hold no rows."""
+    return (
+        (name.startswith("_") and "=" not in name)
+        or name.startswith(".")
+        or name.endswith("._COPYING_")
+    )
 
 
 def _leaf_paths(fs: Any, root: Any) -> list[str]:

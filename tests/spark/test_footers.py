@@ -139,7 +139,9 @@ def test_partition_values_are_typed_across_the_whole_folder(spark: Any, tmp_path
 def test_listing_walks_nested_folders_and_skips_hidden_names(spark: Any, tmp_path: Path) -> None:
     folder = tmp_path / "input"
     wanted = [folder / "a.parquet", folder / "2026" / "11" / "b.parquet"]
+    wanted += [folder / "_ingest=1" / "d.parquet"]  # a partition folder, as Spark reads it
     hidden = [folder / "_SUCCESS", folder / ".a.parquet.crc", folder / "_tmp" / "c.parquet"]
+    hidden += [folder / "_metadata", folder / "e.parquet._COPYING_"]
     for path in wanted + hidden:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
