@@ -133,6 +133,16 @@ def signature_checks(
                     ),
                 )
             )
+        if spec.spark_type == "string" and isinstance(present[spec.name], T.StringType):
+            # Bytes that are not UTF-8 fail Arrow's conversion of the whole batch, and the run.
+            checks.append(
+                _check(
+                    RULE_TYPE,
+                    spec.name,
+                    ~F.is_valid_utf8(raw),
+                    F.lit(f"{spec.name} value is not valid UTF-8 text"),
+                )
+            )
         if spec.required:
             checks.append(
                 _check(
@@ -252,10 +262,10 @@ def cast_inputs(
     """The model's input columns cast to the signature's types (valid rows cast cleanly). An
     optional input that the data lacks is left out, as pyfunc allows.
 
-    Integer, boolean and timestamp inputs are filled in rows that are not `valid` (the model
-    never sees them): Arrow hands pandas float64 for an integer column holding a null, which
-    pyfunc refuses and which rounds values above 2**53; a time pandas cannot hold fails the
-    conversion of its whole batch.
+    Integer, boolean, timestamp and string inputs are filled in rows that are not `valid` (the
+    model never sees them): Arrow hands pandas float64 for an integer column holding a null,
+    which pyfunc refuses and which rounds values above 2**53; a time pandas cannot hold, or text
+    that is not UTF-8, fails the conversion of its whole batch.
     """
     present = set(columns)
     cast = {c.name: F.col(_quoted(c.name)).try_cast(spark_data_type(c.spark_type)) for c in inputs}
@@ -263,8 +273,9 @@ def cast_inputs(
         "int": F.lit(0),
         "bigint": F.lit(0),
         "boolean": F.lit(False),
-        # An out-of-range time would fail the whole batch.
+        # An out-of-range time or bytes that are not UTF-8 would fail the whole batch.
         **{time: F.lit(None) for time in TIME_TYPES},
+        "string": F.lit(None),
     }
     return [
         (

@@ -163,6 +163,27 @@ def test_statistics_on_a_column_named_in_another_alphabet(tmp_path: Path, spark:
     assert properties["delta.dataSkippingStatsColumns"] == "_run_id,`zählerstand`"
 
 
+def test_text_that_is_not_utf8_is_quarantined_without_quoting_it(
+    tmp_path: Path, spark: Any
+) -> None:
+    """One such value failed Arrow's conversion of its batch, and the run, quoting the bytes
+    even of a `quarantine.redact` column."""
+    values = [b"caf\xc3\xa9", b"secret-caf\xe9", b"ok"]
+    offsets = pa.array([0, 5, 16, 18], pa.int32()).buffers()[1]
+    names = pa.Array.from_buffers(pa.string(), 3, [None, offsets, pa.py_buffer(b"".join(values))])
+    table = pa.table({"id": ["a", "b", "c"], "n": [1, 2, 3], "name": names})
+    model = save_echo(
+        tmp_path / "echo-with-name", Schema([ColSpec("long", "n"), ColSpec("string", "name")])
+    )
+    quarantine_settings = {"path": "out/quarantine", "redact": ["name"]}
+    record, predictions, quarantine = run(tmp_path, table, model, quarantine=quarantine_settings)
+
+    assert record.status == "succeeded" and sorted(predictions["id"]) == ["a", "c"]
+    assert reasons(quarantine) == {"b": [("type_mismatch", "name")]}
+    [error] = quarantine["_errors"].iloc[0]
+    assert error["message"] == "name value is not valid UTF-8 text"
+
+
 @pytest.mark.parametrize("value", ["123-45-6789", "13"])
 def test_values_of_redacted_columns_stay_out_of_error_messages(
     tmp_path: Path, spark: Any, value: str
