@@ -124,6 +124,19 @@ def refuse_reserved_names(df: DataFrame) -> None:
         )
 
 
+def _field_names(field: T.StructField, prefix: str = "") -> list[str]:
+    """A column's name and those of the fields nested in it (`meta.user agent`), as Delta checks
+    them all."""
+    name = prefix + field.name
+    data_type = field.dataType
+    while isinstance(data_type, T.ArrayType | T.MapType):
+        data_type = (
+            data_type.elementType if isinstance(data_type, T.ArrayType) else data_type.valueType
+        )
+    nested = data_type.fields if isinstance(data_type, T.StructType) else []
+    return [name, *(n for f in nested for n in _field_names(f, name + "."))]
+
+
 def check_input_columns(
     df: DataFrame,
     inputs: Sequence[InputColumn],
@@ -140,7 +153,8 @@ def check_input_columns(
             f"Input lacks column(s) {', '.join(missing)} required by model {model_label}; "
             f"it has {', '.join(columns)}."
         )
-    unwritable = [c for c in columns if _DELTA_INVALID_NAME.search(c)]
+    kept = [f for f in df.schema.fields if f.name in set(columns)]
+    unwritable = [n for f in kept for n in _field_names(f) if _DELTA_INVALID_NAME.search(n)]
     if unwritable:
         raise InputError(
             "Input column(s) "

@@ -216,6 +216,16 @@ def test_an_input_column_delta_cannot_store_is_named_before_scoring(
         run(tmp_path, table, echo_model(tmp_path))
 
 
+def test_a_nested_field_delta_cannot_store_is_named_before_scoring(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Delta checks the names of nested fields too (in structs, arrays and maps)."""
+    headers = [[{"user agent": "curl"}]]
+    table = pa.table({"id": ["a"], "n": pa.array([1], pa.int64()), "request": headers})
+    with pytest.raises(InputError, match=r"'request\.user agent'"):
+        run(tmp_path, table, echo_model(tmp_path))
+
+
 def test_a_64_bit_key_that_another_file_stores_as_double_keeps_every_digit(
     tmp_path: Path, spark: Any
 ) -> None:
