@@ -122,6 +122,17 @@ def read_input(
     _refuse_delta_as_parquet(spark, config.path)
     files = [f for f in list_input_files(spark, config.path) if f not in set(exclude)]
     schemas, failed = _read_footers(spark, config.path, files)
+    for path, schema in list(schemas.items()):
+        twins = _case_twins(schema)
+        if twins:  # Spark would fail the whole read naming neither the file nor the run
+            del schemas[path]
+            failed.append(
+                FailedFile(
+                    path,
+                    f"holds columns {' and '.join(twins)}, whose names differ only in case, "
+                    "which Spark (and lakescore) cannot tell apart",
+                )
+            )
     if not schemas:
         detail = (
             f" ({len(failed)} unreadable: {failed[0].path}: {failed[0].error})" if failed else ""
@@ -156,6 +167,16 @@ def read_input(
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)
     return InputData(frame, tuple(read), None, tuple(failed), all_null)
+
+
+def _case_twins(schema: T.StructType) -> list[str]:
+    """The first columns of a file whose names differ only in case (`x` and `X`)."""
+    seen: dict[str, str] = {}
+    for name in schema.fieldNames():
+        if name.lower() in seen:
+            return [seen[name.lower()], name]
+        seen[name.lower()] = name
+    return []
 
 
 def literal_path(path: str) -> str:

@@ -216,6 +216,20 @@ def test_an_input_column_delta_cannot_store_is_named_before_scoring(
         run(tmp_path, table, echo_model(tmp_path))
 
 
+def test_a_file_with_columns_differing_only_in_case_is_recorded_and_the_rest_scored(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Spark failed the whole read on such a file, naming neither it nor the columns."""
+    good = pa.table({"id": ["a", "b"], "n": pa.array([1, 2], pa.int64())})
+    twins = pa.table({"id": ["c"], "n": pa.array([3], pa.int64()), "x": [1], "X": [2]})
+    record, predictions, _ = run(tmp_path, good, echo_model(tmp_path), twins)
+
+    assert record.status == "succeeded" and sorted(predictions["id"]) == ["a", "b"]
+    [failed] = record.files_failed
+    assert failed["path"].endswith("part-1.parquet")
+    assert failed["error"].startswith("holds columns x and X, whose names differ only in case")
+
+
 def test_a_nested_field_delta_cannot_store_is_named_before_scoring(
     tmp_path: Path, spark: Any
 ) -> None:
