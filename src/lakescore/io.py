@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from py4j.protocol import Py4JError, Py4JJavaError
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -355,11 +355,23 @@ def _partition_types(spark: SparkSession, folder: str) -> dict[str, T.DataType]:
     keeps "7". With a schema given, Spark lists the folders without opening any file.
     """
     probe = "__lakescore_probe"
-    frame = (
-        spark.read.schema(f"`{probe}` string")
-        .option("basePath", folder)
-        .parquet(literal_path(folder))
-    )
+    try:
+        frame = (
+            spark.read.schema(f"`{probe}` string")
+            .option("basePath", folder)
+            .parquet(literal_path(folder))
+        )
+    except PySparkException as exc:
+        if exc.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":
+            raise
+        # Spark's first line names no folder; its list of the folders that conflict does.
+        roots = re.findall(r"^\t(\S.*)$", str(exc), re.MULTILINE)
+        raise InputError(
+            f"Input {folder} mixes partition folders (key=value) with other folders, which "
+            f"Spark cannot read as one table; the conflicting folders: {', '.join(roots)}. "
+            "Put every data file at the same depth of key=value folders, or point input.path "
+            "at one of them."
+        ) from exc
     return {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
 
 

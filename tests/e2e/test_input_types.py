@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import scoring_models
 from deltalake import DeltaTable
@@ -228,6 +229,18 @@ def test_a_file_with_columns_differing_only_in_case_is_recorded_and_the_rest_sco
     [failed] = record.files_failed
     assert failed["path"].endswith("part-1.parquet")
     assert failed["error"].startswith("holds columns x and X, whose names differ only in case")
+
+
+def test_partition_folders_mixed_with_other_folders_are_named(tmp_path: Path, spark: Any) -> None:
+    """Spark's error said "Conflicting directory structures detected" and named no folder."""
+    deployment_file = parquet_lakehouse(tmp_path, echo_model(tmp_path))
+    for folder, n in (("day=1", 1), ("late", 2)):
+        (tmp_path / "raw" / folder).mkdir()
+        table = pa.table({"id": [f"k{n}"], "n": pa.array([n], pa.int64())})
+        pq.write_table(table, tmp_path / "raw" / folder / "part.parquet")
+    with pytest.raises(InputError, match="mixes partition folders") as raised:
+        score(spark, load_deployment(deployment_file), run_id="mixed")
+    assert str(tmp_path / "raw" / "late") in str(raised.value)
 
 
 def test_a_nested_field_delta_cannot_store_is_named_before_scoring(
