@@ -224,6 +224,9 @@ def _castable(source: T.DataType, target: str) -> bool:
         return True  # a model without a signature takes each column as read, nested ones too
     if isinstance(source, T.ArrayType | T.MapType | T.StructType):
         return False
+    if isinstance(source, T.DateType) or target == "date":  # a date is no number, nor one a date
+        other = target if isinstance(source, T.DateType) else source.simpleString()
+        return other in ("string", "date", "timestamp", "timestamp_ntz")
     return not isinstance(source, T.BinaryType) or target in ("binary", "string")
 
 

@@ -3,7 +3,7 @@ fractions for integer inputs, optional inputs the data lacks, and values of reda
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -278,11 +278,20 @@ def test_columns_spelled_in_another_case_are_named_as_the_deployment_and_signatu
     assert "n" in quarantine.columns and "N" not in quarantine.columns
 
 
-def test_an_input_type_spark_cannot_cast_is_named(tmp_path: Path, spark: Any) -> None:
-    """An array for a long input is one sentence naming the column and both types, not Spark's
-    analysis error."""
-    table = pa.table({"id": ["a"], "n": pa.array([[1]], pa.list_(pa.int64()))})
-    with pytest.raises(InputError, match="n is array<bigint>, which Spark cannot cast to bigint"):
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        (pa.array([[1]], pa.list_(pa.int64())), "array<bigint>"),
+        (pa.array([date(2026, 11, 26)], pa.date32()), "date"),
+    ],
+)
+def test_an_input_type_spark_cannot_cast_is_named(
+    tmp_path: Path, spark: Any, values: pa.Array, named: str
+) -> None:
+    """An array or a date for a long input is one sentence naming the column and both types,
+    not Spark's analysis error."""
+    table = pa.table({"id": ["a"], "n": values})
+    with pytest.raises(InputError, match=f"n is {named}, which Spark cannot cast to bigint"):
         run(tmp_path, table, echo_model(tmp_path))
 
 
