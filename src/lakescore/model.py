@@ -125,7 +125,9 @@ class ResolvedModel:
         return self.version.pinned_uri
 
     def describe(self) -> str:
-        return f"{self.version.pinned_uri} (from {self.version.requested_uri})"
+        """`models:/m/3 (from models:/m@champion)`, or the URI alone when it was pinned as given."""
+        pinned, requested = self.version.pinned_uri, self.version.requested_uri
+        return pinned if pinned == requested else f"{pinned} (from {requested})"
 
 
 def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion:

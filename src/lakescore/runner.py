@@ -1135,8 +1135,12 @@ def _guard_scoring(
     except (Py4JJavaError, PySparkException) as exc:
         text = str(exc)
         if "ScoringError" in text or "PythonException" in text or "PYTHON_" in text:
+            message = python_error_message(text)
+            own = message.removeprefix(f"{ScoringError.__name__}: ")  # names the model itself
             raise ScoringError(
-                f"Model {model.describe()} failed while scoring: {python_error_message(text)}"
+                own
+                if own != message
+                else f"Model {model.describe()} failed while scoring: {message}"
             ) from exc
         rule = _rule_that_raised(exc, rules)
         if rule is not None:

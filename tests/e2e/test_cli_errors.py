@@ -157,6 +157,9 @@ def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, cap
     code, err = run(["score", str(lakehouse(rows=40, files=1, model="models:/short/1"))], capsys)
     assert code == 1
     assert "models:/short/1" in err and "predictions for" in err
+    assert err.splitlines()[-1] == (  # the model named once, its own message not wrapped again
+        "lakescore: error: Model models:/short/1 returned 35 predictions for 36 rows."
+    )
 
 
 def test_bad_run_id_is_bad_usage(lakehouse: Any, capsys: Any) -> None:
