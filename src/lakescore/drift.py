@@ -6,6 +6,8 @@ files widens when that loses nothing (int → bigint, float → double, an integ
 with a float → double) and otherwise becomes a string, so every value survives as read and the
 row-level type check names the column when a value does not fit the model. A bigint with a float
 is a string: a double holds integers exactly only up to 2**53, and 64-bit keys go beyond.
+Structs, arrays and maps of the same kind merge: a struct gains the fields any file gives it
+(null where a file lacks them), and nested types widen by the same rules.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 _INTEGRAL = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}
@@ -58,11 +62,64 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
     names = {t.simpleString() for t in seen}
     if len(names) == 1:
         return seen[0]
+    if all(isinstance(t, T.StructType) for t in seen):
+        return _merged_struct([t for t in seen if isinstance(t, T.StructType)])
+    if all(isinstance(t, T.ArrayType) for t in seen):
+        return T.ArrayType(common_type([t.elementType for t in seen]))  # type: ignore[attr-defined]
+    if all(isinstance(t, T.MapType) for t in seen):
+        keys = common_type([t.keyType for t in seen])  # type: ignore[attr-defined]
+        return T.MapType(keys, common_type([t.valueType for t in seen]))  # type: ignore[attr-defined]
     if names <= set(_INTEGRAL):
         return T.LongType()
     if names <= set(_INTEGRAL) - {"bigint"} | set(_FLOATING):
         return T.DoubleType()
     return T.StringType()
+
+
+def _merged_struct(seen: Sequence[T.StructType]) -> T.StructType:
+    """Every field any of the structs has (matched case-insensitively, in first-seen order),
+    each with the common type of its occurrences."""
+    spellings: dict[str, str] = {}
+    types: dict[str, list[T.DataType]] = {}
+    for struct in seen:
+        for field in struct.fields:
+            spellings.setdefault(field.name.lower(), field.name)
+            types.setdefault(field.name.lower(), []).append(field.dataType)
+    return T.StructType(
+        [T.StructField(spellings[key], common_type(types[key])) for key in spellings]
+    )
+
+
+def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
+    """`value`, of a file's `source` type, as the canonical `target` type. Spark casts a struct
+    only to one with as many fields, so structs (also inside arrays and maps) are rebuilt field
+    by field, with nulls for the fields this file lacks."""
+    if source.simpleString() == target.simpleString():
+        return value
+    if isinstance(source, T.StructType) and isinstance(target, T.StructType):
+        fields = {f.name.lower(): f for f in source.fields}
+        parts = []
+        for field in target.fields:
+            own = fields.get(field.name.lower())
+            part = (
+                conformed(value.getField(own.name), own.dataType, field.dataType)
+                if own is not None
+                else F.lit(None).cast(field.dataType)
+            )
+            parts.append(part.alias(field.name))
+        return F.when(value.isNull(), F.lit(None).cast(target)).otherwise(F.struct(*parts))
+    if isinstance(source, T.ArrayType) and isinstance(target, T.ArrayType):
+        return F.transform(
+            value, lambda item: conformed(item, source.elementType, target.elementType)
+        )
+    if isinstance(source, T.MapType) and isinstance(target, T.MapType):
+        keyed = F.transform_keys(
+            value, lambda key, _: conformed(key, source.keyType, target.keyType)
+        )
+        return F.transform_values(
+            keyed, lambda _, item: conformed(item, source.valueType, target.valueType)
+        )
+    return value.cast(target)
 
 
 def source_column(canonical: str, schema: T.StructType) -> str | None:

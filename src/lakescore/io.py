@@ -26,7 +26,13 @@ from pyspark.sql import types as T
 
 from lakescore import columns as C
 from lakescore.config import InputConfig
-from lakescore.drift import ALL_NULL, CanonicalColumn, canonical_schema, source_column
+from lakescore.drift import (
+    ALL_NULL,
+    CanonicalColumn,
+    canonical_schema,
+    conformed,
+    source_column,
+)
 from lakescore.errors import (
     DeploymentError,
     InputError,
@@ -489,8 +495,12 @@ def _project(canonical: Sequence[CanonicalColumn], schema: T.StructType) -> list
     for column in canonical:
         source = source_column(column.name, schema)
         all_null = source is None or fields[source].metadata.get(ALL_NULL, False)
-        value = F.lit(None) if all_null else F.col(f"`{source}`")
-        columns.append(value.cast(column.data_type).alias(column.name))
+        value = (
+            F.lit(None).cast(column.data_type)
+            if all_null
+            else conformed(F.col(f"`{source}`"), fields[str(source)].dataType, column.data_type)
+        )
+        columns.append(value.alias(column.name))
     return columns
 
 

@@ -58,7 +58,10 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
     match case-insensitively, as Delta matches them; new columns are added by the write.
 
     A column in `all_null` (an input column no file holds a value of) takes the table's type.
-    Nested types are left to Delta, which adds the new fields of a struct itself.
+    A struct, array or map going to one of the same kind is left to Delta, which adds the new
+    fields of a struct itself; one going to a text column (where lakescore stored a struct that
+    drifted between files, before drifting structs merged) is cast to text; any other
+    difference of kind is a clash.
     """
     if table is None:
         return Fit({})
@@ -73,7 +76,9 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
             continue
         if column.name.lower() in all_null_names:
             nulls[column.name] = target
-        elif isinstance(target, _NESTED) or isinstance(column.dataType, _NESTED):
+        elif isinstance(column.dataType, _NESTED) and target.simpleString() == _TEXT:
+            casts[column.name] = target  # as text, the way lakescore stored drifting structs
+        elif isinstance(target, _NESTED) and type(target) is type(column.dataType):
             continue
         elif target.simpleString() in _HELD_BY.get(column.dataType.simpleString(), frozenset()):
             casts[column.name] = target

@@ -243,6 +243,43 @@ def test_partition_folders_mixed_with_other_folders_are_named(tmp_path: Path, sp
     assert str(tmp_path / "raw" / "late") in str(raised.value)
 
 
+def test_a_struct_that_gains_fields_stays_a_struct_in_the_tables(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Files whose struct column differs (a field added, in a list too) merge the structs, and
+    a later run adding another field widens the predictions table's struct (it was text, and a
+    table already holding the struct failed the run at its commit)."""
+
+    def table(ids: list[str], meta: list[dict[str, Any]]) -> pa.Table:
+        n = pa.array(range(len(ids)), pa.int64())
+        return pa.table({"id": ids, "n": n, "meta": meta, "tags": [[m] for m in meta]})
+
+    older = table(["a"], [{"source": 1}])
+    newer = table(["b"], [{"source": 2, "region": "north"}])
+    carried = {"format": "parquet", "path": "raw", "key": "id", "passthrough": ["meta", "tags"]}
+    record, predictions, _ = run(tmp_path, older, echo_model(tmp_path), newer, input=carried)
+
+    assert record.status == "succeeded"
+    rows = predictions.set_index("id")
+    assert rows.loc["a", "meta"] == {"source": 1, "region": None}
+    assert rows.loc["b", "meta"] == {"source": 2, "region": "north"}
+    assert list(rows.loc["b", "tags"]) == [{"source": 2, "region": "north"}]
+
+    (tmp_path / "raw" / "part-2.parquet").unlink(missing_ok=True)
+    pq.write_table(
+        table(["c"], [{"source": 3, "region": "south", "line": 7}]),
+        tmp_path / "raw" / "part-2.parquet",
+    )
+    later = score(spark, load_deployment(tmp_path / "deployment.yaml"), run_id="later").record
+    assert later.status == "succeeded"
+    stored = read(str(tmp_path / "out" / "predictions")).set_index("_run_id")
+    assert stored.loc["later"].set_index("id").loc["c", "meta"] == {
+        "source": 3,
+        "region": "south",
+        "line": 7,
+    }
+
+
 def test_a_nested_field_delta_cannot_store_is_named_before_scoring(
     tmp_path: Path, spark: Any
 ) -> None:

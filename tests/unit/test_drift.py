@@ -36,3 +36,21 @@ def test_a_file_whose_column_is_all_null_has_no_say_in_its_type() -> None:
     assert (column.data_type, column.all_null) == (T.BooleanType(), False)
     [only_nulls] = canonical_schema({"b.parquet": empty})
     assert (only_nulls.data_type, only_nulls.all_null) == (T.StringType(), True)
+
+
+def struct(**fields: T.DataType) -> T.StructType:
+    return T.StructType([T.StructField(name, data_type) for name, data_type in fields.items()])
+
+
+def test_structs_merge_their_fields_and_widen_them() -> None:
+    """A struct that gained a field became a string before, losing its field names."""
+    older = struct(a=T.IntegerType())
+    newer = struct(A=T.LongType(), b=T.StringType())
+    assert common_type([older, newer]) == struct(a=T.LongType(), b=T.StringType())
+    assert common_type([T.ArrayType(older), T.ArrayType(newer)]) == T.ArrayType(
+        struct(a=T.LongType(), b=T.StringType())
+    )
+    assert common_type(
+        [T.MapType(T.StringType(), older), T.MapType(T.StringType(), newer)]
+    ) == T.MapType(T.StringType(), struct(a=T.LongType(), b=T.StringType()))
+    assert common_type([older, T.ArrayType(older)]) == T.StringType()  # different kinds

@@ -57,3 +57,14 @@ def test_a_null_column_takes_even_a_nested_type_as_a_typed_null() -> None:
     nested = T.StructType([T.StructField("a", T.LongType())])
     decided = fit(schema(Z=T.StringType()), schema(z=nested), all_null={"z"})
     assert decided.nulls == {"Z": nested} and decided.casts == {}
+
+
+def test_a_nested_column_goes_to_a_text_column_as_text_and_clashes_with_other_kinds() -> None:
+    """Tables written before drifting structs merged hold such a struct as text."""
+    nested = T.StructType([T.StructField("a", T.LongType())])
+    decided = fit(
+        schema(z=nested, y=nested, x=T.LongType()),
+        schema(z=T.StringType(), y=T.ArrayType(nested), x=nested),
+    )
+    assert decided.casts == {"z": T.StringType()}
+    assert [clash.column for clash in decided.clashes] == ["y", "x"]
