@@ -28,7 +28,7 @@ test: check-java $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-lint: check-java $(STAMP)
+lint: $(STAMP)
 	$(BIN)/ruff check src tests jobs notebooks bench
 	$(BIN)/mypy
 

@@ -122,6 +122,34 @@ def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
     return value.cast(target)
 
 
+def nested_names(field: T.StructField, prefix: str = "") -> list[str]:
+    """A column's name and those of the fields nested in it, through structs, arrays and map
+    keys and values (`meta.user agent`): Delta and Spark check them all."""
+    name = prefix + field.name
+    found = [name]
+    pending = [field.dataType]
+    while pending:
+        data_type = pending.pop()
+        if isinstance(data_type, T.ArrayType):
+            pending.append(data_type.elementType)
+        elif isinstance(data_type, T.MapType):
+            pending += [data_type.keyType, data_type.valueType]
+        elif isinstance(data_type, T.StructType):
+            found += [n for f in data_type.fields for n in nested_names(f, name + ".")]
+    return found
+
+
+def case_twins(schema: T.StructType) -> list[str]:
+    """The first two names of a schema, nested ones included, that differ only in case (`x` and
+    `X`, `meta.a` and `meta.A`): Spark cannot read such a file."""
+    seen: dict[str, str] = {}
+    for name in (n for f in schema.fields for n in nested_names(f)):
+        if name.lower() in seen:
+            return [seen[name.lower()], name]
+        seen[name.lower()] = name
+    return []
+
+
 def source_column(canonical: str, schema: T.StructType) -> str | None:
     """The file's own spelling of a canonical column, or None when the file lacks it."""
     for field in schema.fields:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from py4j.protocol import Py4JJavaError
@@ -26,6 +27,14 @@ class DeploymentError(LakescoreError):
     """The deployment file (or a command-line override) is wrong."""
 
     exit_code = EXIT_USAGE
+
+
+def reserved_columns_error(names: Sequence[str]) -> DeploymentError:
+    """Input columns named like the columns a run adds (lineage, working columns)."""
+    return DeploymentError(
+        f"Input column(s) {', '.join(names)} clash with lineage or working columns that "
+        "lakescore adds: rename them upstream."
+    )
 
 
 class ModelNotFoundError(DeploymentError):

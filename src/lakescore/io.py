@@ -30,6 +30,7 @@ from lakescore.drift import (
     ALL_NULL,
     CanonicalColumn,
     canonical_schema,
+    case_twins,
     conformed,
     source_column,
 )
@@ -37,6 +38,7 @@ from lakescore.errors import (
     DeploymentError,
     InputError,
     NoReadableInputError,
+    reserved_columns_error,
     spark_error_message,
 )
 from lakescore.interrupts import carry_job_tags
@@ -129,7 +131,7 @@ def read_input(
     files = [f for f in list_input_files(spark, config.path) if f not in set(exclude)]
     schemas, failed = _read_footers(spark, config.path, files)
     for path, schema in list(schemas.items()):
-        twins = _case_twins(schema)
+        twins = case_twins(schema)
         if twins:  # Spark would fail the whole read naming neither the file nor the run
             del schemas[path]
             failed.append(
@@ -147,6 +149,9 @@ def read_input(
             f"Input {config.path} holds no readable parquet files{detail}.", failed_records(failed)
         )
     canonical = canonical_schema(schemas)
+    shadowing = [c.name for c in canonical if c.name.lower() in C.SOURCE_LINEAGE]
+    if shadowing:  # each file's rows would hold the name twice, and files would not union
+        raise reserved_columns_error(shadowing)
     groups: dict[str, list[str]] = {}
     for path, schema in schemas.items():
         groups.setdefault(schema.json(), []).append(path)
@@ -173,16 +178,6 @@ def read_input(
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)
     return InputData(frame, tuple(read), None, tuple(failed), all_null)
-
-
-def _case_twins(schema: T.StructType) -> list[str]:
-    """The first columns of a file whose names differ only in case (`x` and `X`)."""
-    seen: dict[str, str] = {}
-    for name in schema.fieldNames():
-        if name.lower() in seen:
-            return [seen[name.lower()], name]
-        seen[name.lower()] = name
-    return []
 
 
 def literal_path(path: str) -> str:
@@ -338,7 +333,7 @@ def _read_footers(
     names = relative_names(spark, folder, files).values()
     if any("=" in part for name in names for part in name.split("/")[:-1]):
         schemas, failed = _schemas_by_spark(spark, folder, files)
-        types = _partition_types(spark, folder)
+        types = _partition_types(spark, folder, list(names))
         nulls = _all_null_columns(spark, list(schemas))
         return {
             path: _marked_all_null(_retyped(schema, types), nulls.get(path, set()))
@@ -354,13 +349,15 @@ def _read_footers(
         return _schemas_by_spark(spark, folder, files)
 
 
-def _partition_types(spark: SparkSession, folder: str) -> dict[str, T.DataType]:
+def _partition_types(
+    spark: SparkSession, folder: str, names: Sequence[str]
+) -> dict[str, T.DataType]:
     """The partition columns' types as Spark infers them from all `key=value` folders at once.
 
     Read file by file, `code=007` is the int 7 while `code=A12` is a string, and widening then
     keeps "7". With a schema given, Spark lists the folders without opening any file.
     """
-    probe = "__lakescore_probe"
+    probe = "__lakescore_probe"  # a name no input uses (pipeline refuses its prefix)
     try:
         frame = (
             spark.read.schema(f"`{probe}` string")
@@ -370,15 +367,21 @@ def _partition_types(spark: SparkSession, folder: str) -> dict[str, T.DataType]:
     except PySparkException as exc:
         if exc.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":
             raise
-        # Spark's first line names no folder; its list of the folders that conflict does.
-        roots = re.findall(r"^\t(\S.*)$", str(exc), re.MULTILINE)
+        # Spark's message names no folder in its first line, and lower-cases those it lists.
+        folders = sorted({name.rpartition("/")[0] or "." for name in names})
+        shown = ", ".join(folders[:_FOLDERS_SHOWN]) + (
+            f" and {len(folders) - _FOLDERS_SHOWN} more" if len(folders) > _FOLDERS_SHOWN else ""
+        )
         raise InputError(
-            f"Input {folder} mixes partition folders (key=value) with other folders, which "
-            f"Spark cannot read as one table; the conflicting folders: {', '.join(roots)}. "
-            "Put every data file at the same depth of key=value folders, or point input.path "
-            "at one of them."
+            f"Input {folder} mixes partition folders (key=value) with other folders, or "
+            f"partition folders of different depths, which Spark cannot read as one table; its "
+            f"data files are in {shown}. Put every data file at the same depth of key=value "
+            "folders, or point input.path at one of them."
         ) from exc
     return {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
+
+
+_FOLDERS_SHOWN = 6
 
 
 def _retyped(schema: T.StructType, types: Mapping[str, T.DataType]) -> T.StructType:

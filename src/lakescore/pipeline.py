@@ -19,7 +19,8 @@ from pyspark.sql import types as T
 
 from lakescore import columns as C
 from lakescore.config import Rule
-from lakescore.errors import DeploymentError, InputError
+from lakescore.drift import nested_names
+from lakescore.errors import DeploymentError, InputError, reserved_columns_error
 from lakescore.model import InputColumn, OutputColumn, ResolvedModel, spark_data_type
 from lakescore.redaction import redact_columns
 from lakescore.validate import (
@@ -38,7 +39,7 @@ from lakescore.validate import (
 # Characters Delta refuses in column names unless the table uses column mapping.
 _DELTA_INVALID_NAME = re.compile(r"[ ,;{}()\n\t=]")
 _WORKING_PREFIX = "__lakescore_"  # working columns numbered per run (rule values, raw inputs)
-VALID = "__lakescore_valid"  # passed every quarantine check; the model scores only these rows
+VALID = f"{_WORKING_PREFIX}valid"  # passed every quarantine check; the model scores only these rows
 _STOPS = "__stops"  # the fail rules a row broke
 _PREDICTION_STRUCT = "__prediction"
 _WORKING_COLUMNS = (C.ERRORS, C.FLAGS, C.SCORE_ERROR, C.FAILED_INPUT, C.EXECUTOR, C.TASK)
@@ -118,23 +119,7 @@ def refuse_reserved_names(df: DataFrame) -> None:
     lowered = [c.lower() for c in df.columns]
     shadowed = [c for c in C.SOURCE_LINEAGE if lowered.count(c) > 1 and c not in spelled]
     if own or shadowed:
-        raise DeploymentError(
-            f"Input column(s) {', '.join([*own, *shadowed])} clash with lineage or working "
-            "columns that lakescore adds: rename them upstream."
-        )
-
-
-def _field_names(field: T.StructField, prefix: str = "") -> list[str]:
-    """A column's name and those of the fields nested in it (`meta.user agent`), as Delta checks
-    them all."""
-    name = prefix + field.name
-    data_type = field.dataType
-    while isinstance(data_type, T.ArrayType | T.MapType):
-        data_type = (
-            data_type.elementType if isinstance(data_type, T.ArrayType) else data_type.valueType
-        )
-    nested = data_type.fields if isinstance(data_type, T.StructType) else []
-    return [name, *(n for f in nested for n in _field_names(f, name + "."))]
+        raise reserved_columns_error([*own, *shadowed])
 
 
 def check_input_columns(
@@ -154,7 +139,7 @@ def check_input_columns(
             f"it has {', '.join(columns)}."
         )
     kept = [f for f in df.schema.fields if f.name in set(columns)]
-    unwritable = [n for f in kept for n in _field_names(f) if _DELTA_INVALID_NAME.search(n)]
+    unwritable = [n for f in kept for n in nested_names(f) if _DELTA_INVALID_NAME.search(n)]
     if unwritable:
         raise InputError(
             "Input column(s) "

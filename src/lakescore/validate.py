@@ -133,13 +133,14 @@ def signature_checks(
                     ),
                 )
             )
-        if spec.spark_type == "string" and isinstance(present[spec.name], T.StringType):
-            # Bytes that are not UTF-8 fail Arrow's conversion of the whole batch, and the run.
+        if spec.spark_type == "string":
+            # Bytes that are not UTF-8 (as text, or binary cast to it) fail Arrow's conversion
+            # of the whole batch, and the run.
             checks.append(
                 _check(
                     RULE_TYPE,
                     spec.name,
-                    ~F.is_valid_utf8(raw),
+                    ~F.is_valid_utf8(cast),
                     F.lit(f"{spec.name} value is not valid UTF-8 text"),
                 )
             )

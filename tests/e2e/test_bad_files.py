@@ -99,12 +99,13 @@ def skipping_session(request: Any, spark: Any) -> Iterator[bool]:
     before = {key: spark.conf.get(key, None) for key in SKIPPING_SETTINGS}
     for key in SKIPPING_SETTINGS:
         spark.conf.set(key, "true")
-    yield True
-    assert {key: spark.conf.get(key) for key in SKIPPING_SETTINGS} == dict.fromkeys(
-        SKIPPING_SETTINGS, "true"
-    )
-    for key, value in before.items():
-        spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+    try:
+        yield True
+        after = {key: spark.conf.get(key) for key in SKIPPING_SETTINGS}
+    finally:  # later tests share the session
+        for key, value in before.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+    assert after == dict.fromkeys(SKIPPING_SETTINGS, "true")  # the run put them back
 
 
 def test_a_file_deleted_after_listing_is_recorded_and_its_rows_are_in_no_table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import types as T
 
-from lakescore.drift import ALL_NULL, canonical_schema, common_type
+from lakescore.drift import ALL_NULL, canonical_schema, case_twins, common_type, nested_names
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,15 @@ def test_structs_merge_their_fields_and_widen_them() -> None:
         [T.MapType(T.StringType(), older), T.MapType(T.StringType(), newer)]
     ) == T.MapType(T.StringType(), struct(a=T.LongType(), b=T.StringType()))
     assert common_type([older, T.ArrayType(older)]) == T.StringType()  # different kinds
+
+
+def test_nested_names_reach_into_arrays_and_map_keys_and_values() -> None:
+    keyed = T.MapType(struct(**{"k y": T.IntegerType()}), T.ArrayType(struct(v=T.LongType())))
+    assert sorted(nested_names(T.StructField("m", keyed))) == ["m", "m.k y", "m.v"]
+
+
+def test_case_twins_are_found_at_any_depth() -> None:
+    assert case_twins(struct(x=T.LongType(), X=T.LongType())) == ["x", "X"]
+    nested = struct(meta=T.ArrayType(struct(a=T.LongType(), A=T.LongType())))
+    assert case_twins(nested) == ["meta.a", "meta.A"]
+    assert case_twins(struct(meta=struct(a=T.LongType()), a=T.LongType())) == []
