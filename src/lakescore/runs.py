@@ -175,6 +175,9 @@ class RunRecord:
         )
 
 
+FILES_KEPT_PER_ATTEMPT = 100  # unreadable files an earlier attempt's summary names
+
+
 def next_attempt(record: RunRecord, earlier: dict[str, Any] | None) -> RunRecord:
     """Number this attempt and keep the history of earlier attempts of the same run id.
 
@@ -184,6 +187,9 @@ def next_attempt(record: RunRecord, earlier: dict[str, Any] | None) -> RunRecord
         return record
     number: int = earlier.get("attempt") or 1
     summary = {name: earlier.get(name) for name in ATTEMPT_FIELDS} | {"attempt": number}
+    # Every later record carries this summary again: keep its list of files bounded (the
+    # failed-files table has them all, by attempt_id).
+    summary["files_failed"] = (earlier.get("files_failed") or [])[:FILES_KEPT_PER_ATTEMPT]
     if earlier["status"] == RUNNING:
         summary["status"] = INTERRUPTED
     history = [*(earlier.get("previous_attempts") or []), summary]
