@@ -51,17 +51,19 @@ def missing_before_reading(
         problems.append(f"{len(found)} readable file(s), fewer than min_files {min_files}")
     if max_unreadable is not None and len(unreadable) > max_unreadable:
         problems.append(
-            f"{len(unreadable)} file(s) could not be read ({_listed(unreadable)}), more than "
+            f"{len(unreadable)} file(s) could not be read ({listed(unreadable)}), more than "
             f"max_unreadable_files {max_unreadable}"
         )
     absent = [f.name for f in manifest if f.name not in set(found)]
     if absent:
-        problems.append(f"manifest file(s) not found or unreadable: {_listed(absent)}")
+        problems.append(f"manifest file(s) not found or unreadable: {listed(absent)}")
     return problems
 
 
-def _listed(names: Sequence[str]) -> str:
-    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+def listed(names: Sequence[str], shown: int = 5) -> str:
+    """The first `shown` names, and how many more, for a one-sentence error."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def missing_after_counting(

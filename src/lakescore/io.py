@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakescore import columns as C
+from lakescore.completeness import listed
 from lakescore.config import InputConfig
 from lakescore.drift import (
     ALL_NULL,
@@ -369,14 +370,11 @@ def _partition_types(
             raise
         # Spark's message names no folder in its first line, and lower-cases those it lists.
         folders = sorted({name.rpartition("/")[0] or "." for name in names})
-        shown = ", ".join(folders[:_FOLDERS_SHOWN]) + (
-            f" and {len(folders) - _FOLDERS_SHOWN} more" if len(folders) > _FOLDERS_SHOWN else ""
-        )
         raise InputError(
             f"Input {folder} mixes partition folders (key=value) with other folders, or "
             f"partition folders of different depths, which Spark cannot read as one table; its "
-            f"data files are in {shown}. Put every data file at the same depth of key=value "
-            "folders, or point input.path at one of them."
+            f"data files are in {listed(folders, _FOLDERS_SHOWN)}. Put every data file at the "
+            "same depth of key=value folders, or point input.path at one of them."
         ) from exc
     return {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
 
