@@ -155,10 +155,17 @@ def check_input_columns(
                 f"cannot cast to {spec.spark_type}, the type model {model_label} takes."
             )
     carried = carried_columns(key, passthrough)
-    absent = [c for c in carried if c not in columns]
-    if absent:
-        raise InputError(
-            f"input.key/passthrough name column(s) {', '.join(absent)} that the input lacks."
+    lacking = [
+        f"{setting} names {', '.join(absent)}"
+        for setting, named in (
+            ("input.key", [key] if key else []),
+            ("input.passthrough", passthrough),
+        )
+        if (absent := [c for c in named if c not in columns])
+    ]
+    if lacking:  # the deployment's setting, like quarantine.redact and the rules: exit 2
+        raise DeploymentError(
+            f"{'; '.join(lacking)}, which the input lacks; it has {', '.join(columns)}."
         )
     _check_output_names(outputs, model_label)
     predicted = {o.name.lower() for o in outputs}

@@ -458,7 +458,8 @@ def _score_input(
     unknown = [c for c in deployment.quarantine.redact if c not in data.frame.columns]
     if unknown:
         raise DeploymentError(
-            f"quarantine.redact names column(s) {', '.join(unknown)} that the input lacks."
+            f"quarantine.redact names {', '.join(unknown)}, which the input lacks; it has "
+            f"{', '.join(pipeline.user_columns(data.frame))}."
         )
     # Without a signature there is nothing to check the values against: only the rules apply,
     # and the model gets the columns as read (NaN included: many models take it). Times still

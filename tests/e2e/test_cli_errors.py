@@ -111,6 +111,34 @@ def test_missing_model_input_column_fails_before_any_work(
     assert not Path(load_deployment(deployment_file).output.path).exists()
 
 
+def test_settings_naming_columns_the_input_lacks_are_bad_usage(lakehouse: Any, capsys: Any) -> None:
+    """key, passthrough and quarantine.redact are the deployment's settings, like a rule: a
+    column they name that the input lacks exits 2, naming the setting and the input's columns
+    (a typo shows among them). The run has started, so it is recorded as failed."""
+    deployment_file = edit(
+        lakehouse(rows=20, files=1),
+        lambda d: d["input"].update(key="meterid", passthrough=["meterid", "regoin"]),
+    )
+    code, err = run(["score", str(deployment_file), "--run-id", "typo"], capsys)
+    assert code == 2
+    assert (
+        "input.key names meterid; input.passthrough names meterid, regoin, which the input "
+        "lacks; it has meter_id," in err
+    )
+    runs = spark_free_read(load_deployment(deployment_file).runs.path)
+    assert runs.set_index("run_id").loc["typo", "status"] == "failed"
+
+    redacting = edit(
+        deployment_file,
+        lambda d: (
+            d["input"].update(key="meter_id", passthrough=["meter_id"]),
+            d["quarantine"].update(redact=["meterid"]),
+        ),
+    )
+    code, err = run(["score", str(redacting)], capsys)
+    assert code == 2 and "quarantine.redact names meterid, which the input lacks" in err
+
+
 def test_fail_rule_stops_the_run_with_nothing_committed(lakehouse: Any, capsys: Any) -> None:
     deployment_file = lakehouse(
         rows=100,
