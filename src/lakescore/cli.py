@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, NoReturn
 
 from lakescore import __version__
@@ -24,6 +25,7 @@ from lakescore.errors import (
     EXIT_OK,
     EXIT_TERMINATED,
     EXIT_USAGE,
+    DeploymentError,
     LakescoreError,
     Terminated,
     interruption,
@@ -120,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except LakescoreError as exc:
-        return _failure(args, scrub(str(exc)), exc.exit_code, exc.run_record)
+        return _failure(args, scrub(_naming_the_file(args, exc)), exc.exit_code, exc.run_record)
     except KeyboardInterrupt as exc:  # the run, if one started, has recorded how it ended
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         said = str(exc) or interruption(exc)  # a run's stop says whether it was recorded
@@ -146,6 +148,17 @@ def _failure(
         print(to_json({"error": message, "exit_code": exit_code, "run": run}))
     print(f"lakescore: error: {message}", file=sys.stderr)
     return exit_code
+
+
+def _naming_the_file(args: argparse.Namespace, exc: LakescoreError) -> str:
+    """A deployment mistake that shows only once the run has started (a rule, a column it
+    names) names the file too, as the mistakes the file alone shows do: one scheduler's log
+    holds the errors of many deployments."""
+    message = str(exc)
+    given = getattr(args, "deployment", None)
+    if isinstance(exc, DeploymentError) and given and str(Path(given)) not in message:
+        return f"{Path(given)}: {message}"
+    return message
 
 
 def _first_line(exc: BaseException) -> str:

@@ -38,6 +38,7 @@ def test_unknown_key_in_deployment_is_bad_usage(lakehouse: Any, capsys: Any) -> 
     code, err = run(["score", str(deployment)], capsys)
     assert code == 2
     assert "unknown key output.pth" in err
+    assert err.count(str(deployment)) == 1  # the file's own errors name it: the CLI adds nothing
 
 
 def test_missing_deployment_file_is_bad_usage(tmp_path: Path, capsys: Any) -> None:
@@ -122,7 +123,8 @@ def test_settings_naming_columns_the_input_lacks_are_bad_usage(lakehouse: Any, c
     code, err = run(["score", str(deployment_file), "--run-id", "typo"], capsys)
     assert code == 2
     assert (
-        "input.key names meterid; input.passthrough names meterid, regoin, which the input "
+        f"{deployment_file}: input.key names meterid; input.passthrough names meterid, "
+        "regoin, which the input "
         "lacks; it has meter_id," in err
     )
     runs = spark_free_read(load_deployment(deployment_file).runs.path)
@@ -136,7 +138,8 @@ def test_settings_naming_columns_the_input_lacks_are_bad_usage(lakehouse: Any, c
         ),
     )
     code, err = run(["score", str(redacting)], capsys)
-    assert code == 2 and "quarantine.redact names meterid, which the input lacks" in err
+    assert code == 2
+    assert f"{deployment_file}: quarantine.redact names meterid, which the input lacks" in err
 
 
 def test_fail_rule_stops_the_run_with_nothing_committed(lakehouse: Any, capsys: Any) -> None:
