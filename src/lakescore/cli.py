@@ -34,6 +34,7 @@ from lakescore.errors import (
 from lakescore.progress import Progress
 from lakescore.redaction import scrub
 from lakescore.report import print_deployment, print_run, print_runs, to_json
+from lakescore.spark_logs import quiet_query_context_logs
 
 
 class _UsageError(Exception):
@@ -276,19 +277,8 @@ def _configure_logging(verbose: bool) -> None:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         for noisy in ("mlflow", "py4j", "alembic", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-        _quiet_query_context_loggers()
+        quiet_query_context_logs()
         warnings.filterwarnings("ignore")
-
-
-def _quiet_query_context_loggers() -> None:
-    """PySpark logs each analysis error with its query context (a JSON record with a stack)
-    before raising it, and lakescore reports the error itself. The loggers must be PySpark's
-    own class: a plain `logging.Logger` made first under the name makes PySpark's call to it
-    raise TypeError (`unexpected keyword argument 'errorClass'`) instead of the real error."""
-    from pyspark.logger import PySparkLogger
-
-    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
-        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ from lakescore.runs import (
 )
 from lakescore.scoring import scoring_udf, ship_model
 from lakescore.session import require_classic
+from lakescore.spark_logs import query_context_logs_quieted
 from lakescore.table_fit import Fit, conform, fit
 from lakescore.validate import TIME_TYPES
 
@@ -168,6 +169,7 @@ def score(
     record = next_attempt(record, earlier)
     progress.stage(f"run {run_id} of {deployment.name} started")
     with (
+        query_context_logs_quieted(),  # the run reports the errors it catches itself
         stoppable(spark, f"lakescore-{run_id}-{record.attempt_id}") as stop,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-run-record") as pool,
     ):

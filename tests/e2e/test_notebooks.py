@@ -4,6 +4,7 @@ that the tables hold."""
 
 from __future__ import annotations
 
+import logging
 import runpy
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from deltalake import DeltaTable as RustDeltaTable
+from pyspark.errors import AnalysisException
 
 from lakescore.config import Deployment, load_deployment
+from lakescore.errors import DeploymentError
 from lakescore.runner import score
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +165,39 @@ def test_explore_run_keeps_to_its_deployments_runs_in_a_shared_runs_table(
     expect_explore(newest, deployment, "ours", "")
     with pytest.raises(ValueError, match="Run theirs of deployment meter-risk-test is not in"):
         run_notebook(notebook, {"deployment": str(deployment_file), "run_id": "theirs"}, capsys)
+
+
+class Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_failed_run_in_a_cell_shows_its_error_without_sparks_query_context_log(
+    lakehouse: Any, spark: Any
+) -> None:
+    """PySpark logs an analysis error as a multi-KB JSON record with a stack before raising it.
+    A rule naming a missing column is a one-sentence error in a notebook cell too; once the run
+    has ended, the session logs as it did before."""
+    from pyspark.logger import PySparkLogger
+
+    deployment_file = lakehouse(rows=20, files=1, rules=[{"name": "typo", "expr": "nope > 0"}])
+    logger = PySparkLogger.getLogger("SQLQueryContextLogger")
+    level, collected = logger.level, Collected()
+    logger.setLevel(logging.INFO)  # as in a notebook (the command line's tests quiet it)
+    logger.addHandler(collected)
+    try:
+        with pytest.raises(DeploymentError, match=r"Rule typo .*`nope`"):
+            score(spark, load_deployment(deployment_file), "typo-in-a-cell")
+        assert collected.records == []
+        assert logger.level == logging.INFO
+
+        with pytest.raises(AnalysisException):  # the user's own query, after the run
+            spark.range(1).selectExpr("nope > 0").collect()
+        assert [r.getMessage() for r in collected.records] != []
+    finally:
+        logger.removeHandler(collected)
+        logger.setLevel(level)
