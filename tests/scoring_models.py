@@ -57,6 +57,16 @@ class PickyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         return model_input["kwh_7d"].astype("float64")
 
 
+class GappyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Outputs `risk` (NaN where temp_c is above 20) and `note` (None unless temp_c is below 0)."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        temp = model_input["temp_c"]
+        risk = (model_input["kwh_7d"].astype("float64") * 2.0).where(temp <= 20)
+        note = pd.Series("frost", index=model_input.index, dtype=object).where(temp < 0, None)
+        return pd.DataFrame({"risk": risk, "note": note})
+
+
 class EchoModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
     """Returns column `n` as it arrives, and raises, quoting the row, where `n` is 13."""
 

@@ -86,10 +86,13 @@ class InputColumn:
 
 @dataclass(frozen=True)
 class OutputColumn:
-    """One prediction column, named and typed from the model's output signature."""
+    """One prediction column, named and typed from the model's output signature. A required one
+    (MLflow's default) that the model leaves null or NaN on a row sends the row to quarantine;
+    an optional one (`infer_signature` marks outputs its example left empty) is stored null."""
 
     name: str
     spark_type: str
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -272,11 +275,13 @@ def _signature_outputs(schema: Any, pinned: ModelVersion) -> tuple[OutputColumn,
         return tuple(OutputColumn(f"{DEFAULT_PREDICTION}_{i}", spark_type) for i in range(width))
     specs = list(schema.inputs)
     if len(specs) == 1 and specs[0].name is None:
-        return (OutputColumn(DEFAULT_PREDICTION, _spark_type(specs[0].type, None, pinned)),)
+        spark_type = _spark_type(specs[0].type, None, pinned)
+        return (OutputColumn(DEFAULT_PREDICTION, spark_type, specs[0].required),)
     return tuple(
         OutputColumn(
             spec.name if spec.name is not None else f"{DEFAULT_PREDICTION}_{i}",
             _spark_type(spec.type, spec.name, pinned),
+            spec.required,
         )
         for i, spec in enumerate(specs)
     )

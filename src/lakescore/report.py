@@ -101,7 +101,8 @@ def print_deployment(shown: dict[str, Any]) -> None:
         print("    (no signature: every input column except the key is sent to the model)")
     print("  model outputs:")
     for column in model["outputs"]:
-        print(f"    {column['name']:<24} {column['spark_type']}")
+        optional = "" if column["required"] else " (optional: may be null)"
+        print(f"    {column['name']:<24} {column['spark_type']}{optional}")
     for rule in deployment["rules"]:
         print(f"  rule {rule['name']} [{rule['action']}]: {rule['expr']}")
 

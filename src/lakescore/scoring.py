@@ -37,7 +37,11 @@ _PANDAS_TYPES = {
 def predict_batch(
     model: Any, batch: pd.DataFrame, outputs: Sequence[OutputColumn], model_label: str
 ) -> pd.DataFrame:
-    """Score one batch and shape the result as one column per output, in the signature's order.
+    """Score one batch and shape the result as one column per output, in the signature's order,
+    plus SCORE_ERROR: the rows on which the model left a required output null or NaN get their
+    error there (they go to quarantine, and count against `limits`), instead of being stored
+    as scored. A model version that returns NaN for every row would otherwise commit millions
+    of empty predictions as a success.
 
     Pure pandas, so it is testable without Spark. Raises ScoringError naming the model when the
     result has the wrong number of rows or a shape lakescore cannot store. The model sees the
@@ -52,16 +56,42 @@ def predict_batch(
             f"Model {model_label} returned {len(result)} predictions for {len(batch)} rows."
         )
     result.index = batch.index
+    errors = _missing_required(result, outputs)
+    ok = errors.isna()
     for column in outputs:
+        values = result[column.name]
+        present = ok & values.notna()  # an optional output may be null on a row that scored
         try:
-            result[column.name] = _coerce(result[column.name], column.spark_type)
+            coerced = _coerce(values if present.all() else values[present], column.spark_type)
         except (TypeError, ValueError, OverflowError) as exc:
             raise ScoringError(
                 f"Model {model_label} returned values for {column.name} that are not "
                 f"{column.spark_type}: {exc}. The type comes from the model's output "
                 "signature, or from scoring.result_type when the signature has no outputs."
             ) from exc
+        if not present.all():  # through object: reindexing would turn integers into float64
+            reindexed = coerced.astype(object).reindex(result.index)
+            coerced = _restore_type(reindexed, present, column.spark_type)
+        result[column.name] = coerced
+    result[SCORE_ERROR] = errors
     return result
+
+
+def _missing_required(result: pd.DataFrame, outputs: Sequence[OutputColumn]) -> pd.Series:
+    """Per row, None, or the error of a row where a required output is null or NaN."""
+    errors = pd.Series([None] * len(result), index=result.index, dtype=object)
+    required = [c.name for c in outputs if c.required]
+    if not required:
+        return errors
+    absent = result[required].isna()
+    rows = absent.any(axis=1)
+    if rows.any():
+        errors[rows] = [
+            "the model returned no value (null or NaN) for required output(s) "
+            + ", ".join(name for name, missing in zip(required, flags, strict=True) if missing)
+            for flags in absent[rows].itertuples(index=False)
+        ]
+    return errors
 
 
 def predict_isolating_failures(
@@ -92,8 +122,9 @@ def predict_isolating_failures(
     except Exception:  # any model error: find the rows at fault below
         pass
     else:
-        return whole.assign(**{SCORE_ERROR: None})
-    result = pd.DataFrame(index=batch.index, columns=[c.name for c in outputs], dtype=object)
+        return whole
+    names = [c.name for c in outputs]
+    result = pd.DataFrame(index=batch.index, columns=names, dtype=object)
     errors = pd.Series(None, index=batch.index, dtype=object)
     middle = len(batch) // 2
     pending = [batch.iloc[middle:], batch.iloc[:middle]] if len(batch) > 1 else [batch]
@@ -120,7 +151,8 @@ def predict_isolating_failures(
                 middle = len(part) // 2
                 pending.extend([part.iloc[middle:], part.iloc[:middle]])
             continue
-        result.loc[part.index, scored.columns] = scored
+        result.loc[part.index, names] = scored[names]
+        errors.loc[part.index] = scored[SCORE_ERROR]
     for column in outputs:
         ok = errors.isna()
         result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
@@ -369,8 +401,6 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         return values
     if target == "object":
         return values.map(lambda v: None if pd.isna(v) else str(v))
-    if (target == "bool" or target.startswith("int")) and values.isna().any():
-        raise ValueError(f"missing values in a {spark_type} column")
     if target == "bool" and values.dtype.kind != "b" and not values.map(_is_boolean).all():
         # astype(bool) would make any non-empty string True, "False" included.
         raise ValueError("values other than true and false in a boolean column")

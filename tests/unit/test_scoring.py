@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from lakescore.columns import SCORE_ERROR
 from lakescore.errors import ScoringError
 from lakescore.model import InputColumn, OutputColumn
 from lakescore.scoring import input_dtypes, predict_batch, predict_valid_rows
@@ -56,7 +57,7 @@ def test_one_dimensional_numpy_output(batch: pd.DataFrame) -> None:
     """A 1-D array becomes the single prediction column, on the batch's index."""
     result = predict_batch(returning(np.array([1, 0, 1])), batch, PREDICTION, LABEL)
     expected = pd.DataFrame({"prediction": np.array([1, 0, 1], dtype="int64")}, index=batch.index)
-    pd.testing.assert_frame_equal(result, expected)
+    pd.testing.assert_frame_equal(result.drop(columns=SCORE_ERROR), expected)
 
 
 def test_column_vector_output(batch: pd.DataFrame) -> None:
@@ -70,7 +71,7 @@ def test_series_output_is_taken_by_position(batch: pd.DataFrame) -> None:
     series = pd.Series([7, 8, 9], index=[2, 1, 0], name="whatever")
     result = predict_batch(returning(series), batch, PREDICTION, LABEL)
     expected = pd.DataFrame({"prediction": np.array([7, 8, 9], dtype="int64")}, index=batch.index)
-    pd.testing.assert_frame_equal(result, expected)
+    pd.testing.assert_frame_equal(result.drop(columns=SCORE_ERROR), expected)
 
 
 def test_two_dimensional_array_with_two_outputs(batch: pd.DataFrame) -> None:
@@ -81,7 +82,7 @@ def test_two_dimensional_array_with_two_outputs(batch: pd.DataFrame) -> None:
     expected = pd.DataFrame(
         {"p_ok": [0.9, 0.4, 0.2], "p_fault": [0.1, 0.6, 0.8]}, index=batch.index
     )
-    pd.testing.assert_frame_equal(result, expected)
+    pd.testing.assert_frame_equal(result.drop(columns=SCORE_ERROR), expected)
 
 
 def test_dataframe_output_selected_and_ordered_by_name(batch: pd.DataFrame) -> None:
@@ -96,7 +97,7 @@ def test_dataframe_output_selected_and_ordered_by_name(batch: pd.DataFrame) -> N
         {"score": [0.7, 0.2, 0.9], "label": np.array([1, 0, 1], dtype="int64")},
         index=batch.index,
     )
-    pd.testing.assert_frame_equal(result, expected)
+    pd.testing.assert_frame_equal(result.drop(columns=SCORE_ERROR), expected)
 
 
 def test_dataframe_with_unnamed_columns_is_taken_by_position(batch: pd.DataFrame) -> None:
@@ -104,7 +105,7 @@ def test_dataframe_with_unnamed_columns_is_taken_by_position(batch: pd.DataFrame
     frame = pd.DataFrame(np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]]))
     outputs = (OutputColumn("p_ok", "double"), OutputColumn("p_fault", "double"))
     result = predict_batch(returning(frame), batch, outputs, LABEL)
-    assert list(result.columns) == ["p_ok", "p_fault"]
+    assert list(result.columns) == ["p_ok", "p_fault", SCORE_ERROR]
     assert result["p_fault"].tolist() == [0.1, 0.6, 0.8]
 
 
@@ -190,18 +191,60 @@ def test_values_are_coerced_to_the_output_type(
     assert result["prediction"].tolist() == values
 
 
-def test_string_output_keeps_nulls(batch: pd.DataFrame) -> None:
-    """None and NaN in a string output stay null, not the text 'None' or 'nan'."""
-    raw = np.array(["a", None, np.nan], dtype=object)
-    result = predict_batch(returning(raw), batch, (OutputColumn("prediction", "string"),), LABEL)
-    assert result["prediction"].tolist() == ["a", None, None]
+MISSING = "the model returned no value (null or NaN) for required output(s) prediction"
 
 
-def test_double_output_keeps_nan(batch: pd.DataFrame) -> None:
-    """A missing value in a double output stays NaN."""
-    raw = np.array([1.0, np.nan, 3.0])
-    result = predict_batch(returning(raw), batch, (OutputColumn("prediction", "double"),), LABEL)
-    assert np.isnan(result["prediction"].iloc[1])
+@pytest.mark.parametrize(
+    ("spark_type", "raw"),
+    [
+        ("string", np.array(["a", None, np.nan], dtype=object)),
+        ("double", np.array([1.0, np.nan, None], dtype=object)),
+        ("float", np.array([1.0, np.nan, np.nan])),
+        ("bigint", pd.Series([1.0, None, np.nan])),
+        ("int", pd.Series([1, None, None], dtype=object)),
+        ("boolean", pd.Series([True, None, np.nan], dtype=object)),
+        ("timestamp", pd.Series([datetime(2026, 1, 1), None, pd.NaT])),
+    ],
+)
+def test_rows_a_required_output_leaves_empty_get_an_error_not_a_prediction(
+    batch: pd.DataFrame, spark_type: str, raw: Any
+) -> None:
+    """None or NaN where the signature promises a value: the row is quarantined as the model's
+    error (and counts against the limits); the other rows keep their values, typed."""
+    result = predict_batch(returning(raw), batch, (OutputColumn("prediction", spark_type),), LABEL)
+    assert result[SCORE_ERROR].tolist() == [None, MISSING, MISSING]
+    assert pd.notna(result["prediction"].iloc[0])
+    assert result["prediction"].iloc[1:].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("spark_type", "raw", "first"),
+    [
+        ("string", np.array(["a", None, np.nan], dtype=object), "a"),
+        ("double", np.array([1.5, np.nan, np.nan]), 1.5),
+        ("bigint", pd.Series([2**60, None, np.nan], dtype=object), 2**60),
+        ("boolean", pd.Series([True, None, None], dtype=object), True),
+    ],
+)
+def test_an_optional_output_may_be_null_on_a_scored_row(
+    batch: pd.DataFrame, spark_type: str, raw: Any, first: Any
+) -> None:
+    """`infer_signature` marks an output optional when its example holds nulls: stored null, the
+    row scored. A large integer is not rounded through float64 on the way."""
+    optional = (OutputColumn("prediction", spark_type, required=False),)
+    result = predict_batch(returning(raw), batch, optional, LABEL)
+    assert result[SCORE_ERROR].isna().all()
+    assert result["prediction"].iloc[0] == first
+    assert result["prediction"].iloc[1:].isna().all()
+
+
+def test_the_error_names_each_required_output_left_empty(batch: pd.DataFrame) -> None:
+    frame = pd.DataFrame({"score": [0.5, np.nan, np.nan], "label": ["a", None, "b"]})
+    outputs = (OutputColumn("score", "double"), OutputColumn("label", "string"))
+    errors = predict_batch(returning(frame), batch, outputs, LABEL)[SCORE_ERROR].tolist()
+    assert errors[0] is None
+    assert errors[1].endswith("required output(s) score, label")
+    assert errors[2].endswith("required output(s) score")
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -247,16 +290,6 @@ def test_array_of_the_wrong_width(batch: pd.DataFrame) -> None:
     message = scoring_error(returning(np.ones((3, 3))), batch, outputs)
     assert LABEL in message
     assert "(3, 3)" in message
-
-
-@pytest.mark.parametrize("spark_type", ["bigint", "int"])
-def test_nulls_in_an_integer_output(batch: pd.DataFrame, spark_type: str) -> None:
-    """A missing value cannot be stored in an integer column: ScoringError naming the column."""
-    raw = pd.Series([1.0, None, 3.0])
-    message = scoring_error(returning(raw), batch, (OutputColumn("prediction", spark_type),))
-    assert LABEL in message
-    assert "prediction" in message
-    assert spark_type in message
 
 
 def test_text_in_a_bigint_output(batch: pd.DataFrame) -> None:
@@ -352,6 +385,23 @@ def test_rows_the_model_raises_on_are_isolated_and_the_rest_scored(batch: pd.Dat
     assert result.loc[101, "_score_error"] == "ValueError: cannot score 5"
     assert result["_score_error"].isna().tolist() == [True, False, True]
     assert isolating_failures_dtype_ok(result)
+
+
+def test_a_row_left_empty_next_to_a_row_that_raises_and_an_invalid_one() -> None:
+    """Both kinds of model error in one batch, found while the batch is split: each row keeps
+    its own reason; the scored rows keep exact integers; the invalid row has no error."""
+    big = 2**60
+    batch = pd.DataFrame({"n": [big, -1, 0, 3, big + 2]}, index=[10, 11, 12, 13, 14])
+
+    def predict(rows: pd.DataFrame) -> Any:
+        if (rows["n"] == 3).any():
+            raise ValueError("cannot score 3")
+        return pd.Series(rows["n"].to_numpy(), dtype=object).where(rows["n"] != 0, None)
+
+    valid = pd.Series([True, False, True, True, True], index=batch.index)
+    result = predict_valid_rows(FnModel(predict), batch, valid, PREDICTION, LABEL)
+    assert list(result["prediction"]) == [big, None, None, None, big + 2]
+    assert list(result["_score_error"]) == [None, None, MISSING, "ValueError: cannot score 3", None]
 
 
 def isolating_failures_dtype_ok(result: pd.DataFrame) -> bool:
