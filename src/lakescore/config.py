@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
@@ -211,11 +213,17 @@ def check_locations(deployment: Deployment) -> None:
 
 
 def _comparable(location: str) -> str:
-    """A location as check_locations compares it: `file:///x`, `file:/x` and `/x` are one
-    folder."""
-    if location.startswith("file:"):
-        location = "/" + location.removeprefix("file:").lstrip("/")
-    return location.rstrip("/")
+    """A location as check_locations compares it, so that no spelling of one folder passes as
+    another: `file:///x`, `file:/x`, `/x`, `//x`, `/y/../x` and a symbolic link to `/x` are one
+    local folder, and `s3a://b/a//x`, `s3a://b/a/./x` and `s3a://b/a/x` one storage location."""
+    if location.startswith("file:") or not _URI.match(location):
+        return os.path.realpath("/" + location.removeprefix("file:").lstrip("/"))
+    scheme, _, rest = location.partition(":")
+    authority = ""
+    if rest.startswith("//"):
+        authority, _, rest = rest[2:].partition("/")
+    path = posixpath.normpath("/" + rest.lstrip("/"))
+    return f"{scheme.lower()}://{authority}{path}".rstrip("/")
 
 
 def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:

@@ -264,6 +264,51 @@ def test_a_file_uri_and_a_plain_path_to_one_folder_are_one_location(
     assert "inside input" in str(parse_error(raw, tmp_path))
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "file://{base}//out",
+        "file:{base}/./out/",
+        "{base}/raw/../out",
+        "{base}/link-to-out",
+    ],
+)
+def test_every_spelling_of_one_local_folder_is_one_location(tmp_path: Path, spelling: str) -> None:
+    """`file:///x//out` passed as another folder than `x/out`: the quarantine's commit then
+    replaced the run's predictions in the same table, and the run still reconciled."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link-to-out").symlink_to(tmp_path / "out")
+    raw = minimal()
+    raw["output"]["path"] = "out"
+    raw["quarantine"]["path"] = spelling.format(base=tmp_path)
+    assert "output and quarantine are the same location" in str(parse_error(raw, tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("output", "quarantine"),
+    [
+        ("s3a://lake/scored/out", "s3a://lake//scored/out/"),
+        ("s3a://lake/scored/out", "S3A://lake/scored/./out"),
+        ("abfss://c@acct.dfs.core.windows.net/out", "abfss://c@acct.dfs.core.windows.net//out"),
+        ("dbfs:/mnt/out", "dbfs:///mnt/x/../out"),
+    ],
+)
+def test_every_spelling_of_one_storage_location_is_one_location(
+    tmp_path: Path, output: str, quarantine: str
+) -> None:
+    raw = minimal()
+    raw["output"]["path"] = output
+    raw["quarantine"]["path"] = quarantine
+    assert "output and quarantine are the same location" in str(parse_error(raw, tmp_path))
+
+
+def test_one_path_in_two_buckets_is_two_locations(tmp_path: Path) -> None:
+    raw = minimal()
+    raw["output"]["path"] = "s3a://lake/scored/out"
+    raw["quarantine"]["path"] = "s3a://other/scored/out"
+    parse_deployment(raw, base_dir=tmp_path)
+
+
 def test_a_relative_folder_with_a_colon_in_its_name_is_still_a_path(tmp_path: Path) -> None:
     raw = minimal()
     raw["input"]["path"] = "meters-2026-01-01T10:30/raw"
