@@ -187,10 +187,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, deployment: Deployment) -> int:
     from lakescore.catalog import resolve_tables, uses_catalog
-    from lakescore.runner import score
+    from lakescore.runner import check_run_id, score
     from lakescore.session import get_spark
 
-    if args.input:
+    if args.run_id is not None:
+        check_run_id(args.run_id)  # before Spark starts
+    if args.input is not None:
         deployment = deployment.with_input_path(args.input)
     progress = Progress(enabled=not args.json)
     spark = get_spark(

@@ -28,6 +28,13 @@ STAGE_READ = "read"
 STAGE_VALIDATE = "validate"
 STAGE_SCORE = "score"
 RULE_MODEL_ERROR = "model_error"
+# Names of the built-in checks that come from the model's signature.
+RULE_TYPE = "type_mismatch"
+RULE_REQUIRED = "required_null"
+RULE_NAN = "nan"
+RULE_INFINITE = "infinite"
+# A deployment's rule may not take these names: its rows would be counted as theirs.
+BUILT_IN_RULES = (RULE_TYPE, RULE_REQUIRED, RULE_NAN, RULE_INFINITE, RULE_MODEL_ERROR)
 
 # Input lineage columns added when the input is read (not user columns).
 SOURCE_LINEAGE = (SOURCE_FILE, SOURCE_FILE_MODIFIED_AT, SOURCE_TABLE_VERSION)

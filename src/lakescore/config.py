@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
-from lakescore.errors import DeploymentError
+from lakescore.columns import BUILT_IN_RULES
+from lakescore.errors import DeploymentError, UsageError
+from lakescore.model import check_model_uri
 
 INPUT_FORMATS = ("parquet", "delta")
 RULE_ACTIONS = ("quarantine", "warn", "fail")
@@ -100,7 +102,14 @@ class Deployment:
     source_file: str | None = None
 
     def with_input_path(self, path: str) -> Deployment:
-        """The same deployment reading another input (the `--input` override)."""
+        """The same deployment reading another input (the `--input` override). An empty one
+        is refused, not ignored: `--input "$PARTITION"` with the variable unset would score the
+        deployment's own input."""
+        if not path.strip():
+            raise UsageError(
+                "--input is empty: give the input's path, or leave --input out to read the "
+                "deployment's input."
+            )
         location = str(_resolve(path, Path.cwd()))
         return replace(self, input=replace(self.input, path=location, table=None))
 
@@ -127,7 +136,8 @@ def load_deployment(path: str | Path) -> Deployment:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last one
-    silently, so a second `name:` or `path:` would quietly win."""
+    silently, so a second `name:` or `path:` would quietly win. It also reads `5e-2` as the
+    number YAML 1.2 says it is; PyYAML follows YAML 1.1, where it is text without a dot."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -231,6 +241,10 @@ def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
     _check_keys(data, {"uri"}, {"tracking_uri"}, "model", source)
     uri = _string(data["uri"], "model.uri", source)
     uri = str(_resolve(uri, base_dir))
+    try:
+        check_model_uri(uri)
+    except DeploymentError as exc:
+        raise DeploymentError(f"{source}: model.uri: {exc}") from None
     tracking = data.get("tracking_uri")
     tracking_uri = None
     if tracking is not None:
@@ -249,9 +263,7 @@ def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
             f"{source}: input.format is {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}."
         )
     key = data.get("key")
-    passthrough = data.get("passthrough") or []
-    if not isinstance(passthrough, list) or not all(isinstance(c, str) for c in passthrough):
-        raise DeploymentError(f"{source}: input.passthrough must be a list of column names.")
+    passthrough = _names(data.get("passthrough") or [], "input.passthrough", source)
     return InputConfig(
         format=fmt,
         path=location,
@@ -309,9 +321,13 @@ def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:
 
 
 def _names(raw: Any, where: str, source: str) -> tuple[str, ...]:
+    """Column names, stripped as input.key is; an empty one is refused here rather than as a
+    column the input lacks, after the run has started."""
     if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
         raise DeploymentError(f"{source}: {where} must be a list of column names.")
-    return tuple(raw)
+    if not all(c.strip() for c in raw):
+        raise DeploymentError(f"{source}: {where} holds an empty column name.")
+    return tuple(c.strip() for c in raw)
 
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -346,8 +362,14 @@ def _rules(raw: Any, source: str) -> tuple[Rule, ...]:
         rule = Rule(
             name=_string(data["name"], f"{where}.name", source),
             expr=_string(data["expr"], f"{where}.expr", source),
-            action=_string(data.get("action", "quarantine"), f"{where}.action", source),
+            action=_string(data.get("action", "quarantine"), f"{where}.action", source).lower(),
         )
+        if rule.name.lower() in BUILT_IN_RULES or ":" in rule.name:
+            raise DeploymentError(
+                f"{source}: {where}.name {rule.name!r} is taken: a rule may not be named like a "
+                f"built-in check ({', '.join(BUILT_IN_RULES)}) nor hold ':' (the run record "
+                "counts built-in checks as check:column); its rows would be counted as theirs."
+            )
         if rule.action not in RULE_ACTIONS:
             raise DeploymentError(
                 f"{source}: {where}.action is {rule.action!r}; "
@@ -428,6 +450,13 @@ def _string(value: Any, key: str, source: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DeploymentError(f"{source}: {key} must be a non-empty string.")
     return value.strip()
+
+
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _resolve(path: str, base_dir: Path) -> str | Path:

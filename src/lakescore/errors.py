@@ -37,6 +37,12 @@ def reserved_columns_error(names: Sequence[str]) -> DeploymentError:
     )
 
 
+class UsageError(LakescoreError):
+    """A command-line value (or the same argument of `score()`) is wrong; the file is not."""
+
+    exit_code = EXIT_USAGE
+
+
 class ModelNotFoundError(DeploymentError):
     """The model name, version, alias or path does not exist."""
 

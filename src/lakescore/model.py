@@ -133,8 +133,44 @@ class ResolvedModel:
         return pinned if pinned == requested else f"{pinned} (from {requested})"
 
 
+def check_model_uri(uri: str) -> None:
+    """Refuse, from the text alone, a URI that no registry or folder could answer
+    (`models:/x@`, `models:/x/abc`, `runs:/`, `s3://…`): a deployment file holding one fails
+    when it is read, before a run is recorded."""
+    if _LOGGED_URI.match(uri) or _ALIAS_URI.match(uri) or _RUN_URI.match(uri):
+        return
+    numbered = _VERSION_URI.match(uri)
+    if numbered:
+        version = numbered["version"]
+        if version.isdigit() or version.lower() == "latest":
+            return
+        if version.lower() in _STAGES:
+            raise DeploymentError(
+                f"Model URI {uri!r}: stages are not supported; use an alias (models:/NAME@ALIAS)."
+            )
+        raise DeploymentError(
+            f"Model URI {uri!r}: version {version!r} is not a version number (1, 2, …) nor latest."
+        )
+    scheme = urlparse(uri).scheme
+    if scheme.lower() in ("models", "runs"):
+        raise DeploymentError(
+            f"Model URI {uri!r} is not models:/NAME@ALIAS, models:/NAME/VERSION, "
+            "models:/NAME/latest, a logged model's models:/m-ID nor runs:/RUN_ID/PATH."
+        )
+    if len(scheme) > 1 and scheme != "file":  # one letter is a Windows drive
+        raise DeploymentError(
+            f"Model URI {uri!r}: lakescore takes models:/NAME@ALIAS, models:/NAME/VERSION, "
+            f"models:/m-ID, runs:/RUN_ID/PATH or a local folder, not {scheme}: URIs (register "
+            "the model, or download it to a local folder)."
+        )
+
+
+_STAGES = ("none", "staging", "production", "archived")  # MLflow's deprecated model stages
+
+
 def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion:
     """Resolve an alias (or `latest`) to a version once, on the driver."""
+    check_model_uri(uri)
     logged = _LOGGED_URI.match(uri)
     if logged:
         # What log_model returns in MLflow 3 (ModelInfo.model_uri): fixed, like a run's model.
@@ -149,13 +185,6 @@ def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion
             client = _client(tracking_uri)
             client.get_run(run["run_id"])
         return ModelVersion(uri, uri, None, run["run_id"], uri)
-    scheme = urlparse(uri).scheme
-    if len(scheme) > 1 and scheme != "file":  # one letter is a Windows drive
-        raise DeploymentError(
-            f"Model URI {uri!r}: lakescore takes models:/NAME@ALIAS, models:/NAME/VERSION, "
-            f"models:/m-ID, runs:/RUN_ID/PATH or a local folder, not {scheme}: URIs (register "
-            "the model, or download it to a local folder)."
-        )
     path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri)
     if not (path / "MLmodel").is_file():
         raise ModelNotFoundError(f"Model path {path} is not an MLflow model (no MLmodel file).")
@@ -193,13 +222,9 @@ def read_signature(
 
 
 def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
+    """`uri` is one that check_model_uri took."""
     alias = _ALIAS_URI.match(uri)
     numbered = _VERSION_URI.match(uri)
-    if not alias and not numbered:
-        raise DeploymentError(
-            f"Model URI {uri!r} is not models:/NAME@ALIAS, models:/NAME/VERSION, "
-            "models:/NAME/latest or a logged model's models:/m-ID."
-        )
     with _registry_errors(uri, tracking_uri):
         client = _client(tracking_uri)
         if alias:
@@ -215,13 +240,8 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
                         f"registered model {name!r} has no versions."
                     )
                 found = max(versions, key=lambda v: int(v.version))
-            elif version.isdigit():
-                found = client.get_model_version(name, version)
             else:
-                raise DeploymentError(
-                    f"Model URI {uri!r}: stages are not supported; "
-                    "use an alias (models:/NAME@ALIAS)."
-                )
+                found = client.get_model_version(name, version)
         pinned = f"models:/{found.name}/{found.version}"
         download_uri = client.get_model_version_download_uri(found.name, found.version)
         return ModelVersion(uri, pinned, found.name, str(found.version), download_uri)

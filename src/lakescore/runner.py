@@ -48,6 +48,7 @@ from lakescore.errors import (
     RuleFailedError,
     ScoringError,
     TableSchemaError,
+    UsageError,
     interruption,
     python_error_message,
     spark_error_message,
@@ -131,6 +132,18 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
+def check_run_id(run_id: str) -> str:
+    """The run id as given, or UsageError. An empty one is refused, not replaced by a new id: a
+    scheduler passing `--run-id "$RUN_ID"` with the variable unset would get retries that no
+    longer replace each other's rows."""
+    if not _RUN_ID.match(run_id):
+        raise UsageError(
+            f"Run id {run_id!r} must start with a letter or digit and hold only letters, "
+            "digits, '_', '.', ':' and '-' (at most 128)."
+        )
+    return run_id
+
+
 def score(
     spark: SparkSession,
     deployment: Deployment,
@@ -139,11 +152,7 @@ def score(
 ) -> RunResult:
     """Run the deployment once. Raises a LakescoreError (after recording the run) on failure."""
     require_classic(spark)  # a Connect session can neither run nor record the run
-    run_id = run_id or new_run_id()
-    if not _RUN_ID.match(run_id):
-        raise DeploymentError(
-            f"Run id {run_id!r} may hold only letters, digits, '_', '.', ':' and '-'."
-        )
+    run_id = new_run_id() if run_id is None else check_run_id(run_id)
     deployment = resolve_tables(spark, deployment)
     check_locations(deployment)
     started = datetime.now(timezone.utc)

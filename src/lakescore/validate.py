@@ -16,7 +16,7 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakescore.columns import STAGE_VALIDATE
+from lakescore.columns import RULE_INFINITE, RULE_NAN, RULE_REQUIRED, RULE_TYPE, STAGE_VALIDATE
 from lakescore.config import Rule
 from lakescore.model import InputColumn, spark_data_type
 
@@ -30,11 +30,6 @@ ERROR_TYPE = T.StructType(
 )
 ERRORS_TYPE = T.ArrayType(ERROR_TYPE)
 
-# Names of the built-in checks that come from the model's signature.
-RULE_TYPE = "type_mismatch"
-RULE_REQUIRED = "required_null"
-RULE_NAN = "nan"
-RULE_INFINITE = "infinite"
 # Signature checks that can leave the value a rule reads null: a null in a required input, or a
 # value that does not cast (rules read the inputs cast to the signature's types). Other
 # type_mismatch rows (a time pandas cannot hold, 1.5 for a long) keep a value.

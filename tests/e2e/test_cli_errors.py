@@ -193,9 +193,25 @@ def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, cap
     )
 
 
-def test_bad_run_id_is_bad_usage(lakehouse: Any, capsys: Any) -> None:
-    code, err = run(["score", str(lakehouse(rows=20, files=1)), "--run-id", "a b'c"], capsys)
-    assert code == 2 and "Run id" in err
+@pytest.mark.parametrize(
+    ("option", "value", "wanted"),
+    [
+        ("--run-id", "a b'c", 'Run id "a b\'c" must start with a letter or digit'),
+        ("--run-id", "", "Run id '' must start with a letter or digit"),
+        ("--input", " ", "--input is empty"),
+    ],
+)
+def test_a_bad_or_empty_option_is_bad_usage_before_anything_runs(
+    lakehouse: Any, capsys: Any, option: str, value: str, wanted: str
+) -> None:
+    """An empty --run-id or --input (a scheduler's unset variable) was ignored: a new run id,
+    so retries no longer replaced each other's rows, or the deployment's own input. The error
+    is about the option, not the deployment file, and nothing is recorded."""
+    deployment_file = lakehouse(rows=20, files=1)
+    code, err = run(["score", str(deployment_file), option, value], capsys)
+    assert code == 2
+    assert err.splitlines()[-1].startswith(f"lakescore: error: {wanted}")
+    assert not Path(load_deployment(deployment_file).runs.path).exists()
 
 
 def test_every_failure_with_json_prints_the_error_and_the_runs_record(
