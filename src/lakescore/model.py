@@ -213,7 +213,8 @@ def read_signature(
     from mlflow.models import Model
 
     signature = Model.load(local_path).signature
-    unsigned_output = (OutputColumn(DEFAULT_PREDICTION, result_type),)
+    # Without an output signature nothing says a value is required (as for inputs: NaN passes).
+    unsigned_output = (OutputColumn(DEFAULT_PREDICTION, result_type, required=False),)
     if signature is None:
         return ResolvedModel(pinned, local_path, None, unsigned_output)
     inputs = _signature_inputs(signature.inputs, pinned)

@@ -263,12 +263,13 @@ def test_local_folder_without_mlmodel_is_not_found(tmp_path: Path) -> None:
 
 
 def test_model_without_signature(tmp_path: Path) -> None:
-    """No signature: inputs unknown (None) and one double `prediction` output."""
+    """No signature: inputs unknown (None) and one double `prediction` output, which may be
+    null (nothing says it is required)."""
     path = tmp_path / "unsigned"
     mlflow.sklearn.save_model(_fit(1.0), str(path), pip_requirements=SKLEARN_REQUIREMENTS)
     resolved = resolve_model(str(path))
     assert resolved.inputs is None
-    assert resolved.outputs == (OutputColumn("prediction", "double"),)
+    assert resolved.outputs == (OutputColumn("prediction", "double", required=False),)
 
 
 def test_result_type_types_only_a_model_without_outputs(tmp_path: Path, local_model: Path) -> None:
@@ -277,7 +278,7 @@ def test_result_type_types_only_a_model_without_outputs(tmp_path: Path, local_mo
     unsigned = tmp_path / "unsigned"
     mlflow.sklearn.save_model(_fit(1.0), str(unsigned), pip_requirements=SKLEARN_REQUIREMENTS)
     resolved = resolve_model(str(unsigned), result_type="string")
-    assert resolved.outputs == (OutputColumn("prediction", "string"),)
+    assert resolved.outputs == (OutputColumn("prediction", "string", required=False),)
     signed = resolve_model(str(local_model), result_type="string")
     assert signed.outputs == (OutputColumn("prediction", "bigint"),)
 
@@ -287,14 +288,17 @@ def test_pyfunc_with_two_output_columns(tmp_path: Path) -> None:
     path = tmp_path / "two"
     signature = ModelSignature(
         inputs=Schema([ColSpec("double", "kwh_7d"), ColSpec("double", "temp")]),
-        outputs=Schema([ColSpec("double", "score"), ColSpec("long", "label")]),
+        outputs=Schema([ColSpec("double", "score"), ColSpec("long", "label", required=False)]),
     )
     mlflow.pyfunc.save_model(
         str(path), python_model=TwoScores(), signature=signature, pip_requirements=["pandas"]
     )
     resolved = resolve_model(str(path))
     assert resolved.inputs == EXPECTED_INPUTS
-    assert resolved.outputs == (OutputColumn("score", "double"), OutputColumn("label", "bigint"))
+    assert resolved.outputs == (
+        OutputColumn("score", "double"),
+        OutputColumn("label", "bigint", required=False),  # may be null on a scored row
+    )
 
 
 @pytest.mark.parametrize(
