@@ -474,8 +474,8 @@ def _score_input(
         )
     # Without a signature there is nothing to check the values against: only the rules apply,
     # and the model gets the columns as read (NaN included: many models take it). Times still
-    # have to fit pandas, or their batch cannot reach the model at all.
-    checked = model.inputs or tuple(c for c in inputs if c.spark_type in TIME_TYPES)
+    # have to fit pandas, and text has to be UTF-8, or their batch cannot reach the model at all.
+    checked = model.inputs or tuple(c for c in inputs if c.spark_type in (*TIME_TYPES, "string"))
     _check_rules_parse(pipeline.typed_inputs(data.frame, checked), deployment)
     validated = pipeline.validate(
         data.frame, checked, deployment.rules, deployment.quarantine.redact

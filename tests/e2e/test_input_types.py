@@ -166,19 +166,23 @@ def test_statistics_on_a_column_named_in_another_alphabet(tmp_path: Path, spark:
     assert properties["delta.dataSkippingStatsColumns"] == "_run_id,`zählerstand`"
 
 
-@pytest.mark.parametrize("stored", [pa.string(), pa.binary()])
+@pytest.mark.parametrize(
+    ("stored", "signed"),
+    [(pa.string(), True), (pa.binary(), True), (pa.string(), False)],
+    ids=["text", "binary-cast-to-text", "text-without-signature"],
+)
 def test_text_that_is_not_utf8_is_quarantined_without_quoting_it(
-    tmp_path: Path, spark: Any, stored: pa.DataType
+    tmp_path: Path, spark: Any, stored: pa.DataType, signed: bool
 ) -> None:
     """One such value failed Arrow's conversion of its batch, and the run, quoting the bytes
-    even of a `quarantine.redact` column."""
+    even of a `quarantine.redact` column; a model without a signature gets text columns as
+    read, so they are checked too."""
     values = [b"caf\xc3\xa9", b"secret-caf\xe9", b"ok"]
     offsets = pa.array([0, 5, 16, 18], pa.int32()).buffers()[1]
     names = pa.Array.from_buffers(stored, 3, [None, offsets, pa.py_buffer(b"".join(values))])
     table = pa.table({"id": ["a", "b", "c"], "n": [1, 2, 3], "name": names})
-    model = save_echo(
-        tmp_path / "echo-with-name", Schema([ColSpec("long", "n"), ColSpec("string", "name")])
-    )
+    inputs = Schema([ColSpec("long", "n"), ColSpec("string", "name")])
+    model = save_echo(tmp_path / "echo-with-name", inputs if signed else None)
     quarantine_settings = {"path": "out/quarantine", "redact": ["name"]}
     record, predictions, quarantine = run(tmp_path, table, model, quarantine=quarantine_settings)
 
