@@ -410,7 +410,14 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         bounds = np.iinfo(target)
         if len(values) and (values.min() < bounds.min or values.max() > bounds.max):
             raise ValueError(f"values outside the range of {spark_type}")
-    return values.astype(target)
+    with np.errstate(over="ignore"):  # an overflow is refused below, by name
+        coerced = values.astype(target)
+    if target == "float32" and values.dtype != np.float32:
+        # numpy turns a double beyond float's range (1e300) into infinity without a word.
+        overflowed = np.isinf(coerced.to_numpy()) & np.isfinite(values.to_numpy(dtype="float64"))
+        if overflowed.any():
+            raise ValueError(f"values outside the range of {spark_type}")
+    return coerced
 
 
 def _is_boolean(value: Any) -> bool:

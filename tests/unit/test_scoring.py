@@ -292,6 +292,17 @@ def test_array_of_the_wrong_width(batch: pd.DataFrame) -> None:
     assert "(3, 3)" in message
 
 
+def test_a_double_beyond_the_range_of_a_float_output_fails_the_run(batch: pd.DataFrame) -> None:
+    """numpy made 1e300 infinity: the table stored inf where the model said a number."""
+    raw = np.array([1.0, 1e300, -np.inf])
+    message = scoring_error(returning(raw), batch, (OutputColumn("prediction", "float"),))
+    assert "values outside the range of float" in message and LABEL in message
+    within = predict_batch(
+        returning(np.array([1.0, np.inf, 3.4e38])), batch, (OutputColumn("p", "float"),), LABEL
+    )
+    assert within["p"].dtype == np.float32 and np.isinf(within["p"].iloc[1])  # inf as given
+
+
 def test_text_in_a_bigint_output(batch: pd.DataFrame) -> None:
     """Values that are not numbers raise ScoringError rather than a pandas error."""
     raw = np.array(["1", "high", "3"])
