@@ -248,7 +248,14 @@ def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
     tracking = data.get("tracking_uri")
     tracking_uri = None
     if tracking is not None:
-        tracking_uri = _resolve_sqlite(_string(tracking, "model.tracking_uri", source), base_dir)
+        given = _string(tracking, "model.tracking_uri", source)
+        if given.lower().endswith((".db", ".sqlite", ".sqlite3")) and ":" not in given:
+            # MLflow would take it as a folder store, and report the model as not found there.
+            raise DeploymentError(
+                f"{source}: model.tracking_uri {given!r} is a file name, not a URI: write "
+                f"sqlite:///{given} for a SQLite registry (relative to the deployment file)."
+            )
+        tracking_uri = _resolve_sqlite(given, base_dir)
     return ModelConfig(uri=uri, tracking_uri=tracking_uri)
 
 

@@ -688,3 +688,14 @@ def test_a_number_in_exponent_form_is_a_number_as_yaml_1_2_reads_it(tmp_path: Pa
     text = yaml.safe_dump(minimal()) + "limits:\n  max_error_fraction: 5e-2\n"
     deployment = load_deployment(write(tmp_path, text))
     assert deployment.limits.max_error_fraction == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("given", ["mlflow.db", "registry/mlflow.sqlite"])
+def test_a_database_file_given_as_tracking_uri_is_refused_with_the_uri_to_write(
+    tmp_path: Path, given: str
+) -> None:
+    """MLflow took `mlflow.db` as a folder store and said, in several sentences, that the
+    model was not there."""
+    raw = minimal()
+    raw["model"]["tracking_uri"] = given
+    assert f"write sqlite:///{given} for a SQLite registry" in str(parse_error(raw, tmp_path))
