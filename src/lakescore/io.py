@@ -11,7 +11,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,9 +150,7 @@ def read_input(
             f"Input {config.path} holds no readable parquet files{detail}.", failed_records(failed)
         )
     canonical = canonical_schema(schemas)
-    shadowing = [c.name for c in canonical if c.name.lower() in C.SOURCE_LINEAGE]
-    if shadowing:  # each file's rows would hold the name twice, and files would not union
-        raise reserved_columns_error(shadowing)
+    _refuse_lineage_names(c.name for c in canonical)  # before files that drift fail to union
     groups: dict[str, list[str]] = {}
     for path, schema in schemas.items():
         groups.setdefault(schema.json(), []).append(path)
@@ -315,6 +313,7 @@ def _read_delta(spark: SparkSession, config: InputConfig) -> InputData:
         raw = spark.read.format("delta").option("versionAsOf", table_version).load(config.path)
     except AnalysisException as exc:
         raise InputError(_input_error(config, exc)) from exc
+    _refuse_lineage_names(raw.columns)
     frame = raw.select("*", *_lineage(raw, table_version))
     return InputData(frame, tuple(raw.inputFiles()), table_version)
 
@@ -503,6 +502,15 @@ def _project(canonical: Sequence[CanonicalColumn], schema: T.StructType) -> list
         )
         columns.append(value.alias(column.name))
     return columns
+
+
+def _refuse_lineage_names(columns: Iterable[str]) -> None:
+    """An input column named like a lineage column, in any case, would be in each row twice
+    once the lineage is added (Spark compares names without regard to case): every later
+    reference to it would be ambiguous."""
+    shadowing = [c for c in columns if c.lower() in C.SOURCE_LINEAGE]
+    if shadowing:
+        raise reserved_columns_error(shadowing)
 
 
 def _lineage(frame: DataFrame, table_version: int | None) -> list[Column]:

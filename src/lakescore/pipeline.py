@@ -107,19 +107,16 @@ def model_inputs(model: ResolvedModel, df: DataFrame, key: str | None) -> tuple[
 def refuse_reserved_names(df: DataFrame) -> None:
     """Fail before any work when an input column is named like one lakescore adds, in any case
     (Spark resolves names case-insensitively): its values would be taken for lakescore's, or
-    every later reference to the name would be ambiguous. An input column named like a lineage
-    column is there twice once the input is read: its own, and the lineage's."""
+    every later reference to the name would be ambiguous. (Names of lineage columns are refused
+    when the input is read, before the lineage is added.)"""
     reserved = _reserved_names()
     own = [
         c
         for c in user_columns(df)
         if c.lower() in reserved or c.lower().startswith(_WORKING_PREFIX)
     ]
-    spelled = {c.lower() for c in own}
-    lowered = [c.lower() for c in df.columns]
-    shadowed = [c for c in C.SOURCE_LINEAGE if lowered.count(c) > 1 and c not in spelled]
-    if own or shadowed:
-        raise reserved_columns_error([*own, *shadowed])
+    if own:
+        raise reserved_columns_error(own)
 
 
 def check_input_columns(

@@ -146,6 +146,23 @@ def test_an_input_column_named_like_a_lineage_column_is_refused_before_scoring(
         )
 
 
+@pytest.mark.parametrize("name", ["_source_file", "_Source_File"])
+def test_a_delta_input_with_a_column_named_like_a_lineage_column_is_refused_before_scoring(
+    tmp_path: Path, spark: Any, name: str
+) -> None:
+    """Read, such an input holds the name twice: its own column and the lineage's."""
+    source = tmp_path / "bronze"
+    rows = [("a", 1, "landing.json")]
+    spark.createDataFrame(rows, ["id", "n", name]).write.format("delta").save(str(source))
+    with pytest.raises(DeploymentError, match=f"column\\(s\\) {name} clash with lineage"):
+        run(
+            tmp_path,
+            pa.table({"id": pa.array([], pa.string())}),
+            echo_model(tmp_path),
+            input={"format": "delta", "path": str(source), "key": "id"},
+        )
+
+
 def test_statistics_on_a_column_named_in_another_alphabet(tmp_path: Path, spark: Any) -> None:
     """Delta refused `zählerstand` unquoted in delta.dataSkippingStatsColumns, after the pass."""
     table = pa.table({"id": ["a", "b"], "n": [1, 2], "zählerstand": ["x", "y"]})

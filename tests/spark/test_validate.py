@@ -252,17 +252,6 @@ def test_input_columns_named_like_lakescores_own_are_refused(spark: Any, name: s
         pipeline.refuse_reserved_names(df)
 
 
-@pytest.mark.parametrize("name", ["_source_file", "_Source_File"])
-def test_an_input_column_named_like_a_lineage_column_is_refused(spark: Any, name: str) -> None:
-    """Read, such an input holds the name twice: its own column and the lineage's."""
-    from lakescore.errors import DeploymentError
-
-    df = spark.createDataFrame([("a", "1", "s", "landing.json")], [*SCHEMA.fieldNames(), name])
-    read = df.select("*", F.lit("file:/in/part-0.parquet").alias("_source_file"))
-    with pytest.raises(DeploymentError, match=f"column\\(s\\) {name} clash"):
-        pipeline.refuse_reserved_names(read)
-
-
 def test_input_columns_lakescore_does_not_use_are_accepted(spark: Any) -> None:
     df = spark.createDataFrame([("a", "1", "s", "x", "y")], [*SCHEMA.fieldNames(), "_raw", "__x"])
     pipeline.refuse_reserved_names(df.select("*", F.lit("f").alias("_source_file")))
