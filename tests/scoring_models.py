@@ -67,6 +67,15 @@ class GappyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         return pd.DataFrame({"risk": risk, "note": note})
 
 
+class CodePathModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """kwh_7d times FACTOR of the `featlib` module that the model ships in its code_paths."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        import featlib  # type: ignore[import-not-found]
+
+        return model_input["kwh_7d"].astype("float64") * featlib.FACTOR
+
+
 class EchoModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
     """Returns column `n` as it arrives, and raises, quoting the row, where `n` is 13."""
 

@@ -657,6 +657,13 @@ def _commit_tables(
     limit_error = _limit_exceeded(
         deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
     )
+    if not limit_error and summary.rows_failed and not summary.rows_scored:
+        # With or without limits: a run whose model failed on every row it was given is a
+        # broken model (version), not a success with nothing to commit.
+        limit_error = (
+            f"The model failed on every row it was given ({summary.rows_failed:,}); "
+            f"{LIMIT_ABORTED}."
+        )
     if limit_error:
         _abort(run, quarantined, limit_error)
 

@@ -325,6 +325,8 @@ def _task_attempt() -> int:
 
 def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd.DataFrame:
     names = [c.name for c in outputs]
+    if isinstance(raw, pd.Series | pd.DataFrame):
+        raw = _in_input_order(raw)
     if isinstance(raw, pd.DataFrame):
         unnamed = all(not isinstance(c, str) for c in raw.columns)
         if set(names) <= set(map(str, raw.columns)):
@@ -359,6 +361,20 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
         f"Model {model_label} returned an array of shape {array.shape}; its signature "
         f"promises the columns {names}."
     )
+
+
+def _in_input_order(raw: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """A result labelled with the batch's own row labels (0..n-1, as the model got them) in
+    another order, from a model that grouped or sorted its input (`pd.concat(f(g) for _, g in
+    batch.groupby("tariff"))`), is put back in the input's order, as pandas would line it up
+    (`batch.assign(p=model.predict(batch))`); read by position, as spark_udf reads it, each
+    value would be stored against another row. Other labels are read by position."""
+    index = raw.index
+    if index.is_monotonic_increasing or index.dtype.kind not in "iu" or not index.is_unique:
+        return raw
+    if index.min() == 0 and index.max() == len(index) - 1:
+        return raw.sort_index()
+    return raw
 
 
 def _restore_type(values: pd.Series, ok: pd.Series, spark_type: str) -> pd.Series:

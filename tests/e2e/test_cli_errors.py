@@ -166,13 +166,22 @@ def test_invalid_rule_expression_is_bad_usage(lakehouse: Any, capsys: Any) -> No
     assert code == 2 and "Rule typo" in err
 
 
-def test_model_that_raises_on_every_row_trips_the_limits(lakehouse: Any, capsys: Any) -> None:
-    deployment_file = lakehouse(
-        rows=400, files=1, model="models:/broken/1", limits={"max_error_fraction": 0.05}
-    )
+@pytest.mark.parametrize(
+    ("limits", "wanted"),
+    [
+        ({"max_error_fraction": 0.05}, "max_error_fraction"),
+        (None, "The model failed on every row it was given ("),
+    ],
+    ids=["limits", "no-limits"],
+)
+def test_model_that_raises_on_every_row_trips_the_limits(
+    lakehouse: Any, capsys: Any, limits: dict[str, float] | None, wanted: str
+) -> None:
+    """Without limits too: a broken model version succeeded with nothing scored."""
+    deployment_file = lakehouse(rows=400, files=1, model="models:/broken/1", limits=limits)
     code, err = run(["score", str(deployment_file), "--run-id", "all-broken"], capsys)
     deployment = load_deployment(deployment_file)
-    assert code == 3 and "max_error_fraction" in err
+    assert code == 3 and wanted in err
     assert not Path(deployment.output.path, "_delta_log").exists()
     quarantine = spark_free_read(deployment.quarantine.path)
     assert len(quarantine) == 400

@@ -3,6 +3,8 @@ with stage `score`; every other row is scored, and nothing is lost."""
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,45 @@ def test_rows_a_model_leaves_without_a_required_prediction_are_quarantined(
 
     limited = edit_limits(deployment_file, 0.01)
     assert main(["score", str(limited), "--run-id", "gappy-limited"]) == 3  # aborted
+
+
+def save_code_path_model(folder: Path, factor: int) -> Path:
+    """A model shipping `featlib.py` (FACTOR = factor) in its code_paths."""
+    code = folder / f"code-{factor}"
+    code.mkdir(parents=True)
+    (code / "featlib.py").write_text(f"FACTOR = {factor}\n")
+    path = folder / f"model-{factor}"
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=scoring_models.CodePathModel(),
+        code_paths=[scoring_models.__file__, str(code / "featlib.py")],
+        pip_requirements=["pandas"],
+    )
+    return path
+
+
+def test_a_new_model_version_runs_its_own_code_in_a_reused_python_worker(
+    lakehouse: Any, tmp_path: Path, spark: Any
+) -> None:
+    """Two versions ship a module of the same name. In a session that scores both (a notebook),
+    the second ran the first's module: its predictions were the first version's, with its own
+    version in the lineage. Unpacked models live in Spark's folder for shipped files, not in
+    the system's temporary folder, where a copy per Python worker stayed after every run."""
+    from pyspark import SparkFiles
+
+    from lakescore.runner import score
+
+    left_before = set(Path(tempfile.gettempdir()).glob("lakescore-[0-9]*"))
+    deployment = load_deployment(lakehouse(rows=40, files=1, bad=False, rules=[]))
+    deployment = replace(deployment, input=replace(deployment.input, passthrough=("kwh_7d",)))
+    for factor in (1, 1000):
+        model = save_code_path_model(tmp_path / "models", factor)
+        chosen = replace(deployment, model=replace(deployment.model, uri=str(model)))
+        score(spark, chosen, f"factor-{factor}")
+        predictions = read(deployment.output.path)
+        mine = predictions[predictions["_run_id"] == f"factor-{factor}"]
+        assert len(mine) == 40
+        assert (mine["prediction"] == mine["kwh_7d"] * factor).all(), factor
+    unpacked = Path(SparkFiles.getRootDirectory(), "lakescore-models")
+    assert len([p for p in unpacked.iterdir() if not p.name.startswith(".")]) >= 2
+    assert set(Path(tempfile.gettempdir()).glob("lakescore-[0-9]*")) == left_before

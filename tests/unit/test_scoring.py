@@ -67,11 +67,36 @@ def test_column_vector_output(batch: pd.DataFrame) -> None:
 
 
 def test_series_output_is_taken_by_position(batch: pd.DataFrame) -> None:
-    """A Series is read in order, whatever its own index, and gets the batch's index."""
-    series = pd.Series([7, 8, 9], index=[2, 1, 0], name="whatever")
+    """A Series is read in order, whatever its own index (unless it is the batch's own labels
+    in another order, below), and gets the batch's index."""
+    series = pd.Series([7, 8, 9], index=[12, 11, 10], name="whatever")
     result = predict_batch(returning(series), batch, PREDICTION, LABEL)
     expected = pd.DataFrame({"prediction": np.array([7, 8, 9], dtype="int64")}, index=batch.index)
     pd.testing.assert_frame_equal(result.drop(columns=SCORE_ERROR), expected)
+
+
+def grouped_by_tariff(rows: pd.DataFrame) -> pd.DataFrame:
+    """A model that scores each tariff apart and concatenates the parts: its rows come back
+    grouped, each labelled with the row it belongs to."""
+    parts = [g.assign(score=g["kwh_7d"] * 10, seen=g["tariff"]) for _, g in rows.groupby("tariff")]
+    return pd.concat(parts)[["score", "seen"]]
+
+
+def test_a_result_with_the_batchs_own_labels_in_another_order_is_lined_up_by_label() -> None:
+    """Read by position, 295 of 296 rows of such a model were stored with another row's
+    score, and the run succeeded."""
+    batch = pd.DataFrame(
+        {"kwh_7d": [1.0, 2.0, 3.0, 4.0], "tariff": ["smart", "flat", "smart", "flat"]},
+        index=[40, 41, 42, 43],
+    )
+    outputs = (OutputColumn("score", "double"), OutputColumn("seen", "string"))
+    result = predict_batch(FnModel(grouped_by_tariff), batch, outputs, LABEL)
+    assert result["score"].tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert result["seen"].tolist() == batch["tariff"].tolist()
+    alone = predict_batch(
+        FnModel(lambda b: grouped_by_tariff(b)["score"]), batch, PREDICTION, LABEL
+    )
+    assert alone["prediction"].tolist() == [10, 20, 30, 40]
 
 
 def test_two_dimensional_array_with_two_outputs(batch: pd.DataFrame) -> None:
