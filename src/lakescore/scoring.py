@@ -66,8 +66,8 @@ def predict_batch(
         except (TypeError, ValueError, OverflowError) as exc:
             raise ScoringError(
                 f"Model {model_label} returned values for {column.name} that are not "
-                f"{column.spark_type}: {exc}. The type comes from the model's output "
-                "signature, or from scoring.result_type when the signature has no outputs."
+                f"{column.spark_type}: {str(exc).rstrip('.')}. The type comes from the model's "
+                "output signature, or from scoring.result_type when the signature has no outputs."
             ) from exc
         if not present.all():  # through object: reindexing would turn integers into float64
             reindexed = coerced.astype(object).reindex(result.index)
