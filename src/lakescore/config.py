@@ -136,8 +136,10 @@ def load_deployment(path: str | Path) -> Deployment:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last one
-    silently, so a second `name:` or `path:` would quietly win. It also reads `5e-2` as the
-    number YAML 1.2 says it is; PyYAML follows YAML 1.1, where it is text without a dot."""
+    silently, so a second `name:` or `path:` would quietly win. It also reads scalars as
+    YAML 1.2 does, where PyYAML follows YAML 1.1: `5e-2` is a number (text without a dot), and
+    only true and false are booleans (`on`, `no`, `yes` are text: a key spelled `on` was
+    reported as "unknown key limits.True")."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -459,6 +461,15 @@ def _string(value: Any, key: str, source: str) -> str:
     return value.strip()
 
 
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 _UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$"),

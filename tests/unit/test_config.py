@@ -699,3 +699,10 @@ def test_a_database_file_given_as_tracking_uri_is_refused_with_the_uri_to_write(
     raw = minimal()
     raw["model"]["tracking_uri"] = given
     assert f"write sqlite:///{given} for a SQLite registry" in str(parse_error(raw, tmp_path))
+
+
+def test_only_true_and_false_are_booleans_as_in_yaml_1_2(tmp_path: Path) -> None:
+    """PyYAML (YAML 1.1) read a key spelled `on` as True: "unknown key limits.True"."""
+    text = yaml.safe_dump(minimal()) + "limits:\n  on: 1\n"
+    with pytest.raises(DeploymentError, match=r"unknown key limits\.on;"):
+        load_deployment(write(tmp_path, text))
