@@ -203,7 +203,26 @@ def resolve_model(
     """
     pinned = pin_model_version(uri, tracking_uri)
     local_path = _download(pinned, tracking_uri, download_dir)
-    return read_signature(pinned, local_path, result_type)
+    return read_signature(_pinned_to_logged_model(pinned, local_path), local_path, result_type)
+
+
+def _pinned_to_logged_model(pinned: ModelVersion, local_path: str) -> ModelVersion:
+    """A `runs:/RUN/model` URI names the newest model logged under that path in the run: a
+    notebook cell run again logs another, and both runs' rows would say `runs:/RUN/model`.
+    The copy downloaded, which the whole run uses, names its MLflow 3 logged model: the run's
+    model URI becomes `models:/m-ID` (its version stays the run id). Earlier MLflow versions
+    wrote no id, and the URI stays as given."""
+    if not _RUN_URI.match(pinned.requested_uri):
+        return pinned
+    import yaml
+
+    with open(os.path.join(local_path, "MLmodel"), encoding="utf-8") as handle:
+        model_id = (yaml.safe_load(handle) or {}).get("model_id")
+    if not isinstance(model_id, str) or not _LOGGED_URI.match(f"models:/{model_id}"):
+        return pinned
+    return ModelVersion(
+        pinned.requested_uri, f"models:/{model_id}", None, pinned.version, pinned.download_uri
+    )
 
 
 def read_signature(

@@ -163,6 +163,27 @@ def test_run_uri_pins_to_the_run_id(risk_registry: Registry) -> None:
     assert pinned.pinned_uri == uri
 
 
+def test_a_run_uri_is_pinned_to_the_logged_model_it_downloaded(
+    risk_registry: Registry, tmp_path: Path
+) -> None:
+    """A cell run again logs a second model under the same path in the same run: the runs of
+    each must not both say `runs:/RUN/model`. The version stays the run id."""
+    experiment = risk_registry.client.get_experiment_by_name("lakescore-unit")
+    with (
+        _use_tracking_uri(risk_registry.uri),
+        mlflow.start_run(experiment_id=experiment.experiment_id) as run,
+    ):
+        for c in (1.0, 9.0):
+            last = mlflow.sklearn.log_model(
+                _fit(c), name="model", pip_requirements=SKLEARN_REQUIREMENTS
+            )
+    uri = f"runs:/{run.info.run_id}/model"
+    resolved = resolve_model(uri, risk_registry.uri, str(tmp_path))
+    assert resolved.pinned_uri == f"models:/{last.model_id}"
+    assert resolved.version.version == run.info.run_id
+    assert resolved.version.requested_uri == uri
+
+
 # --- resolving (download and signature) -------------------------------------------------------
 
 
