@@ -56,11 +56,12 @@ def predict_batch(
             f"Model {model_label} returned {len(result)} predictions for {len(batch)} rows."
         )
     result.index = batch.index
-    errors = _missing_required(result, outputs)
+    absent = result[[c.name for c in outputs]].isna()  # once: it decides both below
+    errors = _missing_required(absent, outputs)
     ok = errors.isna()
     for column in outputs:
         values = result[column.name]
-        present = ok & values.notna()  # an optional output may be null on a row that scored
+        present = ok & ~absent[column.name]  # an optional output may be null on a scored row
         try:
             coerced = _coerce(values if present.all() else values[present], column.spark_type)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -77,19 +78,19 @@ def predict_batch(
     return result
 
 
-def _missing_required(result: pd.DataFrame, outputs: Sequence[OutputColumn]) -> pd.Series:
-    """Per row, None, or the error of a row where a required output is null or NaN."""
-    errors = pd.Series([None] * len(result), index=result.index, dtype=object)
+def _missing_required(absent: pd.DataFrame, outputs: Sequence[OutputColumn]) -> pd.Series:
+    """Per row, None, or the error of a row where a required output is null or NaN (`absent`:
+    the outputs' isna())."""
+    errors = pd.Series([None] * len(absent), index=absent.index, dtype=object)
     required = [c.name for c in outputs if c.required]
     if not required:
         return errors
-    absent = result[required].isna()
-    rows = absent.any(axis=1)
+    rows = absent[required].any(axis=1)
     if rows.any():
         errors[rows] = [
             "the model returned no value (null or NaN) for required output(s) "
             + ", ".join(name for name, missing in zip(required, flags, strict=True) if missing)
-            for flags in absent[rows].itertuples(index=False)
+            for flags in absent.loc[rows, required].itertuples(index=False)
         ]
     return errors
 
