@@ -22,6 +22,14 @@ def read(path: str) -> Any:
     return DeltaTable(path).to_pyarrow_table().to_pandas()
 
 
+def score_and_read(deployment_file: Path, run_id: str, capsys: Any) -> tuple[Any, Any, Any]:
+    """Score with the command line, expecting success; the deployment and both tables."""
+    deployment = load_deployment(deployment_file)
+    assert main(["score", str(deployment_file), "--run-id", run_id]) == 0
+    capsys.readouterr()
+    return deployment, read(deployment.output.path), read(deployment.quarantine.path)
+
+
 def edit_limits(deployment_file: Path, max_error_fraction: float) -> Path:
     data = yaml.safe_load(deployment_file.read_text())
     data["limits"] = {"max_error_fraction": max_error_fraction}
@@ -39,12 +47,7 @@ def test_rows_the_model_raises_on_are_isolated_and_quarantined(
     deployment_file = lakehouse(
         frame=frame, files=2, model="models:/picky/1", scoring={"batch_size": 100}
     )
-    deployment = load_deployment(deployment_file)
-
-    assert main(["score", str(deployment_file), "--run-id", "picky"]) == 0
-    capsys.readouterr()
-    predictions = read(deployment.output.path)
-    quarantine = read(deployment.quarantine.path)
+    deployment, predictions, quarantine = score_and_read(deployment_file, "picky", capsys)
 
     assert set(quarantine["meter_id"]) == hot
     assert not set(predictions["meter_id"]) & hot
@@ -87,12 +90,7 @@ def test_rows_a_model_leaves_without_a_required_prediction_are_quarantined(
     frosty = set(frame.loc[frame["temp_c"] < 0, "meter_id"])
     assert hot and frosty
     deployment_file = lakehouse(frame=frame, files=2, model=str(model), rules=[])
-    deployment = load_deployment(deployment_file)
-
-    assert main(["score", str(deployment_file), "--run-id", "gappy"]) == 0
-    capsys.readouterr()
-    predictions = read(deployment.output.path)
-    quarantine = read(deployment.quarantine.path)
+    deployment, predictions, quarantine = score_and_read(deployment_file, "gappy", capsys)
 
     assert set(quarantine["meter_id"]) == hot
     assert len(predictions) + len(quarantine) == 300
