@@ -88,11 +88,14 @@ class InputColumn:
 class OutputColumn:
     """One prediction column, named and typed from the model's output signature. A required one
     (MLflow's default) that the model leaves null or NaN on a row sends the row to quarantine;
-    an optional one (`infer_signature` marks outputs its example left empty) is stored null."""
+    an optional one (`infer_signature` marks outputs its example left empty) is stored null.
+    `signed` is false for the one column of a model without an output signature, typed from
+    `scoring.result_type`: a result that does not fit it is explained in those terms."""
 
     name: str
     spark_type: str
     required: bool = True
+    signed: bool = True
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,7 @@ def read_signature(
 
     signature = Model.load(local_path).signature
     # Without an output signature nothing says a value is required (as for inputs: NaN passes).
-    unsigned_output = (OutputColumn(DEFAULT_PREDICTION, result_type, required=False),)
+    unsigned_output = (OutputColumn(DEFAULT_PREDICTION, result_type, required=False, signed=False),)
     if signature is None:
         return ResolvedModel(pinned, local_path, None, unsigned_output)
     inputs = _signature_inputs(signature.inputs, pinned)

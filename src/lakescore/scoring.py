@@ -337,8 +337,7 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
             frame = raw.set_axis(names, axis=1)
         else:
             raise ScoringError(
-                f"Model {model_label} returned columns {list(raw.columns)}; its signature "
-                f"promises {names}."
+                f"Model {model_label} returned columns {list(raw.columns)}; {_promised(outputs)}"
             )
         return frame.reset_index(drop=True)
     if isinstance(raw, pd.Series):
@@ -353,14 +352,25 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
     if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
         if len(names) != 1:
             raise ScoringError(
-                f"Model {model_label} returned one value per row; its signature promises {names}."
+                f"Model {model_label} returned one value per row; {_promised(outputs)}"
             )
         return pd.DataFrame({names[0]: array.reshape(-1)})
     if array.ndim == 2 and array.shape[1] == len(names):
         return pd.DataFrame(array, columns=names)
     raise ScoringError(
-        f"Model {model_label} returned an array of shape {array.shape}; its signature "
-        f"promises the columns {names}."
+        f"Model {model_label} returned an array of shape {array.shape}; {_promised(outputs)}"
+    )
+
+
+def _promised(outputs: Sequence[OutputColumn]) -> str:
+    """What the result should have been, and where that comes from: the output signature, or,
+    for a model without one, `scoring.result_type`, which cannot describe several columns."""
+    if all(column.signed for column in outputs):
+        return f"its signature promises the columns {[c.name for c in outputs]}."
+    return (
+        f"without an output signature lakescore stores one column, {outputs[0].name!r}, of "
+        f"scoring.result_type ({outputs[0].spark_type}). To store several outputs, log the "
+        "model with one: mlflow.models.infer_signature(X, model.predict(X))."
     )
 
 

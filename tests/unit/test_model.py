@@ -290,7 +290,7 @@ def test_model_without_signature(tmp_path: Path) -> None:
     mlflow.sklearn.save_model(_fit(1.0), str(path), pip_requirements=SKLEARN_REQUIREMENTS)
     resolved = resolve_model(str(path))
     assert resolved.inputs is None
-    assert resolved.outputs == (OutputColumn("prediction", "double", required=False),)
+    assert resolved.outputs == (OutputColumn("prediction", "double", required=False, signed=False),)
 
 
 def test_result_type_types_only_a_model_without_outputs(tmp_path: Path, local_model: Path) -> None:
@@ -299,7 +299,7 @@ def test_result_type_types_only_a_model_without_outputs(tmp_path: Path, local_mo
     unsigned = tmp_path / "unsigned"
     mlflow.sklearn.save_model(_fit(1.0), str(unsigned), pip_requirements=SKLEARN_REQUIREMENTS)
     resolved = resolve_model(str(unsigned), result_type="string")
-    assert resolved.outputs == (OutputColumn("prediction", "string", required=False),)
+    assert resolved.outputs == (OutputColumn("prediction", "string", required=False, signed=False),)
     signed = resolve_model(str(local_model), result_type="string")
     assert signed.outputs == (OutputColumn("prediction", "bigint"),)
 

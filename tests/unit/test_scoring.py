@@ -303,6 +303,22 @@ def test_dataframe_of_the_right_width_missing_a_promised_column(batch: pd.DataFr
     assert "score" in message
 
 
+def test_several_columns_from_a_model_without_an_output_signature(batch: pd.DataFrame) -> None:
+    """Without an output signature there is one column, typed by scoring.result_type: a model
+    that returns three columns is told so, and how to store them, not that a signature it does
+    not have promises something else."""
+    unsigned = (OutputColumn("prediction", "double", required=False, signed=False),)
+    frame = pd.DataFrame({"a": [0.1, 0.2, 0.3], "b": [1, 0, 1], "c": ["x", "y", "z"]})
+    message = scoring_error(returning(frame), batch, unsigned)
+    assert "without an output signature" in message
+    assert "scoring.result_type (double)" in message
+    assert "infer_signature" in message
+    assert "signature promises" not in message
+    array_message = scoring_error(returning(np.ones((3, 3))), batch, unsigned)
+    assert "(3, 3)" in array_message
+    assert "scoring.result_type" in array_message
+
+
 def test_one_value_per_row_for_two_outputs(batch: pd.DataFrame) -> None:
     """A 1-D result cannot fill two promised outputs."""
     outputs = (OutputColumn("a", "double"), OutputColumn("b", "double"))
