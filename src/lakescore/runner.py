@@ -96,7 +96,7 @@ from lakescore.runs import (
 from lakescore.scoring import scoring_udf, ship_model
 from lakescore.session import require_classic
 from lakescore.spark_logs import query_context_logs_quieted
-from lakescore.table_fit import Fit, conform, fit
+from lakescore.table_fit import Fit, conform, fit, left_null
 from lakescore.validate import TIME_TYPES
 
 _log = logging.getLogger(__name__)
@@ -492,6 +492,7 @@ def _score_input(
     # a pass.
     predictions_schema = pipeline.predictions(staged_rows, stamp).schema
     output_schema = table_schema(spark, deployment.output.path)
+    _warn_of_empty_columns(left_null(predictions_schema, output_schema), deployment, model)
     stats_columns = (
         _stats_columns(deployment, model, predictions_schema) if output_schema is None else ""
     )
@@ -802,6 +803,24 @@ def _checked(decided: Fit, table: str, path: str, model: ResolvedModel) -> Fit:
         "not change a column's type: cast the column upstream, or give the deployment a new "
         "table (or migrate this one) for the new type."
     )
+
+
+def _warn_of_empty_columns(
+    columns: Sequence[str], deployment: Deployment, model: ResolvedModel
+) -> None:
+    """Say which predictions columns this run leaves null: after a model version renames its
+    output, readers of the old column would otherwise find nulls and no word of why."""
+    if columns:
+        _log.warning(
+            "The predictions table at %s has column(s) %s that this run does not write: they "
+            "are null on its rows. Model %s returns %s, and the deployment carries %s.",
+            scrub(deployment.output.path),
+            ", ".join(columns),
+            model.pinned_uri,
+            ", ".join(o.name for o in model.outputs),
+            ", ".join(pipeline.carried_columns(deployment.input.key, deployment.input.passthrough))
+            or "no input columns",
+        )
 
 
 def _stats_columns(deployment: Deployment, model: ResolvedModel, schema: T.StructType) -> str:

@@ -89,6 +89,16 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
     return Fit(casts, tuple(clashes), nulls)
 
 
+def left_null(run: T.StructType, table: T.StructType | None) -> tuple[str, ...]:
+    """The table's columns that a run's rows lack (matched case-insensitively): Delta stores
+    null in them on every row of the run. An output a new model version renamed, or a
+    passthrough column the deployment dropped, keeps its old column, empty from then on."""
+    if table is None:
+        return ()
+    written = {column.name.lower() for column in run.fields}
+    return tuple(f.name for f in table.fields if f.name.lower() not in written)
+
+
 def conform(frame: DataFrame, decided: Fit) -> DataFrame:
     """`frame` with the columns `fit` chose cast to the table's types, in the same order."""
     if not decided.casts and not decided.nulls:

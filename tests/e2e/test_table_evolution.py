@@ -3,6 +3,7 @@ tables' types hold are cast to them, others fail the run before the pass, named.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,26 @@ def test_stats_columns_apply_when_the_table_is_created_not_to_a_later_model(
     renamed = echo_model(tmp_path, "long", "score")
     second = run_week(tmp_path, "w2", week(pa.array([1, 2])), renamed, **stats)
     assert (first.status, second.status) == ("succeeded", "succeeded")
+
+
+def test_a_renamed_model_output_leaves_the_old_column_null_and_says_so(
+    tmp_path: Path, spark: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The next model version calls its output `score`: Delta adds the column and stores null
+    in `prediction` on the week's rows. The run says which column it leaves empty, and why."""
+    run_week(tmp_path, "w1", week(pa.array([1, 2])), echo_model(tmp_path, "long"))
+    assert "does not write" not in caplog.text  # a new table: nothing is left empty
+    with caplog.at_level(logging.WARNING, logger="lakescore"):
+        run_week(tmp_path, "w2", week(pa.array([1, 2])), echo_model(tmp_path, "long", "score"))
+    warned = [r.getMessage() for r in caplog.records if "does not write" in r.getMessage()]
+    assert len(warned) == 1
+    assert "column(s) prediction that this run does not write" in warned[0]
+    assert "returns score" in warned[0]
+    rows = DeltaTable(str(tmp_path / "out/predictions")).to_pyarrow_table().to_pylist()
+    assert {(r["_run_id"], r["prediction"], r["score"]) for r in rows} == {
+        ("w1", 1, None),
+        ("w2", None, 1),
+    }
 
 
 def test_a_week_whose_file_has_a_column_of_nulls_keeps_the_tables_type(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from lakescore.table_fit import Clash, Fit, fit
+from lakescore.table_fit import Clash, Fit, fit, left_null
 
 
 def schema(**columns: T.DataType) -> T.StructType:
@@ -68,3 +68,13 @@ def test_a_nested_column_goes_to_a_text_column_as_text_and_clashes_with_other_ki
     )
     assert decided.casts == {"z": T.StringType()}
     assert [clash.column for clash in decided.clashes] == ["y", "x"]
+
+
+def test_the_tables_columns_a_run_lacks_are_the_ones_left_null() -> None:
+    """A renamed output (prediction -> score) leaves the old column null on the run's rows;
+    columns match case-insensitively, as Delta matches them, and a new table has none."""
+    table = schema(id=T.StringType(), prediction=T.DoubleType(), _run_id=T.StringType())
+    run = schema(ID=T.StringType(), score=T.DoubleType(), _run_id=T.StringType())
+    assert left_null(run, table) == ("prediction",)
+    assert left_null(table, table) == ()
+    assert left_null(run, None) == ()
