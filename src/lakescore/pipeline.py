@@ -297,9 +297,9 @@ def staged(
     The run's constant lineage is left to the commits (writing it per row measured 7% of the
     staging write).
     """
-    model_input = F.struct(
-        *cast_inputs(inputs, validated.input_columns, F.col(VALID)), F.col(VALID)
-    )
+    columns = set(validated.input_columns)
+    present = {f.name: f.dataType for f in validated.frame.schema.fields if f.name in columns}
+    model_input = F.struct(*cast_inputs(inputs, present, F.col(VALID)), F.col(VALID))
     raw = validated.frame.select("*", score(model_input).alias(_PREDICTION_STRUCT))
     score_error = F.col(f"{_PREDICTION_STRUCT}.{C.SCORE_ERROR}")
     errors = F.when(~F.col(VALID), F.col(C.ERRORS)).when(

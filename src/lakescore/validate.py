@@ -253,18 +253,28 @@ def failures(checks: Sequence[Check], action: str) -> Column:
 
 
 def cast_inputs(
-    inputs: Sequence[InputColumn], columns: Sequence[str], valid: Column
+    inputs: Sequence[InputColumn], present: Mapping[str, T.DataType], valid: Column
 ) -> list[Column]:
     """The model's input columns cast to the signature's types (valid rows cast cleanly). An
-    optional input that the data lacks is left out, as pyfunc allows.
+    optional input that the data lacks (not in `present`, the input's columns and types) is
+    left out, as pyfunc allows. A column already of its type is not cast: a model without a
+    signature takes columns as read, and the type string of a struct with a field like
+    `user-agent` does not parse back.
 
     Integer, boolean, timestamp and string inputs are filled in rows that are not `valid` (the
     model never sees them): Arrow hands pandas float64 for an integer column holding a null,
     which pyfunc refuses and which rounds values above 2**53; a time pandas cannot hold, or text
     that is not UTF-8, fails the conversion of its whole batch.
     """
-    present = set(columns)
-    cast = {c.name: F.col(_quoted(c.name)).try_cast(spark_data_type(c.spark_type)) for c in inputs}
+    cast = {
+        c.name: (
+            F.col(_quoted(c.name))
+            if present[c.name].simpleString() == c.spark_type
+            else F.col(_quoted(c.name)).try_cast(spark_data_type(c.spark_type))
+        )
+        for c in inputs
+        if c.name in present
+    }
     filler = {
         "int": F.lit(0),
         "bigint": F.lit(0),

@@ -362,15 +362,18 @@ def test_a_model_without_a_signature_gets_nan_and_only_rules_are_checked(
     tmp_path: Path, spark: Any
 ) -> None:
     """Without a signature nothing says NaN is wrong (many models take it): the row is scored.
-    A rule still quarantines."""
+    A rule still quarantines. The model takes every column as read, a struct whose field names
+    (`user-agent`) its type string cannot spell included."""
     path = save_echo(tmp_path / "unsigned")
-    table = pa.table({"id": ["a", "b", "c"], "n": [1.0, float("nan"), -1.0]})
+    request = [{"user-agent": "curl/8"}] * 3
+    table = pa.table({"id": ["a", "b", "c"], "n": [1.0, float("nan"), -1.0], "req": request})
     rules = [{"name": "non_negative", "expr": "n >= 0 OR isnan(n)"}]
     record, predictions, quarantine = run(tmp_path, table, path, rules=rules)
     assert record.status == "succeeded"
     scored = dict(zip(predictions["id"], predictions["prediction"], strict=True))
     assert scored["a"] == 1.0 and scored["b"] != scored["b"]  # NaN
     assert reasons(quarantine) == {"c": [("non_negative", None)]}
+    assert list(quarantine["req"]) == [{"user-agent": "curl/8"}]
 
 
 def test_scoring_result_type_types_the_prediction_of_a_model_without_output_schema(

@@ -338,3 +338,32 @@ def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
     validated = pipeline.validate(frame, inputs, ())
     got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
     assert got == {"a": [], "b": ["infinite"], "c": ["infinite"]}
+
+
+def _user_agent_of(model_input: Any) -> Any:
+    """A Spark-only stand-in for the model UDF that predicts the `user-agent` it was given."""
+    return F.struct(
+        model_input["req"]["user-agent"].alias("prediction"),
+        F.lit(None).cast("string").alias("_score_error"),
+        F.lit("host/driver").alias("_executor"),
+        F.lit(1).cast("bigint").alias("_task"),
+    )
+
+
+def test_a_model_without_a_signature_takes_a_struct_whose_field_names_need_quoting(
+    spark: Any,
+) -> None:
+    """A struct field named `user-agent` reads fine, but its type string does not parse back:
+    the column reaches a model without a signature as read, with no cast to fail on."""
+    df = spark.createDataFrame(
+        [("a", ("curl/8", 1.0))], "id string, req struct<`user-agent`: string, `p.q`: double>"
+    ).select(
+        "*",
+        F.lit("file:/in/part-0.parquet").alias("_source_file"),
+        F.current_timestamp().alias("_source_file_modified_at"),
+    )
+    unsigned = ResolvedModel(_MODEL.version, "", None, (OutputColumn("prediction", "string"),))
+    inputs = pipeline.model_inputs(unsigned, df, "id")
+    validated = pipeline.validate(df, (), ())
+    staged = pipeline.staged(validated, inputs, unsigned.outputs, _user_agent_of, ["id"], False)
+    assert [(row["id"], row["prediction"]) for row in staged.collect()] == [("a", "curl/8")]
