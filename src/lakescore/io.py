@@ -115,6 +115,12 @@ class Commit:
     rows: int
     committed: bool = True  # False: Delta skipped the write (nothing to add, nothing to replace)
 
+    @property
+    def recorded_version(self) -> int | None:
+        """The version for the run record: None when Delta skipped the write, whose `version`
+        is then the table's latest, another run's commit."""
+        return self.version if self.committed else None
+
 
 def read_input(
     spark: SparkSession, config: InputConfig, exclude: Collection[str] = ()

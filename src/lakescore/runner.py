@@ -205,8 +205,16 @@ def score(
         try:
             _finish(spark, deployment, record, progress)
         except (Py4JJavaError, PySparkException) as exc:
+            versions = ", ".join(
+                f"{table} version {version}"
+                for table, version in (
+                    ("predictions", record.output_version),
+                    ("quarantine", record.quarantine_version),
+                )
+                if version is not None
+            )
             raise LakescoreError(
-                f"Run {run_id} committed its rows (predictions version {record.output_version}) "
+                f"Run {run_id} committed its rows ({versions or 'no rows to commit'}) "
                 f"but could not record itself in the runs table at "
                 f"{scrub(deployment.runs.path)}: {spark_error_message(exc)}"
             ) from exc
@@ -694,7 +702,7 @@ def _commit_tables(
             _take_back_pending(run, deployment.quarantine.path, "quarantine", quarantine_commit)
             raise
         try:
-            progress.stage(f"committed {out.rows:,} predictions (version {out.version})")
+            progress.stage(_committed_stage(out, "predictions"))
             fault_point("after_predictions_commit")
             quarantined_commit = quarantine_commit.result()
         except BaseException:
@@ -705,9 +713,9 @@ def _commit_tables(
             raise
     return state.update(
         rows_scored=out.rows,
-        output_version=out.version,
+        output_version=out.recorded_version,
         rows_quarantined=quarantined_commit.rows,
-        quarantine_version=quarantined_commit.version,
+        quarantine_version=quarantined_commit.recorded_version,
         finished_at=datetime.now(timezone.utc),
     )
 
@@ -916,10 +924,10 @@ def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
         raise
     run.state.update(
         rows_quarantined=commit.rows,
-        quarantine_version=commit.version,
+        quarantine_version=commit.recorded_version,
         rows_scored=0,
         # The version that removed an earlier attempt's predictions of this run id, if any.
-        output_version=removed.version if removed is not None and removed.committed else None,
+        output_version=removed.recorded_version if removed is not None else None,
     )
     raise LimitExceededError(reason)
 
@@ -1007,8 +1015,14 @@ def _commit_quarantine(  # the caller has checked that this attempt still owns t
         record.run_id,
         _metadata(deployment, record, model, "quarantine"),
     )
-    progress.stage(f"committed {commit.rows:,} quarantined rows (version {commit.version})")
+    progress.stage(_committed_stage(commit, "quarantined rows"))
     return commit
+
+
+def _committed_stage(commit: Commit, rows: str) -> str:
+    if not commit.committed:
+        return f"no {rows} to commit"
+    return f"committed {commit.rows:,} {rows} (version {commit.version})"
 
 
 def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile, ...]:

@@ -137,6 +137,27 @@ def test_a_renamed_model_output_leaves_the_old_column_null_and_says_so(
     }
 
 
+def test_a_week_with_nothing_for_a_table_records_no_version_of_it(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Delta skips a write with no rows to add or replace; the run record then holds no version
+    for that table, not the table's latest one, which is another run's commit (the Change Data
+    Feed of that version would show the other run's rows as this run's)."""
+    model = echo_model(tmp_path, "long")
+    run_week(tmp_path, "w1", week(pa.array([1, 2])), model)  # both tables get rows
+    clean = run_week(tmp_path, "w2", pa.table({"id": ["c"], "n": ["3"], "z": [3]}), model)
+    bad = run_week(tmp_path, "w3", pa.table({"id": ["d"], "n": [None], "z": [4]}), model)
+    predictions = DeltaTable(str(tmp_path / "out/predictions"))
+    quarantine = DeltaTable(str(tmp_path / "out/quarantine"))
+    assert (clean.status, bad.status) == ("succeeded", "succeeded")
+    assert (clean.rows_scored, clean.rows_quarantined) == (1, 0)
+    assert (clean.output_version, clean.quarantine_version) == (predictions.version(), None)
+    assert (bad.rows_scored, bad.rows_quarantined) == (0, 1)
+    assert (bad.output_version, bad.quarantine_version) == (None, quarantine.version())
+    metadata = {h["version"]: h.get("userMetadata") or "" for h in predictions.history()}
+    assert '"w2"' in metadata[clean.output_version]
+
+
 def test_a_week_whose_file_has_a_column_of_nulls_keeps_the_tables_type(
     tmp_path: Path, spark: Any
 ) -> None:
