@@ -308,7 +308,10 @@ def staged(
             ERRORS_TYPE
         ),
     )
-    flags = F.concat(F.col(C.WARNINGS), F.col(_STOPS))
+    # A warn rule counts the rows it let through to the predictions; a row quarantined for
+    # another reason is not scored, and its warnings are in no table's row.
+    warned = F.when(errors.isNull(), F.col(C.WARNINGS)).otherwise(F.array().cast(ERRORS_TYPE))
+    flags = F.concat(warned, F.col(_STOPS))
     lineage = [F.col(C.SOURCE_FILE), F.col(C.SOURCE_FILE_MODIFIED_AT)]
     if with_table_version:
         lineage.append(F.col(C.SOURCE_TABLE_VERSION))

@@ -53,8 +53,9 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     )
     for reason, count in sorted((record.get("quarantined_by_reason") or {}).items()):
         print(f"    {reason:<34} {count:>10,}")
+    kept = "scored anyway" if record.get("status") == "succeeded" else "would have been scored"
     for rule, count in sorted((record.get("warnings_by_rule") or {}).items()):
-        print(f"  warned       {rule}: {count:,} rows (scored anyway)")
+        print(f"  warned       {rule}: {count:,} rows ({kept})")
     for executor in record.get("executors") or []:
         print(
             f"  executor     {executor['executor']}: {executor['rows']:,} rows in "

@@ -119,7 +119,7 @@ RUNS_COMMENTS = {
     "quarantine_version": "Delta version of the quarantine commit (null: nothing to commit)",
     "error": "why the run failed or was aborted, or why the counts do not reconcile",
     "quarantined_by_reason": "quarantined rows per check (rule or rule:column)",
-    "warnings_by_rule": "rows that broke a warn rule (still scored)",
+    "warnings_by_rule": "scored rows that broke a warn rule",
     "lakescore_version": "lakescore version that ran",
     "attempt": "1 for the first run of this run id, then 2, 3, ... for each rerun",
     "attempt_id": "unique id of this attempt; only the newest attempt of a run id may commit",

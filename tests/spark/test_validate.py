@@ -118,7 +118,9 @@ def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: An
         Rule("stop", "cast(kwh as double) < 100", "fail"),
         Rule("odd", "tariff = 's'", "warn"),
     )
-    rows = [("a", "1", "s"), ("b", "500", "t"), ("c", None, "s")]
+    # d breaks the warn rule too, but is quarantined (kwh is no number), so it is not counted:
+    # warnings_by_rule counts the scored rows that broke the rule.
+    rows = [("a", "1", "s"), ("b", "500", "t"), ("c", None, "s"), ("d", "x", "t")]
     as_read = spark.createDataFrame(rows, SCHEMA).select(
         "*",
         F.lit("file:/in/part-0.parquet").alias("_source_file"),
@@ -132,16 +134,17 @@ def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: An
         (r["rule"], r["column"]): r["rows"] for r in pipeline.check_failures(staged).collect()
     }
     parts = pipeline.staged_summary(staged).collect()
-    assert sum(p["rows"] for p in parts) == 3
+    assert sum(p["rows"] for p in parts) == 4
     assert sum(p["scored"] for p in parts) == 2  # fail rules do not quarantine, they stop the run
     assert counts == {
         ("required_null", "kwh"): 1,
-        ("stop", None): 1,  # b breaks it; c's null kwh is quarantined as required_null instead
+        ("type_mismatch", "kwh"): 1,
+        ("stop", None): 1,  # b breaks it; c's and d's kwh are quarantined instead
         ("odd", None): 1,
     }
     assert {
         r["id"] for r in pipeline.quarantine(staged, validated.input_columns, stamp).collect()
-    } == {"c"}
+    } == {"c", "d"}
 
 
 def test_a_rule_is_blamed_for_its_null_unless_a_value_it_reads_is_already_quarantined(

@@ -6,21 +6,28 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from lakescore.config import load_deployment
+import pytest
+
+from lakescore.config import Deployment, load_deployment
 from lakescore.report import print_run, print_runs
 
 
-def test_a_run_with_many_unreadable_files_lists_ten_and_counts_the_rest(
-    tmp_path: Path, capsys: Any
-) -> None:
+@pytest.fixture
+def deployment(tmp_path: Path) -> Deployment:
     file = tmp_path / "deployment.yaml"
     file.write_text(
         "name: d\nmodel: {uri: models:/m/1}\ninput: {format: parquet, path: in}\n"
         "output: {path: out}\nquarantine: {path: q}\nruns: {path: runs}\n"
     )
+    return load_deployment(file)
+
+
+def test_a_run_with_many_unreadable_files_lists_ten_and_counts_the_rest(
+    deployment: Deployment, capsys: Any
+) -> None:
     failed = [{"path": f"in/part-{n}.parquet", "error": "not Parquet"} for n in range(12)]
     record = {"run_id": "r", "status": "succeeded", "input": "in", "files_failed": failed}
-    print_run(record, load_deployment(file))
+    print_run(record, deployment)
     out = capsys.readouterr().out
     assert "not read     12 file(s)" in out
     assert "part-9.parquet: not Parquet" in out and "part-10.parquet" not in out
@@ -42,12 +49,7 @@ def test_runs_list_shows_when_each_run_started_and_how_long_it_took() -> None:
     assert running.split()[5:8] == ["-", "2026-11-26T10:40:24Z", "-"]  # nothing listed yet
 
 
-def test_a_run_summary_gives_its_times_and_attempts(tmp_path: Path, capsys: Any) -> None:
-    file = tmp_path / "deployment.yaml"
-    file.write_text(
-        "name: d\nmodel: {uri: models:/m/1}\ninput: {format: parquet, path: in}\n"
-        "output: {path: out}\nquarantine: {path: q}\nruns: {path: runs}\n"
-    )
+def test_a_run_summary_gives_its_times_and_attempts(deployment: Deployment, capsys: Any) -> None:
     record = {
         "run_id": "r",
         "status": "succeeded",
@@ -57,21 +59,15 @@ def test_a_run_summary_gives_its_times_and_attempts(tmp_path: Path, capsys: Any)
         "attempt": 2,
         "previous_attempts": [{"attempt": 1, "status": "interrupted"}],
     }
-    print_run(record, load_deployment(file))
+    print_run(record, deployment)
     out = capsys.readouterr().out
     assert "started      2026-11-26T10:40:24Z, took 7s (attempt 2; earlier: 1 interrupted)" in out
 
 
 def test_a_run_summary_names_the_alias_its_model_version_came_from(
-    tmp_path: Path, capsys: Any
+    deployment: Deployment, capsys: Any
 ) -> None:
-    file = tmp_path / "deployment.yaml"
-    file.write_text(
-        "name: d\nmodel: {uri: models:/m@champion}\ninput: {format: parquet, path: in}\n"
-        "output: {path: out}\nquarantine: {path: q}\nruns: {path: runs}\n"
-    )
     pinned = {"run_id": "r", "status": "succeeded", "input": "in", "model_version": "3"}
-    deployment = load_deployment(file)
     for requested in ("models:/m@champion", "models:/m/3"):
         record = pinned | {"model_uri": "models:/m/3", "requested_model_uri": requested}
         print_run(record, deployment)
@@ -80,3 +76,14 @@ def test_a_run_summary_names_the_alias_its_model_version_came_from(
     ]
     assert with_alias.split(None, 1)[1] == "models:/m/3 (version 3, from models:/m@champion)"
     assert as_pinned.split(None, 1)[1] == "models:/m/3 (version 3)"
+
+
+def test_a_run_that_committed_nothing_does_not_say_its_warned_rows_were_scored(
+    deployment: Deployment, capsys: Any
+) -> None:
+    warned = {"input": "in", "warnings_by_rule": {"plausible": 5}}
+    print_run({"run_id": "ok", "status": "succeeded", **warned}, deployment)
+    print_run({"run_id": "stopped", "status": "aborted", **warned}, deployment)
+    succeeded, aborted = capsys.readouterr().out.split("run stopped aborted")
+    assert "warned       plausible: 5 rows (scored anyway)" in succeeded
+    assert "warned       plausible: 5 rows (would have been scored)" in aborted
