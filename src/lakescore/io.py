@@ -654,10 +654,21 @@ def replace_run_rows(
         # Delta skips the commit when there was nothing to add and nothing to replace.
         return Commit(version=int(latest["version"]) if latest else 0, rows=0, committed=False)
     metrics = ours["operationMetrics"] or {}
+    version = int(ours["version"])
+    if "numOutputRows" not in metrics:
+        # A session with spark.databricks.delta.history.metricsEnabled=false: count instead.
+        rows = (
+            frame.sparkSession.read.format("delta")
+            .option("versionAsOf", version)
+            .load(path)
+            .where(F.col(run_column) == run_id)
+            .count()
+        )
+        return Commit(version=version, rows=rows)
     # When the replaced rows share a file with other runs' (after OPTIMIZE or auto-compaction),
     # Delta rewrites that file and counts the other runs' rows it copied as output too.
-    rows = int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0) or 0)
-    return Commit(version=int(ours["version"]), rows=rows)
+    rows = int(metrics["numOutputRows"]) - int(metrics.get("numCopiedRows", 0) or 0)
+    return Commit(version=version, rows=rows)
 
 
 def revert_run_rows(

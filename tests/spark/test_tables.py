@@ -11,7 +11,7 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
-from lakescore.io import ensure_delta_table
+from lakescore.io import ensure_delta_table, replace_run_rows
 from lakescore.runs import RUNNING, RunRecord, write_run
 
 SCHEMA = T.StructType([T.StructField("id", T.LongType())])
@@ -106,3 +106,22 @@ def test_a_timestamp_ntz_column_can_join_an_existing_table(spark: Any, tmp_path:
     ensure_delta_table(spark, path, with_time.schema, {})
     with_time.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
     assert RustTable(path).to_pyarrow_table().num_rows == 1
+
+
+def test_a_session_without_delta_commit_metrics_still_gets_each_commits_row_count(
+    spark: Any, tmp_path: Path
+) -> None:
+    """The run's counts come from its commits' operationMetrics; a session that turns them off
+    (spark.databricks.delta.history.metricsEnabled=false) gets them by counting the run's rows
+    in the committed version, instead of a run that fails for counts of 0."""
+    path = str(tmp_path / "t")
+    key = "spark.databricks.delta.history.metricsEnabled"
+    spark.range(5).selectExpr("id", "'other' AS run").write.format("delta").save(path)
+    spark.conf.set(key, "false")
+    rows = [spark.range(n).selectExpr("id", "'r' AS run") for n in (3, 2)]
+    try:
+        first, again = (replace_run_rows(frame, path, "run", "r", {}) for frame in rows)
+    finally:
+        spark.conf.unset(key)
+    assert (first.rows, again.rows) == (3, 2)
+    assert not DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"]
