@@ -218,8 +218,8 @@ def score(
                 f"but could not record itself in the runs table at "
                 f"{scrub(deployment.runs.path)}: {spark_error_message(exc)}"
             ) from exc
-    if record.status != SUCCEEDED:
-        raise LakescoreError(record.error or f"Run {run_id} failed.")
+    if record.status != SUCCEEDED:  # counts that do not reconcile: recorded as failed
+        _raise_with_record(LakescoreError(record.error or f"Run {run_id} failed."), record, None)
     return RunResult(record, deployment)
 
 
