@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from py4j.protocol import Py4JJavaError
+from py4j.protocol import Py4JError, Py4JJavaError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -121,6 +121,22 @@ def spark_error_message(exc: BaseException) -> str:
         if line and not line.startswith(("at ", "JVM stacktrace", "An error occurred")):
             return line[:500]
     return type(exc).__name__
+
+
+def with_cause(exc: BaseException) -> str:
+    """`spark_error_message`, followed by the JVM error's direct cause. A file that fails while
+    being read says only `[FAILED_READ_FILE.NO_HINT] Encountered error while reading file …`;
+    the cause says what is wrong with it (`can not read class …PageHeader`)."""
+    message = spark_error_message(exc)
+    java = exc.java_exception if isinstance(exc, Py4JJavaError) else getattr(exc, "_origin", None)
+    try:
+        cause = java.getCause() if java is not None else None
+        if cause is None:
+            return message
+        detail = f"{cause.getClass().getName()}: {cause.getMessage()}"
+    except Py4JError:  # the JVM is going away: the message is all there is
+        return message
+    return f"{message.rstrip()} Cause: {detail.strip().splitlines()[0][:300]}"
 
 
 def python_error_message(text: str) -> str:

@@ -52,6 +52,7 @@ from lakescore.errors import (
     interruption,
     python_error_message,
     spark_error_message,
+    with_cause,
 )
 from lakescore.faults import fault_point
 from lakescore.interrupts import Stop, carry_job_tags, stoppable
@@ -427,7 +428,7 @@ def _score(
                     f"({spark_error_message(exc)}); a VACUUM or a damaged table removes files "
                     "that a version still needs. Nothing was committed."
                 ) from exc
-            failed_later.append(FailedFile(bad, spark_error_message(exc)))
+            failed_later.append(FailedFile(bad, with_cause(exc)))
             progress.stage(f"{bad} failed while being read; reading the input again without it")
 
 

@@ -231,3 +231,5 @@ def test_a_file_corrupt_in_its_second_row_group_is_recorded_in_a_skipping_sessio
     run = read(deployment.runs.path).iloc[0]
     assert [Path(f["path"]).name for f in run["files_failed"]] == ["corrupt.parquet"]
     assert run["rows_read"] == len(expected) == run["rows_scored"] + run["rows_quarantined"]
+    # Not only Spark's "error while reading file": what is wrong with it.
+    assert "Cause: java.io.IOException" in run["files_failed"][0]["error"]
