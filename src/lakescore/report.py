@@ -36,9 +36,11 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
         if requested and requested != record["model_uri"]:
             pinned += f", from {requested}"
         print(f"  model        {record['model_uri']} ({pinned})")
+    input_version = record.get("input_version")
     print(
         f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "
         f"file(s) in {record['input']}"
+        + (f" (version {input_version})" if input_version is not None else "")
     )
     failed = record.get("files_failed") or []
     if failed:

@@ -459,6 +459,7 @@ def _score_input(
     record = state.update(
         files_read=len(data.files),
         files_failed=failed_records(failed),
+        input_version=data.table_version,
     )
     progress.stage(
         f"reading {len(data.files)} {deployment.input.format} file(s) from {deployment.input.path}"

@@ -89,8 +89,9 @@ RUNS_SCHEMA = T.StructType(
                 )
             ),
         ),
-        # Last, where Delta's mergeSchema adds it to a runs table made before it existed.
+        # Last, where Delta's mergeSchema adds them to a runs table made before they existed.
         T.StructField("requested_model_uri", T.StringType()),
+        T.StructField("input_version", T.LongType()),
     ]
 )
 
@@ -132,6 +133,7 @@ RUNS_COMMENTS = {
         "`interrupted` = it never finished"
     ),
     "requested_model_uri": "model URI as the deployment gave it (an alias: which one was used)",
+    "input_version": "version of the Delta input read (versionAsOf); null for Parquet input",
 }
 
 
@@ -164,6 +166,7 @@ class RunRecord:
     executors: list[dict[str, Any]] = field(default_factory=list)
     previous_attempts: list[dict[str, Any]] = field(default_factory=list)
     requested_model_uri: str | None = None
+    input_version: int | None = None
 
     def with_(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)

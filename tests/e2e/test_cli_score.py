@@ -85,14 +85,19 @@ def test_parquet_run_writes_three_tables_that_delta_rs_reads(lakehouse: Any, cap
 
 
 def test_delta_input_sets_source_table_version(lakehouse: Any, capsys: Any, spark: Any) -> None:
+    """Each prediction and the run record say which version of the Delta input was read."""
     deployment_file = lakehouse(rows=200, files=2, fmt="delta")
-    code, record = score_json(deployment_file, capsys)
     deployment = load_deployment(deployment_file)
+    # Version 1 changes no rows.
+    spark.sql(f"ALTER TABLE delta.`{deployment.input.path}` SET TBLPROPERTIES ('team' = 'meters')")
+    code, record = score_json(deployment_file, capsys)
     predictions = rust_table(deployment.output.path)
     assert code == 0
     assert list(predictions.columns) == [*PREDICTION_COLUMNS, "_source_table_version"]
-    assert predictions["_source_table_version"].eq(0).all()
+    assert predictions["_source_table_version"].eq(1).all()
     assert record["rows_read"] == 200 == record["rows_scored"] + record["rows_quarantined"]
+    assert record["input_version"] == 1
+    assert list(rust_table(deployment.runs.path)["input_version"]) == [1]
 
 
 def test_alias_is_pinned_to_a_version_per_run(lakehouse: Any, capsys: Any, registry: Any) -> None:

@@ -69,11 +69,11 @@ def older_failed_files_schema() -> T.StructType:
 
 def older_runs_schema() -> T.StructType:
     """RUNS_SCHEMA as it was before attempts kept their counts and versions, and before runs
-    kept the model URI the deployment requested."""
+    kept the model URI the deployment requested and the input's version."""
     old_fields = set(ATTEMPT_FIELDS[:6])
     fields = []
     for field in RUNS_SCHEMA.fields:
-        if field.name == "requested_model_uri":
+        if field.name in ("requested_model_uri", "input_version"):
             continue
         if field.name == "previous_attempts":
             element = field.dataType.elementType  # type: ignore[attr-defined]
@@ -134,3 +134,4 @@ def test_a_runs_table_from_before_gets_the_new_fields(
     assert tuple(rows.loc["weekly", ["attempt", "attempt_id"]]) == (3, run["attempt_id"])
     assert pd.isna(rows.loc["daily", "attempt"])  # written before the table had the column
     assert run["requested_model_uri"] == "models:/meter_risk@champion"  # a column Delta added
+    assert run["input_version"] is None or pd.isna(run["input_version"])  # added; Parquet input
