@@ -924,13 +924,19 @@ def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
     except BaseException:  # Ctrl-C and SIGTERM too
         _take_back(run, deployment.quarantine.path, "quarantine", commit)
         raise
+    removed_version = removed.recorded_version if removed is not None else None
     run.state.update(
         rows_quarantined=commit.rows,
         quarantine_version=commit.recorded_version,
         rows_scored=0,
         # The version that removed an earlier attempt's predictions of this run id, if any.
-        output_version=removed.recorded_version if removed is not None else None,
+        output_version=removed_version,
     )
+    if removed_version is not None:
+        reason += (
+            f" It removed the predictions an earlier attempt of run {record.run_id} had "
+            f"committed (predictions version {removed_version})."
+        )
     raise LimitExceededError(reason)
 
 

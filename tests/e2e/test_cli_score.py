@@ -175,11 +175,14 @@ def test_aborted_rerun_removes_an_earlier_attempts_predictions(lakehouse: Any, c
     assert main(["score", str(deployment_file), "--run-id", "flip"]) == 0
     strict = lakehouse(rows=200, files=2, limits={"max_error_fraction": 0.0})
     assert main(["score", str(strict), "--run-id", "flip"]) == 3
-    capsys.readouterr()
+    err = capsys.readouterr().err
     assert len(rust_table(deployment.output.path)) == 0
-    # The record names the version that took the earlier predictions away.
+    # The record names the version that took the earlier predictions away, and so does the error.
     run = rust_table(deployment.runs.path).iloc[0]
     assert run["output_version"] == RustDeltaTable(deployment.output.path).version()
+    removed = "removed the predictions an earlier attempt of run flip had committed (predictions "
+    assert f"{removed}version {run['output_version']})" in run["error"]
+    assert removed in " ".join(err.split())
 
 
 def test_a_rerun_after_optimize_counts_only_its_own_rows(
