@@ -96,8 +96,9 @@ if run["error"]:
 
 # MAGIC %md
 # MAGIC ## Why rows were quarantined
-# MAGIC Every quarantined row holds one or more errors: the stage (`read`, `validate`, `score`),
-# MAGIC the rule or check, the column and a message.
+# MAGIC Every quarantined row holds one or more errors: the stage (`validate` or `score`),
+# MAGIC the rule or check, the column and a message. A file that could not be read has no rows
+# MAGIC here: it is recorded whole, in the run's `files_failed` and the failed-files table.
 
 # COMMAND ----------
 

@@ -23,8 +23,9 @@ FLAGS = "_flags"  # the warn and fail rules a row broke
 EXECUTOR = "_executor"  # which executor (host/id) scored the row
 TASK = "_task"  # which task attempt scored it
 
-# Error struct fields, and the stages an error can come from.
-STAGE_READ = "read"
+# Error struct fields, and the stages an error can come from. A file that cannot be read has
+# no rows to quarantine: it is recorded whole (files_failed, the failed-files table), so no
+# row's error has the `read` stage the design names.
 STAGE_VALIDATE = "validate"
 STAGE_SCORE = "score"
 RULE_MODEL_ERROR = "model_error"
