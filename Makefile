@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# Spark runs $JAVA_HOME/bin/java when JAVA_HOME is set, else java on PATH: check the same one.
 check-java:
-	@command -v java >/dev/null 2>&1 || { echo "lakescore needs Java 17 or newer (Spark runs on the JVM): install a JDK 17+ and put java on PATH, or set JAVA_HOME." >&2; exit 1; }
-	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
-	 if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "lakescore needs Java 17 or newer; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; fi
+	@j=$${JAVA_HOME:+$$JAVA_HOME/bin/}java; \
+	 command -v "$$j" >/dev/null 2>&1 || { echo "lakescore needs Java 17 or newer (Spark runs on the JVM): install a JDK 17+ and put java on PATH, or set JAVA_HOME (found no $$j)." >&2; exit 1; }; \
+	 v=$$("$$j" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	 if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "lakescore needs Java 17 or newer; found: $$("$$j" -version 2>&1 | head -1)" >&2; exit 1; fi
 
 demo: check-java $(STAMP)
 	$(BIN)/lakescore demo

@@ -623,7 +623,8 @@ def _stage_and_commit(
         # _source_file is a URI (a space is %20); the listed names are plain paths.
         rows_by_file = {names.get(unquote(k), k): n for k, n in summary.rows_by_file.items()}
     _require_complete(
-        missing_after_counting(summary.rows_read, expect.min_rows, manifest, rows_by_file)
+        missing_after_counting(summary.rows_read, expect.min_rows, manifest, rows_by_file),
+        scored=True,
     )
     if summary.by_action["fail"]:
         broken = ", ".join(f"{rule} ({n:,} rows)" for rule, n in summary.by_action["fail"].items())
@@ -1033,10 +1034,14 @@ def _committed_stage(commit: Commit, rows: str) -> str:
     return f"committed {commit.rows:,} {rows} (version {commit.version})"
 
 
-def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile, ...]:
+def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile, ...] | None:
+    """The manifest's files; None when the deployment expects one that does not exist yet (the
+    producer writes it last, so the input is incomplete, as with a missing marker)."""
     path = deployment.input.expect.manifest
     if path is None:
         return ()
+    if not path_exists(spark, path):
+        return None
     try:
         return parse_manifest(read_text(spark, path), path)
     except ValueError as exc:
@@ -1054,23 +1059,29 @@ def _require_listed_complete(
     marker = f"{deployment.input.path.rstrip('/')}/{expect.marker}" if expect.marker else None
     unreadable = relative_names(spark, deployment.input.path, [f.path for f in failed])
     _require_complete(
-        missing_before_reading(
-            sorted(names.values()),
-            expect.min_files,
-            path_exists(spark, marker) if marker else None,
-            expect.marker,
-            manifest,
-            sorted(unreadable.values()),
-            expect.max_unreadable_files,
-        )
+        [
+            *([f"manifest {expect.manifest} is missing"] if manifest is None else []),
+            *missing_before_reading(
+                sorted(names.values()),
+                expect.min_files,
+                path_exists(spark, marker) if marker else None,
+                expect.marker,
+                manifest or (),
+                sorted(unreadable.values()),
+                expect.max_unreadable_files,
+            ),
+        ]
     )
-    return manifest, names
+    return manifest or (), names
 
 
-def _require_complete(problems: list[str]) -> None:
+def _require_complete(problems: list[str], scored: bool = False) -> None:
+    """Stop the run as incomplete; `scored`: after the scoring pass, which counted the rows."""
     if problems:
         raise IncompleteInputError(
-            "Input is incomplete: " + "; ".join(problems) + ". Nothing was scored or committed."
+            "Input is incomplete: "
+            + "; ".join(problems)
+            + (". Nothing was committed." if scored else ". Nothing was scored or committed.")
         )
 
 

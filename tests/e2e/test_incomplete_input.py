@@ -54,8 +54,12 @@ def test_missing_marker_stops_the_run_until_the_producer_writes_it(
 @pytest.mark.parametrize(
     ("expect", "fragment"),
     [
-        ({"min_files": 5}, "3 readable file(s), fewer than min_files 5"),
-        ({"min_rows": 1000}, "300 rows, fewer than min_rows 1,000"),
+        # Before reading, nothing was scored; min_rows is known only after the scoring pass.
+        (
+            {"min_files": 5},
+            "3 readable file(s), fewer than min_files 5. Nothing was scored or committed.",
+        ),
+        ({"min_rows": 1000}, "300 rows, fewer than min_rows 1,000. Nothing was committed."),
     ],
 )
 def test_too_few_files_or_rows_stop_the_run(
@@ -106,6 +110,16 @@ def test_manifest_names_missing_files_and_wrong_row_counts(
     manifest.write_text(json.dumps({"files": [{"path": n, "rows": c} for n, c in rows.items()]}))
     assert main(["score", str(deployment_file), "--run-id", "complete"]) == 0
     capsys.readouterr()
+
+
+def test_a_manifest_not_written_yet_stops_the_run_as_incomplete(
+    lakehouse: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """A producer writes its manifest last, like a marker: until then the input is incomplete
+    (exit 3, retry later), not a failed run (exit 1)."""
+    deployment_file = lakehouse(rows=120, files=2, input=with_manifest("raw/meters"))
+    missing = f"manifest {tmp_path / 'manifest.json'} is missing"
+    assert_stopped(deployment_file, "early", capsys, missing)
 
 
 def test_manifest_row_counts_hold_for_a_folder_with_a_space(
