@@ -706,3 +706,32 @@ def test_only_true_and_false_are_booleans_as_in_yaml_1_2(tmp_path: Path) -> None
     text = yaml.safe_dump(minimal()) + "limits:\n  on: 1\n"
     with pytest.raises(DeploymentError, match=r"unknown key limits\.on;"):
         load_deployment(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("010", 10),  # YAML 1.1: octal 8
+        ("0o10", 8),
+        ("0x10", 16),
+        ("+20", 20),
+        ("1_000", "1_000"),  # YAML 1.1: 1000
+        ("1:30", "1:30"),  # YAML 1.1: 90 (base 60)
+        ("1.5", 1.5),
+        (".5", 0.5),
+        ("1e3", 1000.0),
+        ("-.inf", float("-inf")),
+        ("1_000.5", "1_000.5"),
+        ("2026-11-26", "2026-11-26"),  # YAML 1.1: a date (a folder named so is a path)
+    ],
+)
+def test_numbers_and_dates_are_read_as_yaml_1_2_reads_them(written: str, read: Any) -> None:
+    """A batch size of `010` was 8; only YAML 1.2's forms of numbers are numbers."""
+    from lakescore.config import _UniqueKeyLoader
+
+    assert yaml.load(f"value: {written}\n", Loader=_UniqueKeyLoader) == {"value": read}
+
+
+def test_a_batch_size_written_with_a_leading_zero_is_decimal(tmp_path: Path) -> None:
+    text = yaml.safe_dump(minimal()) + "scoring:\n  batch_size: 010\n"
+    assert load_deployment(write(tmp_path, text)).scoring.batch_size == 10
