@@ -425,7 +425,7 @@ def _score(
                 # A Delta version is read whole or not at all: no file can be left out.
                 raise InputError(
                     f"Data file {bad} of Delta table {deployment.input.path} could not be read "
-                    f"({spark_error_message(exc)}); a VACUUM or a damaged table removes files "
+                    f"({with_cause(exc)}); a VACUUM or a damaged table removes files "
                     "that a version still needs. Nothing was committed."
                 ) from exc
             failed_later.append(FailedFile(bad, with_cause(exc)))
