@@ -158,7 +158,8 @@ def test_a_rule_is_blamed_for_its_null_unless_a_value_it_reads_is_already_quaran
         Rule("positive", "kwh > 0", "quarantine"),
         Rule("stop", "kwh < 100", "fail"),
         Rule("named", "id <> ''", "warn"),  # id is no model input: its null still counts
-        Rule("both", "kwh > 0 AND tariff = 'smart'", "warn"),
+        # fail, not warn: a warn rule flags scored rows only, and the point is the quarantined
+        Rule("both", "kwh > 0 AND tariff = 'smart'", "fail"),
     )
     rows = [
         ("text", "n/a", "smart"),  # type_mismatch: the rule sees null
