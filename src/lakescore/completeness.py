@@ -38,13 +38,18 @@ def missing_before_reading(
     min_files: int | None,
     marker_present: bool | None,
     marker: str | None,
-    manifest: Sequence[ExpectedFile],
+    manifest: Sequence[ExpectedFile] | None,
     unreadable: Sequence[str] = (),
     max_unreadable: int | None = None,
+    manifest_path: str | None = None,
 ) -> list[str]:
     """What is missing judging by the file listing alone (`found` holds relative names of the
-    readable files, `unreadable` those of the files that could not be read)."""
+    readable files, `unreadable` those of the files that could not be read). A `manifest` of
+    None is one expected at `manifest_path` and not written yet: the producer writes it last,
+    like a marker."""
     problems = []
+    if manifest is None:
+        problems.append(f"manifest {manifest_path} is missing")
     if marker is not None and not marker_present:
         problems.append(f"marker file {marker} is missing")
     if min_files is not None and len(found) < min_files:
@@ -54,7 +59,8 @@ def missing_before_reading(
             f"{len(unreadable)} file(s) could not be read ({listed(unreadable)}), more than "
             f"max_unreadable_files {max_unreadable}"
         )
-    absent = [f.name for f in manifest if f.name not in set(found)]
+    listed_names = set(found)
+    absent = [f.name for f in manifest or () if f.name not in listed_names]
     if absent:
         problems.append(f"manifest file(s) not found or unreadable: {listed(absent)}")
     return problems

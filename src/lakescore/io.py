@@ -289,10 +289,10 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
-def read_text(spark: SparkSession, path: str) -> str:
-    """A small text file (a manifest) from any storage Spark can read."""
+def read_text(spark: SparkSession, path: str) -> str | None:
+    """A small text file (a manifest) from any storage Spark can read; None if there is none."""
     if not path_exists(spark, path):
-        raise InputError(f"Manifest {path} does not exist.")
+        return None
     return "\n".join(row[0] for row in spark.read.text(literal_path(path)).collect())
 
 

@@ -1040,10 +1040,11 @@ def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile
     path = deployment.input.expect.manifest
     if path is None:
         return ()
-    if not path_exists(spark, path):
+    text = read_text(spark, path)
+    if text is None:
         return None
     try:
-        return parse_manifest(read_text(spark, path), path)
+        return parse_manifest(text, path)
     except ValueError as exc:
         raise DeploymentError(str(exc)) from exc
 
@@ -1059,18 +1060,16 @@ def _require_listed_complete(
     marker = f"{deployment.input.path.rstrip('/')}/{expect.marker}" if expect.marker else None
     unreadable = relative_names(spark, deployment.input.path, [f.path for f in failed])
     _require_complete(
-        [
-            *([f"manifest {expect.manifest} is missing"] if manifest is None else []),
-            *missing_before_reading(
-                sorted(names.values()),
-                expect.min_files,
-                path_exists(spark, marker) if marker else None,
-                expect.marker,
-                manifest or (),
-                sorted(unreadable.values()),
-                expect.max_unreadable_files,
-            ),
-        ]
+        missing_before_reading(
+            sorted(names.values()),
+            expect.min_files,
+            path_exists(spark, marker) if marker else None,
+            expect.marker,
+            manifest,
+            sorted(unreadable.values()),
+            expect.max_unreadable_files,
+            expect.manifest,
+        )
     )
     return manifest or (), names
 
