@@ -163,7 +163,9 @@ def test_invalid_rule_expression_is_bad_usage(lakehouse: Any, capsys: Any) -> No
         rules=[{"name": "typo", "expr": "kwh_7dd >= 0"}],
     )
     code, err = run(["score", str(deployment_file)], capsys)
-    assert code == 2 and "Rule typo" in err
+    assert code == 2
+    assert "Rule typo (kwh_7dd >= 0) is not a valid Spark SQL boolean expression" in err
+    assert "kwh_7dd" in err.split("expression over the input:", 1)[1]
 
 
 @pytest.mark.parametrize(

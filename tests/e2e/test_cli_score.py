@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from deltalake import DeltaTable as RustDeltaTable
 from lakehouses import sharing_runs_table
 
+from lakescore import __version__
 from lakescore.cli import main
 from lakescore.config import load_deployment
+from lakescore.runs import RUNS_SCHEMA
 
 PREDICTION_COLUMNS = [
     "meter_id",
@@ -40,6 +44,25 @@ def score_json(deployment: Path, capsys: Any, *extra: str) -> tuple[int, dict[st
 
 def rust_table(path: str) -> Any:
     return RustDeltaTable(path).to_pyarrow_table().to_pandas()
+
+
+def reasons_in(quarantine: pd.DataFrame) -> Counter[str]:
+    """Quarantined rows per check, keyed as the run record keys them (`rule` or
+    `rule:column`), counted from the rows' `_errors`."""
+    counted: Counter[str] = Counter()
+    for errors in quarantine["_errors"]:
+        counted.update({f"{e['rule']}:{e['column']}" if e["column"] else e["rule"] for e in errors})
+    return counted
+
+
+def run_ids_committed(path: str) -> list[str | None]:
+    """The run id in each commit's userMetadata, oldest first, without the creating commit."""
+    history = sorted(RustDeltaTable(path).history(), key=lambda h: h["version"])
+    return [
+        json.loads(h["userMetadata"]).get("lakescore_run_id") if h.get("userMetadata") else None
+        for h in history
+        if h["version"] > 0
+    ]
 
 
 def test_parquet_run_writes_three_tables_that_delta_rs_reads(lakehouse: Any, capsys: Any) -> None:
@@ -71,17 +94,35 @@ def test_parquet_run_writes_three_tables_that_delta_rs_reads(lakehouse: Any, cap
     assert list(quarantine.columns) == INPUT_COLUMNS + QUARANTINE_LINEAGE
     assert len(quarantine) == record["rows_quarantined"]
     assert all(len(errors) >= 1 for errors in quarantine["_errors"])
-    reasons = {e["rule"] for errors in quarantine["_errors"] for e in errors}
-    assert {"required_null", "nan", "infinite", "usage_non_negative"} <= reasons
-    assert sum(record["quarantined_by_reason"].values()) >= record["rows_quarantined"]
+    reasons = reasons_in(quarantine)
+    assert {"required_null", "nan", "infinite", "usage_non_negative"} <= {
+        reason.split(":")[0] for reason in reasons
+    }
+    assert record["quarantined_by_reason"] == dict(reasons)
+    assert quarantine["_source_file"].str.endswith(".parquet").all()
+    assert (
+        quarantine["_run_id"].eq("parquet-1").all() and quarantine["_model_version"].eq("2").all()
+    )
 
     keys = set(predictions["meter_id"]) | set(quarantine["meter_id"])
     assert len(keys) == 600 and not set(predictions["meter_id"]) & set(quarantine["meter_id"])
 
     runs = rust_table(deployment.runs.path)
-    assert list(runs["status"]) == ["succeeded"]
-    history = RustDeltaTable(deployment.output.path).history()
-    assert any("parquet-1" in json.dumps(h.get("userMetadata", "")) for h in history)
+    assert list(runs.columns) == RUNS_SCHEMA.fieldNames()
+    run = runs.iloc[0]
+    assert (run["run_id"], run["status"], run["deployment"]) == (
+        "parquet-1",
+        "succeeded",
+        "meter-risk-test",
+    )
+    assert (run["model_name"], run["lakescore_version"]) == ("meter_risk", __version__)
+    assert run["input"] == deployment.input.path and run["started_at"] <= run["finished_at"]
+    assert run["rows_read"] == 600 and run["attempt"] == 1
+    # The one run's commits, each carrying its id: predictions and quarantine once, the runs
+    # table at its start and at its end.
+    for path in (deployment.output.path, deployment.quarantine.path):
+        assert run_ids_committed(path) == ["parquet-1"]
+    assert set(run_ids_committed(deployment.runs.path)) == {"parquet-1"}
 
 
 def test_delta_input_sets_source_table_version(lakehouse: Any, capsys: Any, spark: Any) -> None:
@@ -134,20 +175,39 @@ def test_alias_is_pinned_to_a_version_per_run(lakehouse: Any, capsys: Any, regis
 
 
 def test_rerunning_a_run_id_replaces_its_rows_in_every_table(lakehouse: Any, capsys: Any) -> None:
+    """The rerun's rows replace the first attempt's, and another run's rows stay as they were."""
     deployment_file = lakehouse(rows=300, files=2)
     deployment = load_deployment(deployment_file)
+    assert score_json(deployment_file, capsys, "--run-id", "other")[0] == 0
+    others = {
+        path: rust_table(path).query("_run_id == 'other'")
+        for path in (deployment.output.path, deployment.quarantine.path)
+    }
     first = score_json(deployment_file, capsys, "--run-id", "again")[1]
+    first_scored_at = rust_table(deployment.output.path).query("_run_id == 'again'")["_scored_at"]
     second = score_json(deployment_file, capsys, "--run-id", "again")[1]
-    assert first["rows_scored"] == second["rows_scored"]
+    assert first["rows_scored"] == second["rows_scored"] and second["attempt"] == 2
 
     predictions = rust_table(deployment.output.path)
     quarantine = rust_table(deployment.quarantine.path)
     runs = rust_table(deployment.runs.path)
-    assert len(predictions) == second["rows_scored"]
-    assert predictions["meter_id"].is_unique
-    assert len(quarantine) == second["rows_quarantined"]
-    assert quarantine["meter_id"].is_unique
-    assert list(runs["run_id"]) == ["again"]
+    again = predictions.query("_run_id == 'again'")
+    assert len(again) == second["rows_scored"] and again["meter_id"].is_unique
+    assert again["_scored_at"].nunique() == 1  # the second attempt's, not the first's
+    assert again["_scored_at"].iloc[0] > first_scored_at.max()
+    assert len(quarantine.query("_run_id == 'again'")) == second["rows_quarantined"]
+    assert quarantine.query("_run_id == 'again'")["meter_id"].is_unique
+    assert sorted(runs["run_id"]) == ["again", "other"]
+    assert runs.set_index("run_id").loc["again", "attempt"] == 2
+    for path, table in (
+        (deployment.output.path, predictions),
+        (deployment.quarantine.path, quarantine),
+    ):
+        kept = table.query("_run_id == 'other'")
+        pd.testing.assert_frame_equal(
+            kept.sort_values("meter_id").reset_index(drop=True),
+            others[path].sort_values("meter_id").reset_index(drop=True),
+        )
 
 
 def test_limits_abort_with_nothing_committed_but_quarantine_and_record(
@@ -198,12 +258,18 @@ def test_a_rerun_after_optimize_counts_only_its_own_rows(
     first = score_json(deployment_file, capsys, "--run-id", "r1")[1]
     for path in (deployment.output.path, deployment.quarantine.path):
         spark.sql(f"OPTIMIZE delta.`{path}`")
+    r0_rows = {
+        path: sorted(rust_table(path).query("_run_id == 'r0'")["meter_id"])
+        for path in (deployment.output.path, deployment.quarantine.path)
+    }
     code, again = score_json(deployment_file, capsys, "--run-id", "r1")
     assert code == 0 and again["status"] == "succeeded"
     assert (again["rows_scored"], again["rows_quarantined"]) == (
         first["rows_scored"],
         first["rows_quarantined"],
     )
+    for path, keys in r0_rows.items():  # the copied rows of r0 are all there, once
+        assert keys and sorted(rust_table(path).query("_run_id == 'r0'")["meter_id"]) == keys
 
 
 def test_warn_rules_are_counted_and_rows_still_scored(lakehouse: Any, capsys: Any) -> None:
@@ -216,7 +282,10 @@ def test_warn_rules_are_counted_and_rows_still_scored(lakehouse: Any, capsys: An
     code, record = score_json(deployment_file, capsys)
     assert code == 0
     assert record["rows_scored"] == 300 and record["rows_quarantined"] == 0
-    assert 0 < record["warnings_by_rule"]["small"] < 300
+    inputs = pd.read_parquet(load_deployment(deployment_file).input.path)
+    breaking = int((inputs["kwh_7d"] >= 60).sum())
+    assert 0 < breaking < 300
+    assert record["warnings_by_rule"] == {"small": breaking}
 
 
 def test_sklearn_flavor_scores_with_one_prediction_column(lakehouse: Any, capsys: Any) -> None:

@@ -594,19 +594,25 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
 
 
 def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
-    """`<<: *anchor` merges a mapping, and a key given beside it overrides, as YAML says."""
-    text = yaml.safe_dump(minimal()) + textwrap.dedent(
+    """`<<: *anchor` merges a mapping, and a key given beside it overrides, as YAML says; the
+    anchored mapping itself must sit under a known key."""
+    merged = yaml.safe_dump(minimal()) + textwrap.dedent(
         """\
-        shared: &limits {max_error_fraction: 0.1, max_error_rows: 5}
         limits:
-          <<: *limits
+          <<: {max_error_fraction: 0.1, max_error_rows: 5}
           max_error_rows: 7
         """
     )
+    limits = load_deployment(write(tmp_path, merged)).limits
+    assert (limits.max_error_fraction, limits.max_error_rows) == (0.1, 7)
+    anchored = yaml.safe_dump(minimal()) + textwrap.dedent(
+        """\
+        shared: &limits {max_error_fraction: 0.1}
+        limits: *limits
+        """
+    )
     with pytest.raises(DeploymentError, match="unknown key shared"):
-        load_deployment(write(tmp_path, text))
-    merged = yaml.safe_dump(minimal()) + "limits:\n  <<: {max_error_fraction: 0.1}\n"
-    assert load_deployment(write(tmp_path, merged)).limits.max_error_fraction == 0.1
+        load_deployment(write(tmp_path, anchored))
 
 
 def test_a_file_that_is_not_utf8_or_is_a_folder_is_named(tmp_path: Path) -> None:

@@ -8,18 +8,20 @@ from lakescore.redaction import scrub
 
 
 @pytest.mark.parametrize(
-    ("text", "secret"),
+    ("text", "secrets"),
     [
-        ("http://alice:s3cr3t@mlflow.internal:5000/api", "s3cr3t"),
-        ("MLflow registry https://bob:tok-123@host could not be reached", "tok-123"),
-        ("abfss://c@acct.dfs.core.windows.net/x?sig=AbC%2Fdef&sv=2021", "AbC%2Fdef"),
-        ("postgresql://u:pw@db/mlflow?password=other", "pw@"),
-        ("token=ghp_abcdef and api_key=XYZ", "ghp_abcdef"),
+        ("http://alice:s3cr3t@mlflow.internal:5000/api", ["s3cr3t"]),
+        ("MLflow registry https://bob:tok-123@host could not be reached", ["tok-123"]),
+        ("abfss://c@acct.dfs.core.windows.net/x?sig=AbC%2Fdef&sv=2021", ["AbC%2Fdef"]),
+        ("postgresql://u:pw@db/mlflow?password=other", ["pw@", "other"]),
+        ("token=ghp_abcdef and api_key=XYZ", ["ghp_abcdef", "XYZ"]),
     ],
 )
-def test_scrub_masks_credentials(text: str, secret: str) -> None:
+def test_scrub_masks_credentials(text: str, secrets: list[str]) -> None:
+    """Every credential in the text is masked, not only the first."""
     cleaned = scrub(text)
-    assert secret not in cleaned
+    for secret in secrets:
+        assert secret not in cleaned
     assert "***" in cleaned
 
 

@@ -375,26 +375,36 @@ def test_integers_too_large_for_the_output_type(
     assert "range" in message or "too large" in message
 
 
-def test_text_in_a_boolean_output(batch: pd.DataFrame) -> None:
-    """The text "False" raises instead of becoming True (as any non-empty string would)."""
-    raw = np.array(["True", "False", "False"], dtype=object)
+@pytest.mark.parametrize(
+    "raw",
+    [np.array(["True", "False", "False"], dtype=object), np.array([1.0, 0.0, 0.0])],
+    ids=["text", "floats"],
+)
+def test_values_other_than_booleans_in_a_boolean_output(batch: pd.DataFrame, raw: Any) -> None:
+    """The text "False" raises instead of becoming True (as any non-empty string would), and so
+    do floats, which only a cast would make booleans."""
     message = scoring_error(returning(raw), batch, (OutputColumn("prediction", "boolean"),))
     assert "true and false" in message
 
 
 @pytest.mark.parametrize(
     "raw",
-    [np.array([True, None, False], dtype=object), np.array([1.0, np.nan, 0.0])],
-    ids=["None", "NaN"],
+    [
+        np.array([True, None, False], dtype=object),
+        np.array([True, np.nan, False], dtype=object),
+        pd.array([True, None, False], dtype="boolean"),
+    ],
+    ids=["None", "NaN", "pandas-NA"],
 )
 def test_nulls_in_a_boolean_output(batch: pd.DataFrame, raw: Any) -> None:
-    """A missing boolean is kept as null or rejected, never turned into True or False."""
+    """A missing boolean fails its row, never turned into True or False, and the others keep
+    their values."""
     outputs = (OutputColumn("prediction", "boolean"),)
-    try:
-        result = predict_batch(returning(raw), batch, outputs, LABEL)
-    except ScoringError:
-        return
-    assert pd.isna(result["prediction"].iloc[1])
+    result = predict_batch(returning(raw), batch, outputs, LABEL)
+    assert result["prediction"].tolist() == [True, None, False]
+    errors = result[SCORE_ERROR].tolist()
+    assert errors[0] is None and errors[2] is None
+    assert "no value (null or NaN)" in errors[1]
 
 
 # --- valid rows only, and isolating the rows a model raises on ----------------------------------

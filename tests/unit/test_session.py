@@ -13,7 +13,7 @@ from lakescore.session import check_java, resolution_failure
 
 def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
-    with pytest.raises(EnvironmentProblem, match="needs Java 17 or newer"):
+    with pytest.raises(EnvironmentProblem, match="run Spark: install a JDK"):
         check_java()
 
 
