@@ -342,18 +342,21 @@ def _record_failure(
     error: LakescoreError,
 ) -> None:
     """Record a failed run; when the runs table cannot take the record either (the usual reason
-    the run failed so early), raise the run's error with that said, not the storage traceback."""
+    the run failed so early), raise the run's error with that said, not the storage traceback.
+    The error itself is reworded, not rebuilt: what it carries (the files that could not be
+    read, say) stays with it."""
     try:
         _finish(spark, deployment, record, progress)
     except (Py4JJavaError, PySparkException) as exc:
         reason = spark_error_message(exc)
         where = f"the runs table at {scrub(deployment.runs.path)}"
         said = str(error).rstrip(". ") + "."
-        raise type(error)(
+        error.args = (
             f"{said} Its failure could not be recorded in {where} either."
             if reason in str(error)
-            else f"{said} The run could not be recorded in {where} either: {reason}"
-        ) from exc
+            else f"{said} The run could not be recorded in {where} either: {reason}",
+        )
+        raise error from exc
 
 
 class _RunState:

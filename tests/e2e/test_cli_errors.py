@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,12 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
+from lakescore import runner
 from lakescore.cli import main
 from lakescore.config import load_deployment
+from lakescore.errors import NoReadableInputError
+from lakescore.progress import Progress
+from lakescore.runs import RunRecord
 
 
 def spark_free_read(path: str) -> Any:
@@ -259,6 +264,28 @@ def test_a_runs_table_that_cannot_be_written_is_named_not_a_jvm_object(
     assert f"could not write its record to the runs table at {blocker / 'runs'}" in line
     assert "could not be recorded in the runs table" in line
     assert "An error occurred while calling" not in line
+
+
+def test_an_unrecordable_failure_keeps_what_its_error_carries(
+    lakehouse: Any, spark: Any, tmp_path: Path
+) -> None:
+    """When the failure's record cannot be written either, the error says so and keeps what it
+    carried: the unreadable files of a run that could read none (it was a TypeError)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs table's folder should be")
+    deployment = load_deployment(
+        edit(lakehouse(rows=20, files=1), lambda d: d["runs"].update(path=str(blocker / "runs")))
+    )
+    unreadable = [{"path": "/raw/part-0.parquet", "error": "not a Parquet file"}]
+    error = NoReadableInputError("No input file of run r could be read.", unreadable)
+    record = RunRecord(
+        "r", deployment.name, "failed", datetime.now(timezone.utc), deployment.input.path
+    )
+    with pytest.raises(NoReadableInputError) as raised:
+        runner._record_failure(spark, deployment, record, Progress(enabled=False), error)
+    assert raised.value.files_failed == unreadable
+    assert str(raised.value).startswith("No input file of run r could be read. The run could not")
+    assert f"recorded in the runs table at {blocker / 'runs'} either" in str(raised.value)
 
 
 @pytest.mark.parametrize(
