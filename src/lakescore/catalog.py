@@ -22,13 +22,19 @@ def uses_catalog(deployment: Deployment) -> bool:
 
 
 def resolve_tables(spark: SparkSession, deployment: Deployment, create: bool = True) -> Deployment:
-    """The deployment with every catalog table's location as its path."""
+    """The deployment with every catalog table's location as its path.
+
+    `create=False` is for looking at a deployment's runs: no schema is created, and a missing
+    input table is left unresolved (its path empty), since its runs are worth seeing all the
+    more when the input has gone.
+    """
     changes: dict[str, Any] = {}
-    if deployment.input.table:
-        if not spark.catalog.tableExists(deployment.input.table):
-            raise InputError(f"Input table {deployment.input.table} does not exist.")
-        location = table_location(spark, deployment.input.table, create=False)
+    input_table = deployment.input.table
+    if input_table and spark.catalog.tableExists(input_table):
+        location = table_location(spark, input_table, create=False)
         changes["input"] = replace(deployment.input, path=location)
+    elif input_table and create:
+        raise InputError(f"Input table {input_table} does not exist.")
     for key in ("output", "quarantine", "runs"):
         config = getattr(deployment, key)
         if config.table:

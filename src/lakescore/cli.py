@@ -186,7 +186,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace, deployment: Deployment) -> int:
-    from lakescore.catalog import resolve_tables, uses_catalog
+    from lakescore.catalog import uses_catalog
     from lakescore.runner import check_run_id, score
     from lakescore.session import get_spark
 
@@ -200,12 +200,11 @@ def _score(args: argparse.Namespace, deployment: Deployment) -> int:
         show_progress=progress.interactive,
         catalog=uses_catalog(deployment),
     )
-    deployment = resolve_tables(spark, deployment)
     result = score(spark, deployment, args.run_id, progress)  # a failure carries its record
     if args.json:
         print(to_json(asdict(result.record)))
     else:
-        print_run(asdict(result.record), deployment)
+        print_run(asdict(result.record), result.deployment)  # its catalog tables resolved
     return EXIT_OK
 
 
@@ -249,12 +248,13 @@ def _runs(args: argparse.Namespace, deployment: Deployment) -> int:
         print(to_json(runs) if args.json else print_runs(runs))
         return EXIT_OK
     record = get_run(spark, deployment.runs.path, args.run_id)
+    runs_table = deployment.runs.table or deployment.runs.path
     if record is None:
-        raise LakescoreError(f"Run {args.run_id} is not in the runs table {deployment.runs.path}.")
+        raise LakescoreError(f"Run {args.run_id} is not in the runs table {runs_table}.")
     if record["deployment"] != deployment.name:
         # Its rows are in that deployment's tables, not in the ones this file names.
         raise LakescoreError(
-            f"Run {args.run_id} in the runs table {deployment.runs.path} is a run of deployment "
+            f"Run {args.run_id} in the runs table {runs_table} is a run of deployment "
             f"{record['deployment']}, not {deployment.name}: show it with that deployment's file."
         )
     if args.json:

@@ -69,6 +69,17 @@ def test_catalog_tables_are_read_and_written_by_name(
     assert comments["_run_id"] == "lakescore run that wrote this row"
     assert comments["_source_file"] == "input file the row was read from"
 
+    # The input table is gone (dropped, renamed): its runs can still be looked at.
+    spark.sql(f"DROP TABLE {schema}.meters")
+    assert main(["runs", "list", str(deployment_file), "--json"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["by-name"]
+    assert main(["runs", "show", str(deployment_file), "by-name", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows_read"] == 200
+    assert main(["runs", "show", str(deployment_file), "no-such-run"]) == 1
+    assert f"not in the runs table {schema}.runs." in capsys.readouterr().err
+    assert main(["score", str(deployment_file)]) == 1
+    assert f"Input table {schema}.meters does not exist" in capsys.readouterr().err
+
 
 def test_a_local_metastore_keeps_catalog_tables_across_processes(
     lakehouse: Any, tmp_path: Path
