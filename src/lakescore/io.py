@@ -5,6 +5,7 @@ Only this module (and runs.py through it) touches storage.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -796,7 +797,8 @@ def attempt_staging_path(run_staging: str, attempt: int, attempt_id: str) -> str
 def delete_staging(spark: SparkSession, run_staging: str, attempt: int, own: str) -> None:
     """Delete this attempt's staging folder and those of older attempts of the run (superseded:
     they can no longer commit), then the run's folder once it is empty. A newer attempt's
-    folder is left alone: that attempt may be writing or committing it right now."""
+    folder is left alone: that attempt may be writing or committing it right now, and it may
+    have been created since the listing, so the run's folder goes only if it is still empty."""
     delete_path(spark, own)
     jvm = spark.sparkContext._jvm
     assert jvm is not None
@@ -812,7 +814,8 @@ def delete_staging(spark: SparkSession, run_staging: str, attempt: int, own: str
         else:
             remaining += 1
     if remaining == 0:
-        fs.delete(folder, True)
+        with contextlib.suppress(Py4JJavaError):  # not empty any more: a newer attempt's now
+            fs.delete(folder, False)
 
 
 def write_staging(frame: DataFrame, path: str) -> None:
