@@ -12,6 +12,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from lakescore.columns import quoted as column_quoted
 from lakescore.config import Deployment
 from lakescore.errors import InputError
 
@@ -50,7 +51,7 @@ def table_location(spark: SparkSession, name: str, create: bool = True) -> str:
         return str(row[0])
     schema, _, table = name.rpartition(".")
     if schema and create:
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{schema}`")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {column_quoted(schema)}")
     database = schema or spark.catalog.currentDatabase()
     if not spark.catalog.databaseExists(database):
         return ""
@@ -58,4 +59,5 @@ def table_location(spark: SparkSession, name: str, create: bool = True) -> str:
 
 
 def quoted(name: str) -> str:
-    return ".".join(f"`{part}`" for part in name.split("."))
+    """A `schema.table` name as Spark SQL identifiers, part by part."""
+    return ".".join(column_quoted(part) for part in name.split("."))

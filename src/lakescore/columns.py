@@ -1,6 +1,7 @@
 """Names of lineage, error and run-table columns, in one place.
 
-Lineage columns start with ``_`` so they never collide with user columns.
+Lineage columns start with ``_`` so they rarely collide with user columns; an input column
+named like one is refused before the run reads a row.
 """
 
 from __future__ import annotations
@@ -54,3 +55,8 @@ COMMENTS: dict[str, str] = {
     ERRORS: "why the row was quarantined: stage, rule, column, message",
     QUARANTINED_AT: "driver time at which the run quarantined the row (UTC)",
 }
+
+
+def quoted(name: str) -> str:
+    """`name` as one Spark SQL identifier, whatever it holds (dots, spaces, backticks)."""
+    return "`" + name.replace("`", "``") + "`"

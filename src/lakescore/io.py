@@ -505,7 +505,9 @@ def _project(canonical: Sequence[CanonicalColumn], schema: T.StructType) -> list
         value = (
             F.lit(None).cast(column.data_type)
             if all_null
-            else conformed(F.col(f"`{source}`"), fields[str(source)].dataType, column.data_type)
+            else conformed(
+                F.col(C.quoted(str(source))), fields[str(source)].dataType, column.data_type
+            )
         )
         columns.append(value.alias(column.name))
     return columns
@@ -556,12 +558,10 @@ def ensure_delta_table(
     """
     from delta.tables import DeltaTable
 
-    from lakescore.catalog import quoted
-
     registered = table_name is None or spark.catalog.tableExists(table_name)
     if DeltaTable.isDeltaTable(spark, path):
         if not registered:
-            spark.sql(f"CREATE TABLE {quoted(str(table_name))} USING DELTA LOCATION '{path}'")
+            _register(spark, str(table_name), path)
         _allow_new_timestamp_ntz(spark, path, schema)
         return  # later writes add new columns with mergeSchema; existing ones keep their type
     builder = DeltaTable.createIfNotExists(spark)
@@ -582,7 +582,14 @@ def ensure_delta_table(
         # Another run created it at the same moment: use theirs (same schema, same run-scoped
         # writes); register the name if that run used the path only.
         if table_name and not spark.catalog.tableExists(table_name):
-            spark.sql(f"CREATE TABLE {quoted(table_name)} USING DELTA LOCATION '{path}'")
+            _register(spark, table_name, path)
+
+
+def _register(spark: SparkSession, table_name: str, path: str) -> None:
+    """Name the Delta table at `path` in the catalog."""
+    from lakescore.catalog import quoted
+
+    spark.sql(f"CREATE TABLE {quoted(table_name)} USING DELTA LOCATION '{_sql_string(path)}'")
 
 
 def table_schema(spark: SparkSession, path: str) -> T.StructType | None:

@@ -228,7 +228,9 @@ def typed_inputs(
     return df.select(
         *[
             (
-                F.col(_q(c)).try_cast(spark_data_type(typed[c])) if c in typed else F.col(_q(c))
+                F.col(C.quoted(c)).try_cast(spark_data_type(typed[c]))
+                if c in typed
+                else F.col(C.quoted(c))
             ).alias(c)
             for c in df.columns
         ],
@@ -256,7 +258,9 @@ def validate(
     """
     typed = [c.name for c in inputs if c.name in df.columns]
     raw_names = {name: f"{_WORKING_PREFIX}raw_{index}" for index, name in enumerate(typed)}
-    typed_view = typed_inputs(df, inputs, [F.col(_q(c)).alias(raw) for c, raw in raw_names.items()])
+    typed_view = typed_inputs(
+        df, inputs, [F.col(C.quoted(c)).alias(raw) for c, raw in raw_names.items()]
+    )
     signature = signature_checks(inputs, df.schema, raw_names, redact)
     reads = {rule.name: columns_read(df.sparkSession, rule.expr) for rule in rules}
     values = [f"{_WORKING_PREFIX}rule_{index}" for index in range(len(rules))]
@@ -265,7 +269,7 @@ def validate(
         *[F.expr(r.expr).cast("boolean").alias(v) for r, v in zip(rules, values, strict=True)],
     )
     checks = (*signature, *rule_checks(rules, [F.col(v) for v in values], signature, reads))
-    as_read = [F.col(raw_names.get(c, _q(c))).alias(c) for c in df.columns]
+    as_read = [F.col(raw_names.get(c, C.quoted(c))).alias(c) for c in df.columns]
     return Validated(
         frame=typed_view.select(
             *as_read,
@@ -317,8 +321,8 @@ def staged(
         lineage.append(F.col(C.SOURCE_TABLE_VERSION))
     as_read = F.struct(*redact_columns(validated.input_columns, redact))
     return raw.select(
-        *[F.col(_q(c)) for c in carried],
-        *[F.col(f"{_PREDICTION_STRUCT}.{_q(o.name)}").alias(o.name) for o in outputs],
+        *[F.col(C.quoted(c)) for c in carried],
+        *[F.col(f"{_PREDICTION_STRUCT}.{C.quoted(o.name)}").alias(o.name) for o in outputs],
         *lineage,
         errors.alias(C.ERRORS),
         F.when(F.size(flags) > 0, flags).alias(C.FLAGS),
@@ -358,7 +362,7 @@ def predictions(staged: DataFrame, stamp: RunStamp) -> DataFrame:
     """The rows the model scored, as committed: carried columns, predictions, lineage."""
     source = [c for c in C.SOURCE_LINEAGE if c in staged.columns]
     carried_and_outputs = [
-        _q(c) for c in staged.columns if c not in _WORKING_COLUMNS and c not in source
+        C.quoted(c) for c in staged.columns if c not in _WORKING_COLUMNS and c not in source
     ]
     return staged.where(F.col(C.ERRORS).isNull()).select(
         *carried_and_outputs,
@@ -385,7 +389,7 @@ def default_stats_columns(outputs: Sequence[OutputColumn]) -> tuple[str, ...]:
 def quarantine(staged: DataFrame, input_columns: Sequence[str], stamp: RunStamp) -> DataFrame:
     """Rows to quarantine: the input columns as read, the reasons, and lineage."""
     return staged.where(F.col(C.ERRORS).isNotNull()).select(
-        *[F.col(f"{C.FAILED_INPUT}.{_q(c)}").alias(c) for c in input_columns],
+        *[F.col(f"{C.FAILED_INPUT}.{C.quoted(c)}").alias(c) for c in input_columns],
         F.col(C.ERRORS),
         F.lit(stamp.run_id).alias(C.RUN_ID),
         F.lit(stamp.at).cast(T.TimestampType()).alias(C.QUARANTINED_AT),
@@ -413,7 +417,3 @@ def _reserved_names() -> set[str]:
         C.WARNINGS,
         C.QUARANTINED_AT,
     }
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"

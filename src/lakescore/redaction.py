@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from lakescore.columns import quoted
+
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@")
 _SECRET_PARAMS = re.compile(
     r"(?i)(?P<key>\b(?:token|access_token|password|passwd|pwd|secret|client_secret|api_key|"
@@ -33,15 +35,11 @@ def redact_columns(columns: Sequence[str], redact: Sequence[str]) -> list[Column
     return [
         (
             F.when(
-                F.col(_q(name)).isNotNull(),
-                F.concat(F.lit("sha256:"), F.sha2(F.col(_q(name)).cast("string"), 256)),
+                F.col(quoted(name)).isNotNull(),
+                F.concat(F.lit("sha256:"), F.sha2(F.col(quoted(name)).cast("string"), 256)),
             ).alias(name)
             if name in hidden
-            else F.col(_q(name))
+            else F.col(quoted(name))
         )
         for name in columns
     ]
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"

@@ -479,7 +479,10 @@ def _score_input(
         model.outputs,
         model.describe(),
     )
-    unknown = [c for c in deployment.quarantine.redact if c not in data.frame.columns]
+    # Lineage columns are not the input's (redact would skip them, and leave them in clear).
+    unknown = [
+        c for c in deployment.quarantine.redact if c not in pipeline.user_columns(data.frame)
+    ]
     if unknown:
         raise DeploymentError(
             f"quarantine.redact names {', '.join(unknown)}, which the input lacks; it has "

@@ -17,6 +17,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakescore.columns import quoted
+
 _TEXT = "string"
 # A run's type -> the table types that hold every value of it unchanged.
 _HELD_BY: dict[str, frozenset[str]] = {
@@ -109,6 +111,6 @@ def conform(frame: DataFrame, decided: Fit) -> DataFrame:
 def _conformed(name: str, decided: Fit) -> Column:
     if name in decided.nulls:  # a typed null casts to any type, a struct included
         return F.lit(None).cast(decided.nulls[name]).alias(name)
-    column = F.col("`" + name.replace("`", "``") + "`")
+    column = F.col(quoted(name))
     target = decided.casts.get(name)
     return column if target is None else column.cast(target).alias(name)

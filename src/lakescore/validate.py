@@ -16,7 +16,14 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakescore.columns import RULE_INFINITE, RULE_NAN, RULE_REQUIRED, RULE_TYPE, STAGE_VALIDATE
+from lakescore.columns import (
+    RULE_INFINITE,
+    RULE_NAN,
+    RULE_REQUIRED,
+    RULE_TYPE,
+    STAGE_VALIDATE,
+    quoted,
+)
 from lakescore.config import Rule
 from lakescore.model import InputColumn, spark_data_type
 
@@ -91,7 +98,7 @@ def signature_checks(
     for spec in inputs:
         if spec.name not in present:
             continue  # an optional input the data lacks; required ones fail the run earlier
-        raw = F.col(_quoted((source or {}).get(spec.name, spec.name)))
+        raw = F.col(quoted((source or {}).get(spec.name, spec.name)))
         cast = raw.try_cast(spark_data_type(spec.spark_type))
         shown = (
             F.lit("(redacted)")
@@ -268,9 +275,9 @@ def cast_inputs(
     """
     cast = {
         c.name: (
-            F.col(_quoted(c.name))
+            F.col(quoted(c.name))
             if present[c.name].simpleString() == c.spark_type
-            else F.col(_quoted(c.name)).try_cast(spark_data_type(c.spark_type))
+            else F.col(quoted(c.name)).try_cast(spark_data_type(c.spark_type))
         )
         for c in inputs
         if c.name in present
@@ -340,7 +347,3 @@ def _check(
         failed=failed,
         error=F.when(failed, error_struct(STAGE_VALIDATE, rule, column, message)),
     )
-
-
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"

@@ -376,6 +376,17 @@ def test_a_model_without_a_signature_gets_nan_and_only_rules_are_checked(
     assert list(quarantine["req"]) == [{"user-agent": "curl/8"}]
 
 
+def test_a_column_named_with_a_backtick_is_read_like_any_other(tmp_path: Path, spark: Any) -> None:
+    """Its name is quoted as Spark SQL quotes it; the file was recorded as unreadable ("cannot
+    reconcile its schema"), a parse error of the unescaped name."""
+    table = pa.table({"id": ["a", "b"], "n": [1, None], "odd`name": ["x", "y"]})
+    record, predictions, quarantine = run(tmp_path, table, echo_model(tmp_path))
+    assert record.status == "succeeded" and record.files_failed == []
+    assert list(predictions["id"]) == ["a"]
+    assert reasons(quarantine) == {"b": [("required_null", "n")]}
+    assert list(quarantine["odd`name"]) == ["y"]
+
+
 def test_scoring_result_type_types_the_prediction_of_a_model_without_output_schema(
     tmp_path: Path, spark: Any
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,17 @@ def test_redacted_quarantine_columns_hold_a_stable_hash(lakehouse: Any, capsys: 
     assert one == two  # the same row hashes the same way: duplicates stay findable
     predictions = read(deployment.output.path)
     assert predictions["meter_id"].str.startswith("M").all()
+
+
+def test_a_lineage_column_named_for_redaction_is_refused(lakehouse: Any, capsys: Any) -> None:
+    """`_source_file` is lakescore's, not the input's: it was accepted and then left in clear."""
+    deployment_file = lakehouse(
+        rows=20, files=1, quarantine={"path": "scored/quarantine", "redact": ["_source_file"]}
+    )
+    assert main(["score", str(deployment_file)]) == 2
+    err = capsys.readouterr().err
+    assert "quarantine.redact names _source_file, which the input lacks" in err
+    assert not Path(load_deployment(deployment_file).quarantine.path).exists()
 
 
 def test_credentials_in_the_tracking_uri_never_appear(

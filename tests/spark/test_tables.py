@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,39 @@ def test_a_table_another_writer_is_creating_is_used_not_an_error(
     (path / "_delta_log").mkdir(parents=True)
     (path / "_delta_log" / ".00000000000000000000.json.in-flight.tmp").write_text("{}")
 
+    failures: list[BaseException] = []
+
     def commit_soon() -> None:
-        time.sleep(1.0)
-        spark.range(3).write.format("delta").save(str(path))
+        try:
+            time.sleep(1.0)
+            spark.range(3).write.format("delta").save(str(path))
+        except BaseException as exc:  # reported by the test, not lost with the thread
+            failures.append(exc)
 
     other = threading.Thread(target=commit_soon)
     other.start()
     try:
         ensure_delta_table(spark, str(path), SCHEMA, {"id": "row id"})
+        there_on_return = DeltaTable.isDeltaTable(spark, str(path))  # it waited for the other
     finally:
         other.join()
-    assert DeltaTable.isDeltaTable(spark, str(path))
+    assert not failures
+    assert there_on_return
     assert spark.read.format("delta").load(str(path)).count() == 3
+
+
+def test_an_existing_table_at_a_path_with_a_quote_is_named_in_the_catalog(
+    spark: Any, tmp_path: Path
+) -> None:
+    """The location is a SQL string: a `'` in it ended the string early (a parse error)."""
+    path = tmp_path / "o'brien" / "scores"
+    spark.range(2).write.format("delta").save(str(path))
+    name = f"default.quoted_{uuid.uuid4().hex[:8]}"
+    try:
+        ensure_delta_table(spark, str(path), SCHEMA, {"id": "row id"}, table_name=name)
+        assert spark.table(name).count() == 2
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {name}")
 
 
 def test_each_run_record_write_leaves_one_data_file_and_the_table_uses_it(
