@@ -1,6 +1,8 @@
 """One scoring run end to end: read → validate → score → split → commit → record.
 
-Only orchestration lives here; the logic is in pipeline.py (pure) and the I/O in io.py/runs.py.
+This module runs the steps in order and decides how a run ends. The steps are elsewhere: the
+DataFrame logic in pipeline.py (pure), the counts in counts.py, the commits in commits.py, what a
+failed attempt's record says in attempts.py, and the reads and writes in io.py and runs.py.
 """
 
 from __future__ import annotations
@@ -10,33 +12,30 @@ import logging
 import os
 import re
 import tempfile
-import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 from urllib.parse import unquote
 
-import numpy as np
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.errors.exceptions.base import QueryContextType
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from lakescore import __version__, pipeline
-from lakescore import columns as C
+from lakescore import pipeline
+from lakescore.attempts import STOPPED_COMMITTING, ended_record
 from lakescore.catalog import resolve_tables
+from lakescore.commits import commit_failed_files, commit_tables, take_back
 from lakescore.completeness import (
     ExpectedFile,
     missing_after_counting,
     missing_before_reading,
     parse_manifest,
 )
-from lakescore.config import Deployment, Limits, Rule, check_locations
+from lakescore.config import Deployment, check_locations
+from lakescore.counts import StagedCounts
 from lakescore.errors import (
     AttemptSupersededError,
     DeploymentError,
@@ -46,35 +45,25 @@ from lakescore.errors import (
     LimitExceededError,
     NoReadableInputError,
     RuleFailedError,
-    ScoringError,
-    TableSchemaError,
     UsageError,
     interruption,
-    python_error_message,
     spark_error_message,
     with_cause,
 )
 from lakescore.faults import fault_point
-from lakescore.interrupts import Stop, carry_job_tags, stoppable
+from lakescore.interrupts import stoppable
 from lakescore.io import (
-    FAILED_FILES_COMMENTS,
-    FAILED_FILES_SCHEMA,
-    Commit,
     FailedFile,
     attempt_staging_path,
     delete_staging,
-    ensure_delta_table,
     failed_file_in,
     failed_files_path,
     failed_records,
     path_exists,
     read_input,
     read_staging,
-    read_table,
     read_text,
     relative_names,
-    replace_run_rows,
-    revert_run_rows,
     staging_path,
     table_schema,
     write_staging,
@@ -82,10 +71,10 @@ from lakescore.io import (
 from lakescore.model import ResolvedModel, resolve_model
 from lakescore.progress import SILENT, Progress
 from lakescore.redaction import scrub
+from lakescore.run_state import RunContext, RunState
 from lakescore.runs import (
     ABORTED,
     FAILED,
-    INTERRUPTED,
     RUNNING,
     SUCCEEDED,
     RunRecord,
@@ -95,27 +84,21 @@ from lakescore.runs import (
     write_run,
 )
 from lakescore.scoring import scoring_udf, ship_model
-from lakescore.session import require_classic
+from lakescore.scoring_failures import guard_scoring
+from lakescore.session import EVERY_FILE_READ, STANDARD_TIMESTAMPS, require_classic, session_conf
 from lakescore.spark_logs import query_context_logs_quieted
-from lakescore.table_fit import Fit, conform, fit, left_null
-from lakescore.validate import TIME_TYPES
+from lakescore.table_fit import (
+    among,
+    fit,
+    left_null,
+    refuse_clashes,
+    stats_columns_setting,
+    warn_of_empty_columns,
+)
+from lakescore.validate import TIME_TYPES, check_rules
 
 _log = logging.getLogger(__name__)
-# Column types Delta can keep min/max statistics for (data skipping).
-_STATS_TYPES = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)
-# Spark's default Parquet timestamps are INT96, which delta-rs and polars read as nanoseconds and
-# fail on outside 1677-2262 (a 9999-12-31 kept in the quarantine): a borrowed session gets the
-# standard type for the run's writes, as lakescore's own sessions have it throughout.
-_STANDARD_TIMESTAMPS = ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-# A session (a notebook's, a cluster's defaults) may skip corrupt or missing files: the rows of
-# such a file would be in no table and recorded nowhere. The run reads every file or fails it.
-# (A Delta read ignores the reader's options for these: only the session settings reach it.)
-_EVERY_FILE_READ = (
-    ("spark.sql.files.ignoreCorruptFiles", "false"),
-    ("spark.sql.files.ignoreMissingFiles", "false"),
-)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -185,7 +168,7 @@ def score(
     ):
         # The `running` record is written while the driver resolves the model and lists the
         # input (the first Delta write of a fresh JVM takes seconds); scoring waits for it.
-        state = _RunState(
+        state = RunState(
             record,
             # Not tagged: a stop must not cancel the record it then replaces.
             pool.submit(write_run, spark, deployment.runs.path, record, deployment.runs.table),
@@ -227,7 +210,7 @@ def score(
 def _end_failed_run(
     spark: SparkSession,
     deployment: Deployment,
-    state: _RunState,
+    state: RunState,
     progress: Progress,
     exc: BaseException,
 ) -> NoReturn:
@@ -243,7 +226,7 @@ def _end_failed_run(
             else LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
         )
         aborted = isinstance(error, LimitExceededError | IncompleteInputError)
-        failed = _failed(state.record, error, ABORTED if aborted else FAILED)
+        failed = ended_record(state.record, error, ABORTED if aborted else FAILED)
         state.wait_quietly()
         _drop_older_staging(spark, deployment, failed)
         _record_failure(spark, deployment, failed, progress, error)
@@ -252,7 +235,7 @@ def _end_failed_run(
     # cancelled notebook cell, or a bug: record the end anyway, or the runs table would say
     # `running` for ever.
     stopped = _stopped(state, exc)
-    failed = _failed(state.record, LakescoreError(stopped), FAILED)
+    failed = ended_record(state.record, LakescoreError(stopped), FAILED)
     recorded = _record_quietly(spark, deployment, state, failed, progress)
     if state.stop.stopped:
         # What the runs table now says (the run id, rows an earlier attempt left), or why not.
@@ -278,7 +261,7 @@ def _raise_with_record(
     raise error from exc
 
 
-def _stopped(state: _RunState, exc: BaseException) -> str:
+def _stopped(state: RunState, exc: BaseException) -> str:
     """The error of a run that neither failed in an expected way nor finished."""
     run_id = state.record.run_id
     if state.stop.stopped:
@@ -298,7 +281,7 @@ def _stopped(state: _RunState, exc: BaseException) -> str:
 def _record_quietly(
     spark: SparkSession,
     deployment: Deployment,
-    state: _RunState,
+    state: RunState,
     record: RunRecord,
     progress: Progress,
 ) -> bool:
@@ -359,46 +342,10 @@ def _record_failure(
         raise error from exc
 
 
-class _RunState:
-    """The record as far as the run got, so a failure is recorded with everything known."""
-
-    def __init__(
-        self, record: RunRecord, recorded: Future[None], record_path: str, stop: Stop
-    ) -> None:
-        self.record = record
-        self.record_path = record_path  # the runs table
-        self.stop = stop  # the run's signal handling and job tag
-        self.files: tuple[str, ...] = ()
-        self.committing = False  # set once the first table commit may have begun
-        self._recorded = recorded
-
-    def wait_until_recorded(self) -> None:
-        """Block until the `running` record is written; raise what writing it raised."""
-        try:
-            self._recorded.result()
-        except (Py4JJavaError, PySparkException) as exc:
-            raise LakescoreError(
-                f"Run {self.record.run_id} could not write its record to the runs table at "
-                f"{scrub(self.record_path)}: {spark_error_message(exc)}"
-            ) from exc
-
-    def wait_quietly(self) -> None:
-        """On the way out after a failure: the final record replaces the first either way."""
-        try:
-            self._recorded.result()
-        except Exception as exc:  # the final write reports a storage problem again
-            _log.debug("writing the running record failed", exc_info=True)
-            _log.warning("writing the running record failed: %s", spark_error_message(exc))
-
-    def update(self, **changes: Any) -> RunRecord:
-        self.record = self.record.with_(**changes)
-        return self.record
-
-
 def _score(
     spark: SparkSession,
     deployment: Deployment,
-    state: _RunState,
+    state: RunState,
     progress: Progress,
     workdir: str,
 ) -> RunRecord:
@@ -438,7 +385,7 @@ def _score(
 def _score_input(
     spark: SparkSession,
     deployment: Deployment,
-    state: _RunState,
+    state: RunState,
     progress: Progress,
     model: ResolvedModel,
     archive: str,
@@ -492,7 +439,7 @@ def _score_input(
     # and the model gets the columns as read (NaN included: many models take it). Times still
     # have to fit pandas, and text has to be UTF-8, or their batch cannot reach the model at all.
     checked = model.inputs or tuple(c for c in inputs if c.spark_type in (*TIME_TYPES, "string"))
-    _check_rules_parse(pipeline.typed_inputs(data.frame, checked), deployment)
+    check_rules(pipeline.typed_inputs(data.frame, checked), deployment.rules)
     validated = pipeline.validate(
         data.frame, checked, deployment.rules, deployment.quarantine.redact
     )
@@ -508,12 +455,14 @@ def _score_input(
     # a pass.
     predictions_schema = pipeline.predictions(staged_rows, stamp).schema
     output_schema = table_schema(spark, deployment.output.path)
-    _warn_of_empty_columns(left_null(predictions_schema, output_schema), deployment, model)
+    warn_of_empty_columns(left_null(predictions_schema, output_schema), deployment, model)
     stats_columns = (
-        _stats_columns(deployment, model, predictions_schema) if output_schema is None else ""
+        stats_columns_setting(deployment, model, predictions_schema)
+        if output_schema is None
+        else ""
     )
     quarantine_schema = pipeline.quarantine(staged_rows, validated.input_columns, stamp).schema
-    run = _Run(
+    run = RunContext(
         spark,
         deployment,
         state,
@@ -522,17 +471,17 @@ def _score_input(
         stamp,
         stats_columns,
         # Only input columns can be null in every file; a model output of the same name cannot.
-        _checked(
-            fit(predictions_schema, output_schema, _among(data.all_null, carried)),
+        refuse_clashes(
+            fit(predictions_schema, output_schema, among(data.all_null, carried)),
             "predictions",
             deployment.output.path,
             model,
         ),
-        _checked(
+        refuse_clashes(
             fit(
                 quarantine_schema,
                 table_schema(spark, deployment.quarantine.path),
-                _among(data.all_null, validated.input_columns),
+                among(data.all_null, validated.input_columns),
             ),
             "quarantine",
             deployment.quarantine.path,
@@ -542,8 +491,8 @@ def _score_input(
     batch = ("spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size))
     try:
         with contextlib.ExitStack() as settings:
-            for key, value in (batch, _STANDARD_TIMESTAMPS, *_EVERY_FILE_READ):
-                settings.enter_context(_session_conf(spark, key, value))
+            for key, value in (batch, STANDARD_TIMESTAMPS, *EVERY_FILE_READ):
+                settings.enter_context(session_conf(spark, key, value))
             record = _stage_and_commit(
                 run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
             )
@@ -563,21 +512,6 @@ def _score_input(
 
 
 @dataclass(frozen=True)
-class _Run:
-    """What every step after reading needs."""
-
-    spark: SparkSession
-    deployment: Deployment
-    state: _RunState
-    progress: Progress
-    model: ResolvedModel
-    stamp: pipeline.RunStamp  # the run's constant lineage, added to the staged rows at commit
-    stats_columns: str  # the predictions table's delta.dataSkippingStatsColumns, if created
-    prediction_fit: Fit  # casts to the types an existing table stores
-    quarantine_fit: Fit
-
-
-@dataclass(frozen=True)
 class _Completeness:
     """What the input's completeness checks after counting need, and the unreadable files."""
 
@@ -587,7 +521,7 @@ class _Completeness:
 
 
 def _stage_and_commit(
-    run: _Run,
+    run: RunContext,
     validated: pipeline.Validated,
     staged_rows: DataFrame,
     staging: str,
@@ -605,14 +539,14 @@ def _stage_and_commit(
     failed, manifest, names = completeness.failed, completeness.manifest, completeness.names
     progress.stage(f"validating and scoring rows with {model.pinned_uri}")
     with progress.tracking(spark, "scoring"):
-        _guard_scoring(
+        guard_scoring(
             model,
             deployment.rules,
             deployment.quarantine.redact,
             lambda: write_staging(staged_rows, staging),
         )
     staged = read_staging(spark, staging)
-    summary = _StagedCounts.of(staged, validated)
+    summary = StagedCounts.of(staged, validated)
     record = state.update(
         rows_read=summary.rows_read,
         quarantined_by_reason=summary.by_action["quarantine"],
@@ -641,341 +575,15 @@ def _stage_and_commit(
     # JVM), and before the first: a superseded attempt changes no table.
     require_ownership(spark, deployment.runs.path, record)
     state.committing = True
-    failed_files = _commit_failed_files(spark, deployment, record, failed)
+    failed_files = commit_failed_files(spark, deployment, record, failed)
     try:
-        return _commit_tables(run, validated, staged, summary)
+        return commit_tables(run, validated, staged, summary)
     except LimitExceededError:
         raise  # an aborted run keeps its record of unreadable files, as its quarantine
     except BaseException:  # Ctrl-C and SIGTERM too: a stopped run changes no table either
         path = failed_files_path(deployment.quarantine.path)
-        _take_back(run, path, "failed files", failed_files)
+        take_back(run, path, "failed files", failed_files)
         raise
-
-
-def _commit_tables(
-    run: _Run, validated: pipeline.Validated, staged: DataFrame, summary: _StagedCounts
-) -> RunRecord:
-    """The quarantine and predictions commits (or the abort, past a limit); each of them is
-    taken back if the other fails."""
-    spark, deployment, state, progress, model = (
-        run.spark,
-        run.deployment,
-        run.state,
-        run.progress,
-        run.model,
-    )
-    record = state.record
-    if summary.rows_failed:
-        reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: summary.rows_failed}
-        record = state.update(quarantined_by_reason=reasons)
-        progress.stage(f"the model failed on {summary.rows_failed:,} rows: they go to quarantine")
-    quarantined = conform(
-        pipeline.quarantine(staged, validated.input_columns, run.stamp), run.quarantine_fit
-    )
-    limit_error = _limit_exceeded(
-        deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
-    )
-    if not limit_error and summary.rows_failed and not summary.rows_scored:
-        # With or without limits: a run whose model failed on every row it was given is a
-        # broken model (version), not a success with nothing to commit.
-        limit_error = (
-            f"The model failed on every row it was given ({summary.rows_failed:,}); "
-            f"{LIMIT_ABORTED}."
-        )
-    if limit_error:
-        _abort(run, quarantined, limit_error)
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
-        # The two tables are independent and each rerun replaces its run's rows in both, so the
-        # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
-        # If either fails, the other one is reverted for this run id (_take_back).
-        quarantine_commit = pool.submit(
-            carry_job_tags(spark, _commit_quarantine),
-            spark,
-            deployment,
-            record,
-            quarantined,
-            model,
-            progress,
-        )
-        try:
-            out = _commit_predictions(
-                spark,
-                deployment,
-                record,
-                conform(pipeline.predictions(staged, run.stamp), run.prediction_fit),
-                model,
-                run.stats_columns,
-            )
-        except BaseException:
-            _take_back_pending(run, deployment.quarantine.path, "quarantine", quarantine_commit)
-            raise
-        try:
-            progress.stage(_committed_stage(out, "predictions"))
-            fault_point("after_predictions_commit")
-            quarantined_commit = quarantine_commit.result()
-        except BaseException:
-            _take_back(run, deployment.output.path, "predictions", out)
-            if not (quarantine_commit.done() and quarantine_commit.exception()):
-                # Interrupted before or while waiting for it: it may commit yet.
-                _take_back_pending(run, deployment.quarantine.path, "quarantine", quarantine_commit)
-            raise
-    return state.update(
-        rows_scored=out.rows,
-        output_version=out.recorded_version,
-        rows_quarantined=quarantined_commit.rows,
-        quarantine_version=quarantined_commit.recorded_version,
-        finished_at=datetime.now(timezone.utc),
-    )
-
-
-def _take_back(run: _Run, path: str, table: str, commit: Commit | None) -> None:
-    """A later step of the run failed: give `table`'s rows of this run id back the state they
-    had before this attempt's `commit`, so a failed run changes neither table (as a failed
-    check does) and the table an earlier attempt completed keeps its rows. Best effort: if this
-    fails too, a rerun of the same run id replaces the rows anyway."""
-    if commit is None:
-        return
-    record = run.state.record
-    try:
-        revert_run_rows(
-            run.spark,
-            path,
-            C.RUN_ID,
-            record.run_id,
-            commit,
-            {"lakescore_run_id": record.run_id, "table": table, "action": "revert"},
-        )
-    except Exception:
-        _log.warning("could not revert run %s in %s", record.run_id, path, exc_info=True)
-        return
-    run.progress.stage(f"reverted this attempt's commit to the {table} table")
-
-
-def _take_back_pending(run: _Run, path: str, table: str, commit: Future[Commit]) -> None:
-    """Take back a commit running in another thread: cancelled if it has not started, else
-    waited for (it may still succeed) and reverted."""
-    commit.cancel()
-    _take_back(run, path, table, _result_or_none(commit))
-
-
-def _result_or_none(commit: Future[Commit]) -> Commit | None:
-    """The commit, or None when it failed (its own error matters less than the caller's)."""
-    try:
-        return commit.result()
-    except Exception:
-        _log.warning("the quarantine commit failed too", exc_info=True)
-        return None
-
-
-def _commit_predictions(  # the caller has checked that this attempt still owns the run
-    spark: SparkSession,
-    deployment: Deployment,
-    record: RunRecord,
-    predictions: DataFrame,
-    model: ResolvedModel,
-    stats_columns: str,
-) -> Commit:
-    ensure_delta_table(
-        spark,
-        deployment.output.path,
-        predictions.schema,
-        C.COMMENTS,
-        {
-            "delta.enableChangeDataFeed": "true",
-            "delta.dataSkippingStatsColumns": stats_columns,
-            "lakescore.deployment": deployment.name,
-            "lakescore.version": __version__,
-        },
-        deployment.output.table,
-    )
-    return replace_run_rows(
-        predictions,
-        deployment.output.path,
-        C.RUN_ID,
-        record.run_id,
-        _metadata(deployment, record, model, "predictions"),
-    )
-
-
-def _among(names: Collection[str], columns: Sequence[str]) -> list[str]:
-    """The `columns` that `names` holds, matched case-insensitively (respell may have renamed)."""
-    wanted = {name.lower() for name in names}
-    return [c for c in columns if c.lower() in wanted]
-
-
-def _checked(decided: Fit, table: str, path: str, model: ResolvedModel) -> Fit:
-    """How a run's rows go into an existing table, or an error naming each column the table
-    stores as a type that cannot hold its values."""
-    if not decided.clashes:
-        return decided
-    outputs = {o.name for o in model.outputs}
-    clashes = "; ".join(
-        f"{c.column} is {c.table_type} there and {c.run_type} in this run"
-        + (f" (model {model.pinned_uri} returns it)" if c.column in outputs else "")
-        for c in decided.clashes
-    )
-    raise TableSchemaError(
-        f"The {table} table at {scrub(path)} cannot take this run's rows: {clashes}. Delta does "
-        "not change a column's type: cast the column upstream, or give the deployment a new "
-        "table (or migrate this one) for the new type."
-    )
-
-
-def _warn_of_empty_columns(
-    columns: Sequence[str], deployment: Deployment, model: ResolvedModel
-) -> None:
-    """Say which predictions columns this run leaves null: after a model version renames its
-    output, readers of the old column would otherwise find nulls and no word of why."""
-    if columns:
-        _log.warning(
-            "The predictions table at %s has column(s) %s that this run does not write: they "
-            "are null on its rows. Model %s returns %s, and the deployment carries %s.",
-            scrub(deployment.output.path),
-            ", ".join(columns),
-            model.pinned_uri,
-            ", ".join(o.name for o in model.outputs),
-            ", ".join(pipeline.carried_columns(deployment.input.key, deployment.input.passthrough))
-            or "no input columns",
-        )
-
-
-def _stats_columns(deployment: Deployment, model: ResolvedModel, schema: T.StructType) -> str:
-    """The `delta.dataSkippingStatsColumns` of a new predictions table (output.stats_columns)."""
-    types = {f.name: f.dataType for f in schema.fields}
-    chosen = deployment.output.stats_columns
-    if chosen is None:
-        chosen = pipeline.default_stats_columns(model.outputs)
-        chosen = tuple(c for c in chosen if isinstance(types[c], _STATS_TYPES))
-    unknown = [c for c in chosen if c not in types]
-    if unknown:
-        raise DeploymentError(
-            f"output.stats_columns names column(s) {', '.join(unknown)} that the predictions "
-            f"table lacks; it has {', '.join(types)}."
-        )
-    unsupported = [c for c in chosen if not isinstance(types[c], _STATS_TYPES)]
-    if unsupported:
-        raise DeploymentError(
-            f"output.stats_columns: Delta keeps no statistics for column(s) "
-            f"{', '.join(f'{c} ({types[c].simpleString()})' for c in unsupported)}; use "
-            "numeric, string, date or timestamp columns."
-        )
-    # Delta takes a name unquoted only if it is ASCII letters, digits and `_` (`\w` is wider).
-    return ",".join(c if re.fullmatch(r"[A-Za-z0-9_]+", c) else f"`{c}`" for c in chosen)
-
-
-@dataclass(frozen=True)
-class _StagedCounts:
-    """What the run record and the checks need, counted from the staged rows."""
-
-    rows_read: int
-    rows_scored: int
-    rows_invalid: int  # failed validation
-    rows_failed: int  # the model raised on them
-    rows_by_file: dict[str, int]
-    by_action: dict[str, dict[str, int]]
-    executors: list[dict[str, Any]]
-
-    @classmethod
-    def of(cls, staged: DataFrame, validated: pipeline.Validated) -> _StagedCounts:
-        parts = pipeline.staged_summary(staged).collect()
-        failures = {
-            (r["rule"], r["column"]): int(r["rows"])
-            for r in pipeline.check_failures(staged).collect()
-        }
-        by_action: dict[str, dict[str, int]] = {"quarantine": {}, "warn": {}, "fail": {}}
-        for check in validated.checks:
-            rows = failures.get((check.rule, check.column), 0)
-            if rows:
-                by_action[check.action][check.reason] = rows
-        rows_by_file: dict[str, int] = {}
-        per_executor: dict[str, dict[str, Any]] = {}
-        for part in parts:
-            rows_by_file[part[C.SOURCE_FILE]] = (
-                rows_by_file.get(part[C.SOURCE_FILE], 0) + part["rows"]
-            )
-            executor = per_executor.setdefault(
-                str(part[C.EXECUTOR]),
-                {"executor": part[C.EXECUTOR], "tasks": set(), "rows": 0, "rows_failed": 0},
-            )
-            executor["tasks"].add(part[C.TASK])
-            executor["rows"] += int(part["scored"])
-            executor["rows_failed"] += int(part["score_failed"])
-        executors = [{**e, "tasks": len(e["tasks"])} for _, e in sorted(per_executor.items())]
-        rows_read = sum(int(p["rows"]) for p in parts)
-        rows_scored = sum(int(p["scored"]) for p in parts)
-        rows_failed = sum(int(p["score_failed"]) for p in parts)
-        return cls(
-            rows_read=rows_read,
-            rows_scored=rows_scored,
-            rows_invalid=rows_read - rows_scored - rows_failed,
-            rows_failed=rows_failed,
-            rows_by_file=rows_by_file,
-            by_action=by_action,
-            executors=executors,
-        )
-
-
-def _abort(run: _Run, quarantined: DataFrame, reason: str) -> None:
-    """Too many bad rows: commit the quarantine (so the operator sees why), no predictions.
-    The caller has checked that this attempt still owns the run.
-
-    The quarantine goes first: if it cannot be committed, the run fails with both tables as
-    they were; if an earlier attempt's predictions then cannot be removed, the quarantine
-    commit is reverted.
-    """
-    spark, deployment, record = run.spark, run.deployment, run.state.record
-    commit = _commit_quarantine(spark, deployment, record, quarantined, run.model, run.progress)
-    try:
-        removed = _remove_run_predictions(spark, deployment, record)
-    except BaseException:  # Ctrl-C and SIGTERM too
-        _take_back(run, deployment.quarantine.path, "quarantine", commit)
-        raise
-    removed_version = removed.recorded_version if removed is not None else None
-    run.state.update(
-        rows_quarantined=commit.rows,
-        quarantine_version=commit.recorded_version,
-        rows_scored=0,
-        # The version that removed an earlier attempt's predictions of this run id, if any.
-        output_version=removed_version,
-    )
-    if removed_version is not None:
-        reason += (
-            f" It removed the predictions an earlier attempt of run {record.run_id} had "
-            f"committed (predictions version {removed_version})."
-        )
-    raise LimitExceededError(reason)
-
-
-@contextlib.contextmanager
-def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """Set a session setting for the pass only: a notebook's session stays the user's.
-
-    Runs in threads of one session share its settings: the first to start saves the user's
-    value and the last to finish puts it back (each sets its own value as it starts, so two
-    concurrent passes with different values both get the later one's).
-    """
-    slot = (id(spark), key)
-    with _session_conf_lock:
-        users, before = _session_conf_users.get(slot, (0, spark.conf.get(key, None)))
-        spark.conf.set(key, value)  # first: if it fails, nothing is left to put back
-        _session_conf_users[slot] = (users + 1, before)
-    try:
-        yield
-    finally:
-        with _session_conf_lock:
-            users, before = _session_conf_users.pop(slot)
-            if users > 1:
-                _session_conf_users[slot] = (users - 1, before)
-            elif before is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, before)
-
-
-_session_conf_lock = threading.Lock()
-# (session, setting) -> (runs inside _session_conf, the value before the first of them)
-_session_conf_users: dict[tuple[int, str], tuple[int, str | None]] = {}
 
 
 def _staged(
@@ -1005,39 +613,6 @@ def _staged(
         table_version is not None,
         deployment.quarantine.redact,
     )
-
-
-def _commit_quarantine(  # the caller has checked that this attempt still owns the run
-    spark: SparkSession,
-    deployment: Deployment,
-    record: RunRecord,
-    quarantined: DataFrame,
-    model: ResolvedModel,
-    progress: Progress,
-) -> Commit:
-    ensure_delta_table(
-        spark,
-        deployment.quarantine.path,
-        quarantined.schema,
-        C.COMMENTS,
-        {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
-        deployment.quarantine.table,
-    )
-    commit = replace_run_rows(
-        quarantined,
-        deployment.quarantine.path,
-        C.RUN_ID,
-        record.run_id,
-        _metadata(deployment, record, model, "quarantine"),
-    )
-    progress.stage(_committed_stage(commit, "quarantined rows"))
-    return commit
-
-
-def _committed_stage(commit: Commit, rows: str) -> str:
-    if not commit.committed:
-        return f"no {rows} to commit"
-    return f"committed {commit.rows:,} {rows} (version {commit.version})"
 
 
 def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile, ...] | None:
@@ -1088,229 +663,6 @@ def _require_complete(problems: list[str], scored: bool = False) -> None:
             + "; ".join(problems)
             + (". Nothing was committed." if scored else ". Nothing was scored or committed.")
         )
-
-
-def _commit_failed_files(
-    spark: SparkSession, deployment: Deployment, record: RunRecord, failed: list[FailedFile]
-) -> Commit | None:
-    """Record unreadable files in a Delta table beside the quarantine, one set per run id."""
-    path = failed_files_path(deployment.quarantine.path)
-    if not failed and read_table(spark, path) is None:
-        return None
-    recorded_at = datetime.now(timezone.utc)
-    run = (record.run_id, deployment.name, recorded_at, record.attempt, record.attempt_id)
-    rows = [(f.path, f.error, *run) for f in failed]
-    frame = spark.createDataFrame(rows, FAILED_FILES_SCHEMA).coalesce(1)  # as in runs.write_run
-    table = f"{deployment.quarantine.table}_failed_files" if deployment.quarantine.table else None
-    ensure_delta_table(
-        spark,
-        path,
-        FAILED_FILES_SCHEMA,
-        FAILED_FILES_COMMENTS,
-        {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
-        table,
-    )
-    return replace_run_rows(
-        frame,
-        path,
-        C.RUN_ID,
-        record.run_id,
-        {"lakescore_run_id": record.run_id, "deployment": deployment.name, "table": "failed_files"},
-    )
-
-
-def _remove_run_predictions(
-    spark: SparkSession, deployment: Deployment, record: RunRecord
-) -> Commit | None:
-    """An aborted rerun must not leave an earlier attempt's predictions behind."""
-    existing = read_table(spark, deployment.output.path)
-    if existing is None or not existing.where(F.col(C.RUN_ID) == record.run_id).limit(1).count():
-        return None
-    return replace_run_rows(
-        existing.limit(0),
-        deployment.output.path,
-        C.RUN_ID,
-        record.run_id,
-        {"lakescore_run_id": record.run_id, "table": "predictions", "action": "abort"},
-    )
-
-
-# How an abort by a limit ends its error: in previous_attempts, it says the attempt committed.
-LIMIT_ABORTED = "no predictions were committed, only the quarantine"
-# And how a stop during the commits says that its rows may be in the tables.
-STOPPED_COMMITTING = "it was committing, and the tables may hold rows it committed"
-
-
-def _limit_exceeded(limits: Limits, rows_read: int, rows_invalid: int) -> str | None:
-    if limits.max_error_rows is not None and rows_invalid > limits.max_error_rows:
-        return (
-            f"{rows_invalid:,} rows were quarantined (by validation or the model), more than "
-            "limits.max_error_rows "
-            f"({limits.max_error_rows:,}); {LIMIT_ABORTED}."
-        )
-    if limits.max_error_fraction is not None and rows_read:
-        fraction = rows_invalid / rows_read
-        if fraction > limits.max_error_fraction:
-            return (
-                f"{_percent(fraction)} of rows were quarantined ({rows_invalid:,} of "
-                f"{rows_read:,}), more than limits.max_error_fraction "
-                f"({limits.max_error_fraction:g}, that is {_percent(limits.max_error_fraction)})"
-                f"; {LIMIT_ABORTED}."
-            )
-    return None
-
-
-def _percent(fraction: float) -> str:
-    """Three significant digits, without an exponent, so a small limit (0.0001) does not read
-    as 0.0% (nor as 1e-02%)."""
-    return np.format_float_positional(fraction * 100, precision=3, fractional=False, trim="-") + "%"
-
-
-def _check_rules_parse(frame: DataFrame, deployment: Deployment) -> None:
-    """Refuse, before the pass and naming the rule, what is not a check of one row: an
-    expression Spark cannot analyse, one that is not a boolean, an aggregate over the whole input
-    (`avg(n) > 0`; a window, `n > avg(n) over ()`, is a row check), and a non-deterministic one
-    (`rand() < 0.5`), whose verdict would differ each time the row is looked at: rows would be
-    quarantined without a reason."""
-    for rule in deployment.rules:
-        where = f"Rule {rule.name} ({rule.expr})"
-        try:
-            checked = frame.select(F.expr(rule.expr).alias("rule"))
-            data_type = checked.schema["rule"].dataType
-            plan = checked._jdf.queryExecution().analyzed()
-        except PySparkException as exc:
-            raise DeploymentError(
-                f"{where} is not a valid Spark SQL boolean expression over the input: "
-                f"{spark_error_message(exc)}"
-            ) from exc
-        if not isinstance(data_type, T.BooleanType | T.NullType):
-            raise DeploymentError(
-                f"{where} gives {data_type.simpleString()}, not true or false: write a "
-                "comparison (for example `flag <> 0` or `flag = 'Y'`)."
-            )
-        if plan.getClass().getSimpleName() == "Aggregate":
-            raise DeploymentError(
-                f"{where} aggregates the whole input instead of checking one row: use a window "
-                "(for example `n > avg(n) OVER ()`)."
-            )
-        if not plan.deterministic():
-            raise DeploymentError(
-                f"{where} is not deterministic (rand(), uuid() and the like): a row's verdict "
-                "would change each time it is looked at."
-            )
-
-
-def _guard_scoring(
-    model: ResolvedModel, rules: Sequence[Rule], redact: Sequence[str], write: Callable[[], _T]
-) -> _T:
-    """Turn a model failure inside the UDF into one sentence naming the model version, and a
-    rule that raised on a row into one naming the rule. Spark's message quotes the value the
-    rule failed on, so it is withheld when the rule reads a `quarantine.redact` column."""
-    try:
-        return write()
-    except (Py4JJavaError, PySparkException) as exc:
-        text = str(exc)
-        if "ScoringError" in text or "PythonException" in text or "PYTHON_" in text:
-            message = python_error_message(text)
-            own = message.removeprefix(f"{ScoringError.__name__}: ")  # names the model itself
-            raise ScoringError(
-                own
-                if own != message
-                else f"Model {model.describe()} failed while scoring: {message}"
-            ) from exc
-        rule = _rule_that_raised(exc, rules)
-        if rule is not None:
-            detail = spark_error_message(exc).rstrip(". ")
-            if any(name.lower() in rule.expr.lower() for name in redact):
-                condition = re.match(r"\[[A-Z0-9_.]+\]", detail)
-                detail = (condition.group(0) if condition else "an error") + (
-                    " (message withheld: the rule reads a quarantine.redact column)"
-                )
-            raise DeploymentError(
-                f"Rule {rule.name} ({rule.expr}) raised an error on a row instead of returning "
-                f"true or false: {detail}. Write it with try_divide, try_cast and the like, so "
-                "that such a row breaks the rule (null) and is quarantined."
-            ) from exc
-        raise
-
-
-def _rule_that_raised(exc: BaseException, rules: Sequence[Rule]) -> Rule | None:
-    """The rule whose SQL the error points at (Spark's query context), if any."""
-    contexts = exc.getQueryContext() if isinstance(exc, PySparkException) else []
-    fragments = [
-        c.fragment() for c in contexts if c.contextType() == QueryContextType.SQL and c.fragment()
-    ]
-    return next((r for r in rules for f in fragments if f in r.expr), None)
-
-
-def _metadata(
-    deployment: Deployment, record: RunRecord, model: ResolvedModel, table: str
-) -> dict[str, str]:
-    return {
-        "lakescore_run_id": record.run_id,
-        "deployment": deployment.name,
-        "table": table,
-        "model_uri": model.pinned_uri,
-        "requested_model_uri": record.requested_model_uri or model.pinned_uri,
-        "attempt_started_at": record.started_at.isoformat(),
-    }
-
-
-def _failed(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
-    """The record of an attempt that failed or aborted. A failed attempt changes neither table,
-    so rows an earlier attempt of the run id committed are still there: the error says so,
-    since this record replaces that attempt's (which stays in `previous_attempts`)."""
-    error = scrub(str(exc))
-    attempts = list(record.previous_attempts or [])
-    finished = [i for i, a in enumerate(attempts) if _committed(a)]
-    since = finished[-1] + 1 if finished else 0
-    interrupted = [a for a in attempts[since:] if _may_have_committed(a)]
-    if not isinstance(exc, LimitExceededError):
-        if finished:
-            kept = attempts[finished[-1]]
-            error += (
-                f" The tables still hold the rows that attempt {kept.get('attempt')} of run "
-                f"{record.run_id} committed (it {kept.get('status')} at "
-                f"{kept.get('finished_at')}{_counts(kept)}; its record is in previous_attempts)."
-            )
-        if interrupted:
-            error += (
-                (" They may also hold" if finished else " The tables may still hold")
-                + f" rows that attempt {interrupted[-1].get('attempt')} of run {record.run_id} "
-                "committed before it was interrupted; a successful rerun of this run id "
-                "replaces them."
-            )
-    return record.with_(status=status, error=error, finished_at=datetime.now(timezone.utc))
-
-
-def _committed(attempt: dict[str, Any]) -> bool:
-    """Whether an earlier attempt's rows are in the tables. An attempt aborted by a limit
-    committed its quarantine (and took back earlier predictions); one aborted on an incomplete
-    input committed nothing. Records written before attempts kept their Delta versions tell
-    it by their status and error only."""
-    if attempt.get("output_version") is not None or attempt.get("quarantine_version") is not None:
-        return True
-    status, error = attempt.get("status"), attempt.get("error") or ""
-    return status == SUCCEEDED or (status == ABORTED and LIMIT_ABORTED in error)
-
-
-def _may_have_committed(attempt: dict[str, Any]) -> bool:
-    """An attempt killed, or stopped during its commits, may have left rows behind."""
-    status, error = attempt.get("status"), attempt.get("error") or ""
-    return status == INTERRUPTED or (status == FAILED and STOPPED_COMMITTING in error)
-
-
-def _counts(attempt: dict[str, Any]) -> str:
-    """`: 590 predictions, 10 quarantined rows`, as far as the attempt's record has them."""
-    parts = [
-        f"{attempt[name]:,} {label}"
-        for name, label in (
-            ("rows_scored", "predictions"),
-            ("rows_quarantined", "quarantined rows"),
-        )
-        if attempt.get(name) is not None
-    ]
-    return ": " + ", ".join(parts) if parts else ""
 
 
 def _finish(

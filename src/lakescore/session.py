@@ -1,13 +1,17 @@
 """Getting a SparkSession with Delta Lake: reuse the one spark-submit or a notebook made, else build
-a local one whose Delta jars Spark resolves from Maven Central on first use."""
+a local one whose Delta jars Spark resolves from Maven Central on first use; and the session
+settings a run changes for its pass only."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -221,3 +225,51 @@ def check_java() -> None:
 
 def _quiet(spark: SparkSession, verbose: bool) -> None:
     spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")
+
+
+# Spark's default Parquet timestamps are INT96, which delta-rs and polars read as nanoseconds and
+# fail on outside 1677-2262 (a 9999-12-31 kept in the quarantine): a borrowed session gets the
+# standard type for the run's writes, as lakescore's own sessions have it throughout.
+STANDARD_TIMESTAMPS = ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+
+
+# A session (a notebook's, a cluster's defaults) may skip corrupt or missing files: the rows of
+# such a file would be in no table and recorded nowhere. The run reads every file or fails it.
+# (A Delta read ignores the reader's options for these: only the session settings reach it.)
+EVERY_FILE_READ = (
+    ("spark.sql.files.ignoreCorruptFiles", "false"),
+    ("spark.sql.files.ignoreMissingFiles", "false"),
+)
+
+
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a session setting for the pass only: a notebook's session stays the user's.
+
+    Runs in threads of one session share its settings: the first to start saves the user's
+    value and the last to finish puts it back (each sets its own value as it starts, so two
+    concurrent passes with different values both get the later one's).
+    """
+    slot = (id(spark), key)
+    with _session_conf_lock:
+        users, before = _session_conf_users.get(slot, (0, spark.conf.get(key, None)))
+        spark.conf.set(key, value)  # first: if it fails, nothing is left to put back
+        _session_conf_users[slot] = (users + 1, before)
+    try:
+        yield
+    finally:
+        with _session_conf_lock:
+            users, before = _session_conf_users.pop(slot)
+            if users > 1:
+                _session_conf_users[slot] = (users - 1, before)
+            elif before is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, before)
+
+
+_session_conf_lock = threading.Lock()
+
+
+# (session, setting) -> (runs inside session_conf, the value before the first of them)
+_session_conf_users: dict[tuple[int, str], tuple[int, str | None]] = {}

@@ -5,19 +5,29 @@ bigint, the new model version returns strings) would fail at the commit, after t
 with Delta's `DELTA_FAILED_TO_MERGE_FIELDS`, which names neither the table nor the types. Values
 the table's type holds without loss (an int into a bigint column, a float into a double, a number
 into a string) are cast to it; any other difference fails the run before scoring, named.
-Pure: schemas in, decisions out.
+Pure: schemas in, decisions (or an error naming the columns) out. A run also learns here which
+statistics a new predictions table keeps, and is warned of the columns it leaves null.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import logging
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakescore import pipeline
 from lakescore.columns import quoted
+from lakescore.config import Deployment
+from lakescore.errors import DeploymentError, TableSchemaError
+from lakescore.model import ResolvedModel
+from lakescore.redaction import scrub
+
+_log = logging.getLogger(__name__)
 
 _TEXT = "string"
 # A run's type -> the table types that hold every value of it unchanged.
@@ -114,3 +124,75 @@ def _conformed(name: str, decided: Fit) -> Column:
     column = F.col(quoted(name))
     target = decided.casts.get(name)
     return column if target is None else column.cast(target).alias(name)
+
+
+# Column types Delta can keep min/max statistics for (data skipping).
+_STATS_TYPES = (T.NumericType, T.StringType, T.DateType, T.TimestampType, T.TimestampNTZType)
+
+
+def among(names: Collection[str], columns: Sequence[str]) -> list[str]:
+    """The `columns` that `names` holds, matched case-insensitively (respell may have renamed)."""
+    wanted = {name.lower() for name in names}
+    return [c for c in columns if c.lower() in wanted]
+
+
+def refuse_clashes(decided: Fit, table: str, path: str, model: ResolvedModel) -> Fit:
+    """How a run's rows go into an existing table, or an error naming each column the table
+    stores as a type that cannot hold its values."""
+    if not decided.clashes:
+        return decided
+    outputs = {o.name for o in model.outputs}
+    clashes = "; ".join(
+        f"{c.column} is {c.table_type} there and {c.run_type} in this run"
+        + (f" (model {model.pinned_uri} returns it)" if c.column in outputs else "")
+        for c in decided.clashes
+    )
+    raise TableSchemaError(
+        f"The {table} table at {scrub(path)} cannot take this run's rows: {clashes}. Delta does "
+        "not change a column's type: cast the column upstream, or give the deployment a new "
+        "table (or migrate this one) for the new type."
+    )
+
+
+def warn_of_empty_columns(
+    columns: Sequence[str], deployment: Deployment, model: ResolvedModel
+) -> None:
+    """Say which predictions columns this run leaves null: after a model version renames its
+    output, readers of the old column would otherwise find nulls and no word of why."""
+    if columns:
+        _log.warning(
+            "The predictions table at %s has column(s) %s that this run does not write: they "
+            "are null on its rows. Model %s returns %s, and the deployment carries %s.",
+            scrub(deployment.output.path),
+            ", ".join(columns),
+            model.pinned_uri,
+            ", ".join(o.name for o in model.outputs),
+            ", ".join(pipeline.carried_columns(deployment.input.key, deployment.input.passthrough))
+            or "no input columns",
+        )
+
+
+def stats_columns_setting(
+    deployment: Deployment, model: ResolvedModel, schema: T.StructType
+) -> str:
+    """The `delta.dataSkippingStatsColumns` of a new predictions table (output.stats_columns)."""
+    types = {f.name: f.dataType for f in schema.fields}
+    chosen = deployment.output.stats_columns
+    if chosen is None:
+        chosen = pipeline.default_stats_columns(model.outputs)
+        chosen = tuple(c for c in chosen if isinstance(types[c], _STATS_TYPES))
+    unknown = [c for c in chosen if c not in types]
+    if unknown:
+        raise DeploymentError(
+            f"output.stats_columns names column(s) {', '.join(unknown)} that the predictions "
+            f"table lacks; it has {', '.join(types)}."
+        )
+    unsupported = [c for c in chosen if not isinstance(types[c], _STATS_TYPES)]
+    if unsupported:
+        raise DeploymentError(
+            f"output.stats_columns: Delta keeps no statistics for column(s) "
+            f"{', '.join(f'{c} ({types[c].simpleString()})' for c in unsupported)}; use "
+            "numeric, string, date or timestamp columns."
+        )
+    # Delta takes a name unquoted only if it is ASCII letters, digits and `_` (`\w` is wider).
+    return ",".join(c if re.fullmatch(r"[A-Za-z0-9_]+", c) else f"`{c}`" for c in chosen)

@@ -12,7 +12,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import Column, SparkSession
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -25,6 +26,7 @@ from lakescore.columns import (
     quoted,
 )
 from lakescore.config import Rule
+from lakescore.errors import DeploymentError, spark_error_message
 from lakescore.model import InputColumn, spark_data_type
 
 ERROR_TYPE = T.StructType(
@@ -347,3 +349,37 @@ def _check(
         failed=failed,
         error=F.when(failed, error_struct(STAGE_VALIDATE, rule, column, message)),
     )
+
+
+def check_rules(frame: DataFrame, rules: Sequence[Rule]) -> None:
+    """Refuse, before the pass and naming the rule, what is not a check of one row: an
+    expression Spark cannot analyse, one that is not a boolean, an aggregate over the whole input
+    (`avg(n) > 0`; a window, `n > avg(n) over ()`, is a row check), and a non-deterministic one
+    (`rand() < 0.5`), whose verdict would differ each time the row is looked at: rows would be
+    quarantined without a reason."""
+    for rule in rules:
+        where = f"Rule {rule.name} ({rule.expr})"
+        try:
+            checked = frame.select(F.expr(rule.expr).alias("rule"))
+            data_type = checked.schema["rule"].dataType
+            plan = checked._jdf.queryExecution().analyzed()
+        except PySparkException as exc:
+            raise DeploymentError(
+                f"{where} is not a valid Spark SQL boolean expression over the input: "
+                f"{spark_error_message(exc)}"
+            ) from exc
+        if not isinstance(data_type, T.BooleanType | T.NullType):
+            raise DeploymentError(
+                f"{where} gives {data_type.simpleString()}, not true or false: write a "
+                "comparison (for example `flag <> 0` or `flag = 'Y'`)."
+            )
+        if plan.getClass().getSimpleName() == "Aggregate":
+            raise DeploymentError(
+                f"{where} aggregates the whole input instead of checking one row: use a window "
+                "(for example `n > avg(n) OVER ()`)."
+            )
+        if not plan.deterministic():
+            raise DeploymentError(
+                f"{where} is not deterministic (rand(), uuid() and the like): a row's verdict "
+                "would change each time it is looked at."
+            )

@@ -137,11 +137,11 @@ def test_overlapping_runs_in_one_session_put_the_users_setting_back_after_the_la
 ) -> None:
     """Runs in threads of one session share its settings: the first to start saves the user's
     value, and it comes back only when the last one ends (not when the first one does)."""
-    from lakescore.runner import _session_conf
+    from lakescore.runner import session_conf
 
     with session_settings(spark, **{BATCH.replace(".", "__"): None}):
-        with _session_conf(spark, BATCH, "500"):
-            with _session_conf(spark, BATCH, "20000"):
+        with session_conf(spark, BATCH, "500"):
+            with session_conf(spark, BATCH, "20000"):
                 assert spark.conf.get(BATCH) == "20000"
             assert spark.conf.get(BATCH, None) is not None  # the first run is still going
         assert spark.conf.get(BATCH, None) is None

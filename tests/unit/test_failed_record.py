@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from lakescore.config import Limits
 from lakescore.errors import InputError
-from lakescore.runner import STOPPED_COMMITTING, _failed, _limit_exceeded
+from lakescore.runner import STOPPED_COMMITTING, ended_record, limit_exceeded
 from lakescore.runs import FAILED, RunRecord
 
 STARTED = datetime(2026, 11, 26, tzinfo=timezone.utc)
@@ -18,7 +18,7 @@ def failed_after(*statuses: str, errors: dict[int, str] | None = None) -> str:
         for n, status in enumerate(statuses, start=1)
     ]
     record = RunRecord("r", "d", "running", STARTED, "/in", previous_attempts=earlier)
-    error = _failed(record, InputError("Input /in does not exist."), FAILED).error
+    error = ended_record(record, InputError("Input /in does not exist."), FAILED).error
     assert error is not None
     return error
 
@@ -42,7 +42,7 @@ def test_an_interrupted_attempt_alone_is_named() -> None:
 def test_an_attempt_aborted_by_a_limit_is_named_for_its_quarantine_rows() -> None:
     """An attempt aborted by a limit committed its quarantine (and took the earlier predictions
     away): a later failure names it, not the succeeded attempt before it."""
-    limit = _limit_exceeded(Limits(max_error_rows=0), 10, 3)
+    limit = limit_exceeded(Limits(max_error_rows=0), 10, 3)
     assert limit is not None
     error = failed_after("succeeded", "aborted", "failed", errors={2: limit})
     assert "still hold the rows that attempt 2 of run r committed (it aborted at" in error
@@ -70,7 +70,7 @@ def test_an_attempt_that_kept_its_versions_is_named_with_its_counts() -> None:
         }
     ]
     record = RunRecord("r", "d", "running", STARTED, "/in", previous_attempts=earlier)
-    error = _failed(record, InputError("Input /in does not exist."), FAILED).error
+    error = ended_record(record, InputError("Input /in does not exist."), FAILED).error
     assert error is not None
     assert "still hold the rows that attempt 1 of run r committed (it failed at" in error
     assert ": 1,234 predictions, 5 quarantined rows; its record is in previous_attempts)" in error
@@ -86,10 +86,10 @@ def test_an_attempt_stopped_during_its_commits_is_named_like_an_interrupted_one(
 def test_a_small_error_fraction_limit_is_shown_as_given_not_rounded_to_zero() -> None:
     """The error read "0.4% ... more than limits.max_error_fraction (0.0%)" for a limit of
     0.0001: both shares are now shown to three significant digits, the limit also as written."""
-    limit = _limit_exceeded(Limits(max_error_fraction=0.0001), 20_000, 80)
+    limit = limit_exceeded(Limits(max_error_fraction=0.0001), 20_000, 80)
     assert limit is not None
     assert limit.startswith(
         "0.4% of rows were quarantined (80 of 20,000), more than limits.max_error_fraction "
         "(0.0001, that is 0.01%)"
     )
-    assert _limit_exceeded(Limits(max_error_fraction=0.0001), 20_000, 2) is None
+    assert limit_exceeded(Limits(max_error_fraction=0.0001), 20_000, 2) is None

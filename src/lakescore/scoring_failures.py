@@ -1,0 +1,66 @@
+"""A failure inside the scoring pass, told as one sentence: the model's, naming its version, or a
+rule's, naming the rule."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.errors.exceptions.base import QueryContextType
+
+from lakescore.config import Rule
+from lakescore.errors import (
+    DeploymentError,
+    ScoringError,
+    python_error_message,
+    spark_error_message,
+)
+from lakescore.model import ResolvedModel
+
+_T = TypeVar("_T")
+
+
+def guard_scoring(
+    model: ResolvedModel, rules: Sequence[Rule], redact: Sequence[str], write: Callable[[], _T]
+) -> _T:
+    """Turn a model failure inside the UDF into one sentence naming the model version, and a
+    rule that raised on a row into one naming the rule. Spark's message quotes the value the
+    rule failed on, so it is withheld when the rule reads a `quarantine.redact` column."""
+    try:
+        return write()
+    except (Py4JJavaError, PySparkException) as exc:
+        text = str(exc)
+        if "ScoringError" in text or "PythonException" in text or "PYTHON_" in text:
+            message = python_error_message(text)
+            own = message.removeprefix(f"{ScoringError.__name__}: ")  # names the model itself
+            raise ScoringError(
+                own
+                if own != message
+                else f"Model {model.describe()} failed while scoring: {message}"
+            ) from exc
+        rule = _rule_that_raised(exc, rules)
+        if rule is not None:
+            detail = spark_error_message(exc).rstrip(". ")
+            if any(name.lower() in rule.expr.lower() for name in redact):
+                condition = re.match(r"\[[A-Z0-9_.]+\]", detail)
+                detail = (condition.group(0) if condition else "an error") + (
+                    " (message withheld: the rule reads a quarantine.redact column)"
+                )
+            raise DeploymentError(
+                f"Rule {rule.name} ({rule.expr}) raised an error on a row instead of returning "
+                f"true or false: {detail}. Write it with try_divide, try_cast and the like, so "
+                "that such a row breaks the rule (null) and is quarantined."
+            ) from exc
+        raise
+
+
+def _rule_that_raised(exc: BaseException, rules: Sequence[Rule]) -> Rule | None:
+    """The rule whose SQL the error points at (Spark's query context), if any."""
+    contexts = exc.getQueryContext() if isinstance(exc, PySparkException) else []
+    fragments = [
+        c.fragment() for c in contexts if c.contextType() == QueryContextType.SQL and c.fragment()
+    ]
+    return next((r for r in rules for f in fragments if f in r.expr), None)
