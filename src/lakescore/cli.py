@@ -1,4 +1,5 @@
-"""Command line: argument parsing → config → runner. Nothing else.
+"""Command line: argument parsing → config → runner, and the `deployment show` and `runs`
+commands, which print what model.py and runs.py find.
 
 Exit codes: 0 succeeded, 1 failed, 2 bad usage or deployment file, 3 aborted by an error limit,
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -33,7 +34,7 @@ from lakescore.errors import (
 )
 from lakescore.progress import Progress
 from lakescore.redaction import scrub
-from lakescore.report import print_deployment, print_run, print_runs, to_json
+from lakescore.report import format_runs, print_deployment, print_run, to_json
 from lakescore.spark_logs import quiet_query_context_logs
 
 
@@ -245,7 +246,7 @@ def _runs(args: argparse.Namespace, deployment: Deployment) -> int:
     deployment = resolve_tables(spark, deployment, create=False)
     if args.action == "list":
         runs = list_runs(spark, deployment.runs.path, args.limit, deployment.name)
-        print(to_json(runs) if args.json else print_runs(runs))
+        print(to_json(runs) if args.json else format_runs(runs))
         return EXIT_OK
     record = get_run(spark, deployment.runs.path, args.run_id)
     runs_table = deployment.runs.table or deployment.runs.path

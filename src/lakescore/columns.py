@@ -17,6 +17,8 @@ SOURCE_TABLE_VERSION = "_source_table_version"
 ERRORS = "_errors"
 WARNINGS = "_warnings"
 QUARANTINED_AT = "_quarantined_at"
+# The failed-files table is the quarantine table's path (or catalog name) with this suffix.
+FAILED_FILES_SUFFIX = "_failed_files"
 # Working columns of a run's staged scores (never in the committed tables).
 SCORE_ERROR = "_score_error"
 FAILED_INPUT = "_failed_input"

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakescore import __version__, pipeline
 from lakescore import columns as C
+from lakescore import pipeline
 from lakescore.config import Deployment
 from lakescore.counts import StagedCounts
 from lakescore.errors import LimitExceededError
@@ -24,6 +24,7 @@ from lakescore.io import (
     FailedFile,
     ensure_delta_table,
     failed_files_path,
+    lakescore_properties,
     read_table,
     replace_run_rows,
     revert_run_rows,
@@ -170,8 +171,7 @@ def _commit_predictions(  # the caller has checked that this attempt still owns 
         {
             "delta.enableChangeDataFeed": "true",
             "delta.dataSkippingStatsColumns": stats_columns,
-            "lakescore.deployment": deployment.name,
-            "lakescore.version": __version__,
+            **lakescore_properties(deployment.name),
         },
         deployment.output.table,
     )
@@ -228,7 +228,7 @@ def _commit_quarantine(  # the caller has checked that this attempt still owns t
         deployment.quarantine.path,
         quarantined.schema,
         C.COMMENTS,
-        {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
+        lakescore_properties(deployment.name),
         deployment.quarantine.table,
     )
     commit = replace_run_rows(
@@ -259,13 +259,14 @@ def commit_failed_files(
     run = (record.run_id, deployment.name, recorded_at, record.attempt, record.attempt_id)
     rows = [(f.path, f.error, *run) for f in failed]
     frame = spark.createDataFrame(rows, FAILED_FILES_SCHEMA).coalesce(1)  # as in runs.write_run
-    table = f"{deployment.quarantine.table}_failed_files" if deployment.quarantine.table else None
+    table = deployment.quarantine.table
+    table = f"{table}{C.FAILED_FILES_SUFFIX}" if table else None
     ensure_delta_table(
         spark,
         path,
         FAILED_FILES_SCHEMA,
         FAILED_FILES_COMMENTS,
-        {"lakescore.deployment": deployment.name, "lakescore.version": __version__},
+        lakescore_properties(deployment.name),
         table,
     )
     return replace_run_rows(

@@ -2,7 +2,8 @@
 
 `input.expect` declares a complete input: a minimum number of files and rows, a marker file
 (such as `_SUCCESS`) that the producer writes last, and/or a manifest of expected files with
-their row counts. A run on an incomplete input stops before scoring (exit 3).
+their row counts. A run on an incomplete input stops with nothing committed (exit 3): before
+scoring when the listing shows it, after the scoring pass for row counts, which it counts.
 """
 
 from __future__ import annotations

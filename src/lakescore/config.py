@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from lakescore.columns import BUILT_IN_RULES
+from lakescore.columns import BUILT_IN_RULES, FAILED_FILES_SUFFIX
 from lakescore.errors import DeploymentError, UsageError
 from lakescore.model import check_model_uri
 
@@ -33,7 +33,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ExpectConfig:
-    """What a complete input looks like; a run on less stops before scoring (exit 3)."""
+    """What a complete input looks like; a run on less stops with nothing committed (exit 3)."""
 
     min_files: int | None = None
     min_rows: int | None = None
@@ -205,7 +205,7 @@ def check_locations(deployment: Deployment) -> None:
     }
     if deployment.quarantine.path:
         places["the failed-files table (quarantine + _failed_files)"] = (
-            deployment.quarantine.path.rstrip("/") + "_failed_files"
+            deployment.quarantine.path.rstrip("/") + FAILED_FILES_SUFFIX
         )
     named = [(key, _comparable(path)) for key, path in places.items() if path]
     for index, (key, path) in enumerate(named):

@@ -56,8 +56,10 @@ def canonical_schema(schemas: Mapping[str, T.StructType]) -> list[CanonicalColum
 
 
 def common_type(seen: Sequence[T.DataType]) -> T.DataType:
-    """The narrowest type every value of `seen` fits in without loss, else string. Files whose
-    column is all null (NullType) have no say; a column no file gives a type is a string."""
+    """A type every value of `seen` fits in without loss: the type itself when all agree, bigint
+    for a mix of integer types, double for floats with integers narrower than bigint, else
+    string (structs, arrays and maps field by field). Files whose column is all null (NullType)
+    have no say; a column no file gives a type is a string."""
     seen = [t for t in seen if not isinstance(t, T.NullType)] or [T.StringType()]
     names = {t.simpleString() for t in seen}
     if len(names) == 1:

@@ -90,7 +90,7 @@ class AttemptSupersededError(LakescoreError):
 
 
 class IncompleteInputError(LakescoreError):
-    """The input is not complete yet (input.expect): nothing is scored or committed."""
+    """The input is not complete yet (input.expect): nothing is committed."""
 
     exit_code = EXIT_ABORTED
 

@@ -1,6 +1,7 @@
 """Storage: reading inputs with file lineage, creating Delta tables, and run-scoped Delta writes.
 
-Only this module (and runs.py through it) touches storage.
+The rest of lakescore reaches storage through this module (runs.py for the runs table, the
+commits for the run's tables); catalog.py asks the catalog where tables are.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakescore import __version__
 from lakescore import columns as C
 from lakescore.completeness import listed
 from lakescore.config import InputConfig
@@ -79,7 +81,7 @@ FAILED_FILES_COMMENTS = {
 
 def failed_files_path(quarantine_path: str) -> str:
     """The failed-files table lives next to the quarantine table."""
-    return quarantine_path.rstrip("/") + "_failed_files"
+    return quarantine_path.rstrip("/") + C.FAILED_FILES_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -203,8 +205,7 @@ def _refuse_delta_as_parquet(spark: SparkSession, folder: str) -> None:
     """
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    given = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = given.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, given = _filesystem(spark, folder)
     path = given
     while path is not None:
         try:
@@ -226,10 +227,7 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
     """Data files under `folder`, recursively, skipping the names Spark's own listing skips:
     hidden and `_`-prefixed names (`_SUCCESS`, `.crc`, `_delta_log`), except partition folders
     (`_ingest=1`), and files still being copied (`._COPYING_`)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    root = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, root = _filesystem(spark, folder)
     if not fs.exists(root):
         raise InputError(f"Input {folder} does not exist.")
     prefix = fs.makeQualified(root).toString().rstrip("/")
@@ -274,20 +272,22 @@ def _leaf_paths(fs: Any, root: Any) -> list[str]:
 
 def relative_names(spark: SparkSession, folder: str, files: Sequence[str]) -> dict[str, str]:
     """Each file's path relative to `folder` (as a manifest names it)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    root = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, root = _filesystem(spark, folder)
     prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
     return {f: f[len(prefix) :] if f.startswith(prefix) else f for f in files}
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:
+    fs, hadoop_path = _filesystem(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def _filesystem(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """Hadoop's FileSystem for `path` and its Path: what works on any storage Spark can read."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return bool(fs.exists(hadoop_path))
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
 
 def read_text(spark: SparkSession, path: str) -> str | None:
@@ -538,6 +538,11 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return line[:500]
+
+
+def lakescore_properties(deployment: str) -> dict[str, str]:
+    """The table properties that say which deployment and lakescore version made a table."""
+    return {"lakescore.deployment": deployment, "lakescore.version": __version__}
 
 
 def ensure_delta_table(
@@ -807,10 +812,7 @@ def delete_staging(spark: SparkSession, run_staging: str, attempt: int, own: str
     folder is left alone: that attempt may be writing or committing it right now, and it may
     have been created since the listing, so the run's folder goes only if it is still empty."""
     delete_path(spark, own)
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    folder = jvm.org.apache.hadoop.fs.Path(run_staging)
-    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, folder = _filesystem(spark, run_staging)
     if not fs.exists(folder):
         return
     remaining = 0
@@ -836,8 +838,5 @@ def read_staging(spark: SparkSession, path: str) -> DataFrame:
 
 def delete_path(spark: SparkSession, path: str) -> None:
     """Remove a folder through Hadoop's FileSystem, so it works for any storage Spark can write."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
-    hadoop_path.getFileSystem(hadoop_conf).delete(hadoop_path, True)
+    fs, hadoop_path = _filesystem(spark, path)
+    fs.delete(hadoop_path, True)

@@ -68,7 +68,7 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
         print(f"  error        {record['error']}")
 
 
-def print_runs(runs: list[dict[str, Any]]) -> str:
+def format_runs(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no runs yet"
     lines = [

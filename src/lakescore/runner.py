@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, NoReturn
+from typing import NoReturn
 from urllib.parse import unquote
 
 from py4j.protocol import Py4JJavaError
@@ -68,7 +68,7 @@ from lakescore.io import (
     table_schema,
     write_staging,
 )
-from lakescore.model import ResolvedModel, resolve_model
+from lakescore.model import InputColumn, ResolvedModel, resolve_model
 from lakescore.progress import SILENT, Progress
 from lakescore.redaction import scrub
 from lakescore.run_state import RunContext, RunState
@@ -448,7 +448,7 @@ def _score_input(
     fault_point("before_scoring")
     run_staging, staging = _staging_folders(deployment, record)
     staged_rows = _staged(
-        spark, deployment, validated, inputs, carried, model, archive, data.table_version
+        deployment, validated, inputs, carried, model, archive, data.table_version
     )
     # Both checked before the pass, so neither a wrong output.stats_columns (it applies when
     # lakescore creates the table) nor a column an existing table stores as another type costs
@@ -587,10 +587,9 @@ def _stage_and_commit(
 
 
 def _staged(
-    spark: SparkSession,
     deployment: Deployment,
     validated: pipeline.Validated,
-    inputs: Any,
+    inputs: Sequence[InputColumn],
     carried: list[str],
     model: ResolvedModel,
     archive: str,

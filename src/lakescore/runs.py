@@ -13,7 +13,12 @@ from pyspark.sql import types as T
 
 from lakescore import __version__
 from lakescore.errors import AttemptSupersededError
-from lakescore.io import ensure_delta_table, overwrite_run_rows, read_table
+from lakescore.io import (
+    ensure_delta_table,
+    lakescore_properties,
+    overwrite_run_rows,
+    read_table,
+)
 
 RUNNING, SUCCEEDED, FAILED, ABORTED = "running", "succeeded", "failed", "aborted"
 INTERRUPTED = "interrupted"  # only in previous_attempts: an attempt that never finished
@@ -226,7 +231,7 @@ def write_run(
         path,
         RUNS_SCHEMA,
         RUNS_COMMENTS,
-        {"lakescore.deployment": record.deployment, "lakescore.version": __version__},
+        lakescore_properties(record.deployment),
         table_name,
     )
     # One partition: a local frame is split into one per core, and Delta writes a data file for

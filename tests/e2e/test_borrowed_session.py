@@ -137,7 +137,7 @@ def test_overlapping_runs_in_one_session_put_the_users_setting_back_after_the_la
 ) -> None:
     """Runs in threads of one session share its settings: the first to start saves the user's
     value, and it comes back only when the last one ends (not when the first one does)."""
-    from lakescore.runner import session_conf
+    from lakescore.session import session_conf
 
     with session_settings(spark, **{BATCH.replace(".", "__"): None}):
         with session_conf(spark, BATCH, "500"):

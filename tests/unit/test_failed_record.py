@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from lakescore.attempts import STOPPED_COMMITTING, ended_record
 from lakescore.config import Limits
 from lakescore.errors import InputError
-from lakescore.runner import STOPPED_COMMITTING, ended_record, limit_exceeded
+from lakescore.limits import limit_exceeded
 from lakescore.runs import FAILED, RunRecord
 
 STARTED = datetime(2026, 11, 26, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lakescore.config import Deployment, load_deployment
-from lakescore.report import print_run, print_runs
+from lakescore.report import format_runs, print_run
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_runs_list_shows_when_each_run_started_and_how_long_it_took() -> None:
         {"run_id": "a", "status": "succeeded", "rows_read": 10, "files_read": 2} | finished,
         {"run_id": "b", "status": "running", "started_at": STARTED},
     ]
-    header, done, running = print_runs(runs).splitlines()
+    header, done, running = format_runs(runs).splitlines()
     assert header.split()[8:11] == ["started", "(UTC)", "took"]
     assert done.split()[5:8] == ["0", "2026-11-26T10:40:24Z", "2m05s"]
     assert running.split()[5:8] == ["-", "2026-11-26T10:40:24Z", "-"]  # nothing listed yet
