@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lakescore.config import load_deployment
     from lakescore.io import ensure_delta_table, read_input, replace_run_rows
     from lakescore.model import resolve_model
+    from lakescore.model_shipping import ship_model
     from lakescore.runs import RUNNING, RunRecord, write_run
-    from lakescore.scoring import scoring_udf, ship_model
+    from lakescore.scoring import scoring_udf
     from lakescore.session import get_spark
 
     spark = get_spark()

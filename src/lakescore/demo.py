@@ -1,4 +1,8 @@
-"""`lakescore demo`: a small smart-meter lakehouse, a registered model, a deployment; then a run."""
+"""`lakescore demo`: a small smart-meter lakehouse, a registered model, a deployment; then a run.
+
+The demo plays the data producer and the model's owner too: it trains, logs and registers the
+model itself, the one place outside model.py that talks to an MLflow registry.
+"""
 
 from __future__ import annotations
 

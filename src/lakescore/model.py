@@ -1,7 +1,8 @@
 """Driver side of the model: resolve a URI to a pinned version, its signature and a local copy.
 
-Only this module talks to the MLflow tracking server or registry. Executors get the downloaded
-copy through Spark (see scoring.py), so a cluster whose workers cannot reach the server works.
+Only this module talks to the MLflow tracking server or registry when scoring (the demo, which
+plays the model's producer, registers its own). Executors get the downloaded copy through Spark
+(see model_shipping.py), so a cluster whose workers cannot reach the server works.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ from lakescore.io import (
     write_staging,
 )
 from lakescore.model import InputColumn, ResolvedModel, resolve_model
+from lakescore.model_shipping import ship_model
 from lakescore.progress import SILENT, Progress
 from lakescore.redaction import scrub
 from lakescore.run_state import RunContext, RunState
@@ -83,7 +84,7 @@ from lakescore.runs import (
     require_ownership,
     write_run,
 )
-from lakescore.scoring import scoring_udf, ship_model
+from lakescore.scoring import scoring_udf
 from lakescore.scoring_failures import guard_scoring
 from lakescore.session import EVERY_FILE_READ, STANDARD_TIMESTAMPS, require_classic, session_conf
 from lakescore.spark_logs import query_context_logs_quieted

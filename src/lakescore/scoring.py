@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import atexit
-import functools
 import os
-import shutil
 import socket
-import tempfile
-import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column
 from pyspark.sql import types as T
 from pyspark.sql.pandas.functions import pandas_udf
 
 from lakescore.columns import EXECUTOR, SCORE_ERROR, TASK
 from lakescore.errors import ScoringError
-from lakescore.model import InputColumn, OutputColumn, content_hash, spark_data_type
+from lakescore.model import InputColumn, OutputColumn, spark_data_type
 
 _PANDAS_TYPES = {
     "boolean": "bool",
@@ -229,40 +222,6 @@ def output_struct(outputs: Sequence[OutputColumn]) -> T.StructType:
             T.StructField(TASK, T.LongType()),
         ]
     )
-
-
-def ship_model(spark: SparkSession, local_path: str) -> str:
-    """Zip the driver's copy of the model and hand it to every executor through Spark.
-
-    Executors read it with SparkFiles, so they never contact the MLflow server. Returns the
-    archive's file name. A model with the same files shipped before in this SparkContext keeps
-    its archive, so Python workers that already loaded it for an earlier run (model_cache) do
-    not load it again. The archive must outlive the run: executors re-check every file added to
-    the SparkContext before each task, so it stays in one folder per process, removed when the
-    process exits.
-    """
-    key = (spark.sparkContext.applicationId, content_hash(Path(local_path)))
-    with _shipped_lock:
-        if key not in _shipped:
-            # Unique per context too: Spark refuses a second file of the same name.
-            name = f"lakescore-model-{key[1]}-{uuid.uuid4().hex[:8]}"
-            archive = shutil.make_archive(
-                os.path.join(_ship_folder(), name), "zip", root_dir=local_path
-            )
-            spark.sparkContext.addFile(archive)
-            _shipped[key] = os.path.basename(archive)
-        return _shipped[key]
-
-
-_shipped: dict[tuple[str, str], str] = {}  # (application id, model content) -> archive name
-_shipped_lock = threading.Lock()
-
-
-@functools.cache
-def _ship_folder() -> str:
-    folder = tempfile.mkdtemp(prefix="lakescore-ship-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
 
 
 def scoring_udf(

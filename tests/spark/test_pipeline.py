@@ -17,8 +17,9 @@ from lakescore.config import InputConfig, Rule, load_deployment
 from lakescore.errors import DeploymentError
 from lakescore.io import read_input
 from lakescore.model import resolve_model
+from lakescore.model_shipping import ship_model
 from lakescore.runner import score
-from lakescore.scoring import scoring_udf, ship_model
+from lakescore.scoring import scoring_udf
 
 
 def test_parquet_rows_keep_their_source_file_and_its_modification_time(
