@@ -70,7 +70,9 @@ def test_scoring_times_are_utc_instants_in_a_session_whose_timestamps_default_to
         frame = spark.read.format("delta").load(table)
         assert dict(frame.dtypes)[column] == "timestamp"
         # The suite's session is in UTC: collected values are UTC wall times.
-        for row in frame.select(column).distinct().collect():
+        stamps = frame.select(column).distinct().collect()
+        assert stamps
+        for row in stamps:
             stamp = row[0].replace(tzinfo=timezone.utc)
             assert before <= stamp <= after, (column, stamp, before, after)
 

@@ -300,7 +300,7 @@ def test_sklearn_flavor_scores_with_one_prediction_column(lakehouse: Any, capsys
 @pytest.mark.parametrize("verb", [["runs", "list"], ["deployment", "show"]])
 def test_show_and_list_print_json(lakehouse: Any, capsys: Any, verb: list[str]) -> None:
     deployment_file = lakehouse(rows=50, files=1)
-    main(["score", str(deployment_file), "--run-id", "listed", "--json"])
+    assert main(["score", str(deployment_file), "--run-id", "listed", "--json"]) == 0
     capsys.readouterr()
     assert main([*verb, str(deployment_file), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -324,7 +324,7 @@ def test_runs_show_gives_one_run(
     """And its times in UTC with the offset, whatever the machine's time zone: PySpark collects
     timestamps as naive local times."""
     deployment_file = lakehouse(rows=50, files=1)
-    main(["score", str(deployment_file), "--run-id", "shown", "--json"])
+    assert main(["score", str(deployment_file), "--run-id", "shown", "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
@@ -372,3 +372,29 @@ def test_stats_columns_of_the_deployment_are_the_tables_and_unknown_ones_are_nam
         code = main(["score", str(lakehouse(rows=60, files=1, output=output))])
         err = capsys.readouterr().err
         assert code == 2 and "output.stats_columns" in err and named in err
+
+
+def test_the_demo_builds_a_lakehouse_and_scores_it(tmp_path: Path, capsys: Any) -> None:
+    """`lakescore demo`, what the README's first command runs: a registry whose alias points at
+    the model, sample files with some bad rows, a deployment file, and one run that reconciles."""
+    import mlflow
+
+    from lakescore.demo import ALIAS, MODEL_NAME
+
+    folder = tmp_path / "demo"
+    assert main(["demo", "--dir", str(folder), "--rows", "1000"]) == 0
+    assert f"Deployment file: {folder / 'deployment.yaml'}" in capsys.readouterr().out
+    deployment = load_deployment(folder / "deployment.yaml")
+    tracking_uri = deployment.model.tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    assert str(client.get_model_version_by_alias(MODEL_NAME, ALIAS).version) == "1"
+    [run] = rust_table(deployment.runs.path).to_dict("records")
+    assert run["status"] == "succeeded" and run["model_version"] == "1"
+    assert run["rows_read"] == 1000 == run["rows_scored"] + run["rows_quarantined"]
+    assert run["rows_quarantined"] > 0 and run["files_read"] == len(
+        list((folder / "raw" / "meters").glob("*.parquet"))
+    )
+    predictions = rust_table(deployment.output.path)
+    assert {"risk_score", "high_risk"} <= set(predictions.columns)
+    assert len(predictions) == run["rows_scored"]
+    assert len(rust_table(deployment.quarantine.path)) == run["rows_quarantined"]

@@ -55,7 +55,7 @@ def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
     settings["rules"].append({"name": "not_north", "expr": "region <> 'north'"})
     deployment_file.write_text(yaml.safe_dump(settings, sort_keys=False))
     freeze(spark, getattr(deployment, failing).path, column)
-    assert main(["score", str(deployment_file), "--run-id", "nightly"]) != 0
+    assert main(["score", str(deployment_file), "--run-id", "nightly"]) == 1
     capsys.readouterr()
 
     assert rows_of(other_path, "nightly") == before

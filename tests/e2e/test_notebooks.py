@@ -90,7 +90,9 @@ def expect_explore(out: str, deployment: Deployment, explored: str, run_id: str)
     ) in out
     assert f"files        read {n(run['files_read'])}, failed 0" in out
     assert f"quarantined rows of run {explored}: {n(len(quarantine))}, with {n(errors)}" in out
-    for rule in {e["rule"] for errs in quarantine["_errors"] for e in errs}:
+    rules = {e["rule"] for errs in quarantine["_errors"] for e in errs}
+    assert rules
+    for rule in rules:
         assert rule in out
     assert f"input files of run {explored} that could not be read: 0" in out
     assert f"predictions of run {explored}: {n(len(predictions))}, by model version" in out

@@ -103,6 +103,9 @@ def test_a_column_the_tables_cannot_hold_fails_before_scoring_and_names_it(
     assert {
         table: DeltaTable(str(tmp_path / "out" / table)).version() for table in versions
     } == versions
+    # Before scoring: no row was counted, and no executor scored any.
+    record = failure.value.run_record  # type: ignore[attr-defined]
+    assert record["rows_read"] is None and record["executors"] == []
 
 
 def test_stats_columns_apply_when_the_table_is_created_not_to_a_later_model(
@@ -115,6 +118,8 @@ def test_stats_columns_apply_when_the_table_is_created_not_to_a_later_model(
     renamed = echo_model(tmp_path, "long", "score")
     second = run_week(tmp_path, "w2", week(pa.array([1, 2])), renamed, **stats)
     assert (first.status, second.status) == ("succeeded", "succeeded")
+    settings = DeltaTable(str(tmp_path / "out" / "predictions")).metadata().configuration
+    assert settings["delta.dataSkippingStatsColumns"] == "_run_id,prediction"
 
 
 def test_a_renamed_model_output_leaves_the_old_column_null_and_says_so(

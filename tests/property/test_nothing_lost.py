@@ -26,6 +26,7 @@ LINEAGE = [
     "_source_file",
     "_source_file_modified_at",
 ]
+QUARANTINE_LINEAGE = ["_run_id", "_quarantined_at", "_source_file", "_model_version"]
 
 good_number = st.floats(min_value=0, max_value=500, allow_nan=False, allow_infinity=False)
 bad_number = st.sampled_from([float("nan"), float("inf"), float("-inf"), -5.0, 1e308, None])
@@ -115,18 +116,25 @@ def test_every_row_and_file_is_accounted_for(
     assert main(["score", str(deployment), "--run-id", "prop"]) == 0
 
     run = read(str(root / "out/runs")).iloc[0]
-    assert run["rows_read"] == run["rows_scored"] + run["rows_quarantined"]
+    assert run["status"] == "succeeded"
+    assert run["rows_read"] == len(expected) == run["rows_scored"] + run["rows_quarantined"]
+    assert run["files_read"] == len(files)
     assert {Path(f["path"]).name for f in run["files_failed"]} == broken_names
-    scored_keys: list[str] = []
-    if run["rows_scored"]:
-        predictions = read(str(root / "out/predictions"))
-        assert predictions[LINEAGE].notna().all().all()
-        scored_keys = list(predictions["meter_id"])
-    quarantined_keys: list[str] = []
-    if run["rows_quarantined"]:
-        quarantine = read(str(root / "out/quarantine"))
-        assert all(len(errors) >= 1 for errors in quarantine["_errors"])
-        quarantined_keys = list(quarantine["meter_id"])
-    every = scored_keys + quarantined_keys
+    # Each table holds exactly the rows its count says (a table without rows may not exist).
+    predictions = read_or_empty(root / "out/predictions")
+    quarantine = read_or_empty(root / "out/quarantine")
+    assert len(predictions) == run["rows_scored"] and len(quarantine) == run["rows_quarantined"]
+    assert predictions[LINEAGE].notna().all().all()
+    assert quarantine[QUARANTINE_LINEAGE].notna().all().all()
+    assert all(len(errors) >= 1 for errors in quarantine["_errors"])
+    assert {e["stage"] for errors in quarantine["_errors"] for e in errors} <= {"validate", "score"}
+    every = list(predictions["meter_id"]) + list(quarantine["meter_id"])
     assert len(every) == len(set(every)), "a key appears twice in one run"
     assert set(every) == expected
+
+
+def read_or_empty(path: Path) -> pd.DataFrame:
+    """The table's rows; none when the run had none to write to it (a table may not exist)."""
+    if not (path / "_delta_log").exists():
+        return pd.DataFrame(columns=["meter_id", "_errors", *LINEAGE, *QUARANTINE_LINEAGE])
+    return read(str(path))

@@ -689,6 +689,16 @@ def test_column_lists_refuse_empty_names_and_strip_spaces_as_the_key_is(
     assert tuple(lists[where] or ()) == ("region", "meter_id")
 
 
+def test_the_key_column_loses_spaces_around_it_and_an_empty_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    raw = minimal()
+    raw["input"]["key"] = " meter_id "
+    assert parse_deployment(raw, base_dir=tmp_path).input.key == "meter_id"
+    raw["input"]["key"] = "  "
+    assert "input.key must be a non-empty string" in str(parse_error(raw, tmp_path))
+
+
 def test_a_number_in_exponent_form_is_a_number_as_yaml_1_2_reads_it(tmp_path: Path) -> None:
     """PyYAML (YAML 1.1) read `5e-2` as text, and the limit was refused as not a number."""
     text = yaml.safe_dump(minimal()) + "limits:\n  max_error_fraction: 5e-2\n"
