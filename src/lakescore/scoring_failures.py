@@ -41,26 +41,30 @@ def guard_scoring(
                 if own != message
                 else f"Model {model.describe()} failed while scoring: {message}"
             ) from exc
-        rule = _rule_that_raised(exc, rules)
-        if rule is not None:
+        suspects = _rules_that_raised(exc, rules)
+        if suspects:
             detail = spark_error_message(exc).rstrip(". ")
-            if any(name.lower() in rule.expr.lower() for name in redact):
+            if any(name.lower() in r.expr.lower() for r in suspects for name in redact):
                 condition = re.match(r"\[[A-Z0-9_.]+\]", detail)
                 detail = (condition.group(0) if condition else "an error") + (
                     " (message withheld: the rule reads a quarantine.redact column)"
                 )
+            named = " or ".join(f"{r.name} ({r.expr})" for r in suspects)
+            # Spark evaluates a part several rules share once, and points at its first spelling.
+            shared = " (they share the part Spark points at)" if len(suspects) > 1 else ""
             raise DeploymentError(
-                f"Rule {rule.name} ({rule.expr}) raised an error on a row instead of returning "
-                f"true or false: {detail}. Write it with try_divide, try_cast and the like, so "
-                "that such a row breaks the rule (null) and is quarantined."
+                f"Rule {named} raised an error on a row instead of returning true or false"
+                f"{shared}: {detail}. Write it with try_divide, try_cast and the like, so that "
+                "such a row breaks the rule (null) and is quarantined."
             ) from exc
         raise
 
 
-def _rule_that_raised(exc: BaseException, rules: Sequence[Rule]) -> Rule | None:
-    """The rule whose SQL the error points at (Spark's query context), if any."""
+def _rules_that_raised(exc: BaseException, rules: Sequence[Rule]) -> list[Rule]:
+    """The rules holding the SQL the error points at (Spark's query context): one, or all of
+    those that share it, since Spark reports a shared part where it first occurs."""
     contexts = exc.getQueryContext() if isinstance(exc, PySparkException) else []
     fragments = [
         c.fragment() for c in contexts if c.contextType() == QueryContextType.SQL and c.fragment()
     ]
-    return next((r for r in rules for f in fragments if f in r.expr), None)
+    return [r for r in rules if any(f in r.expr for f in fragments)]

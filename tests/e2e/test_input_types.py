@@ -476,6 +476,21 @@ def test_a_rule_that_raises_on_a_row_is_named(tmp_path: Path, spark: Any) -> Non
     assert record.status == "succeeded"
     assert reasons(quarantine) == {"b": [("ratio_positive", None)]}
 
+    # Spark evaluates a division two rules share once, and points at the first rule's: both
+    # are named, not only the one that guards it (which alone cannot raise).
+    rules = [
+        {"name": "guarded", "expr": "d = 0 OR n / d > 0"},
+        {"name": "unguarded", "expr": "n / d > 0"},
+        {"name": "unrelated", "expr": "n > 0"},
+    ]
+    with pytest.raises(DeploymentError) as raised:
+        run(tmp_path / "both", table, echo_model(tmp_path), rules=rules)
+    assert str(raised.value).startswith(
+        "Rule guarded (d = 0 OR n / d > 0) or unguarded (n / d > 0) raised an error on a row "
+        "instead of returning true or false (they share the part Spark points at): "
+        "[DIVIDE_BY_ZERO]"
+    )
+
 
 def test_a_raising_rule_over_a_redacted_column_does_not_quote_its_value(
     tmp_path: Path, spark: Any
@@ -488,3 +503,5 @@ def test_a_raising_rule_over_a_redacted_column_does_not_quote_its_value(
     with pytest.raises(DeploymentError, match=r"\[CAST_INVALID_INPUT\] \(message withheld") as info:
         run(tmp_path, table, echo_model(tmp_path), rules=rules, quarantine=quarantine)
     assert "SECRET-7" not in str(info.value)
+    [recorded] = read(str(tmp_path / "out" / "runs"))["error"]
+    assert "(message withheld" in recorded and "SECRET-7" not in recorded

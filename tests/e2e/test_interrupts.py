@@ -5,6 +5,7 @@ staged, so the runs table never says `running` for a run that is over."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -128,15 +129,23 @@ def test_a_stop_while_the_final_record_is_written_lets_it_finish(
 
 
 class _StopWhen(Progress):
-    """A progress reporter that raises when a stage line matches `pattern`: the notebook's
-    cancel (KeyboardInterrupt) or a bug (any other exception) at a known point of a real run."""
+    """A progress reporter that, when a stage line matches `pattern`, raises `error` (a bug at a
+    known point of a real run) or sends this process `signum` (a notebook's cancel is SIGINT to
+    its kernel: the run's own handler then takes it, as in a notebook)."""
 
-    def __init__(self, pattern: str, error: BaseException) -> None:
+    def __init__(
+        self, pattern: str, error: BaseException | None = None, signum: int | None = None
+    ) -> None:
         super().__init__(enabled=False)
-        self._pattern, self._error = re.compile(pattern), error
+        self._pattern, self._error, self._signum = re.compile(pattern), error, signum
 
     def stage(self, message: str) -> None:
-        if self._pattern.match(message):
+        if not self._pattern.match(message):
+            return
+        if self._signum is not None:
+            os.kill(os.getpid(), self._signum)
+            time.sleep(5)  # the handler raises here, on the main thread, before this ends
+        if self._error is not None:
             raise self._error
 
 
@@ -150,11 +159,12 @@ def test_a_cancelled_notebook_cell_records_the_run_and_takes_back_its_commit(
             spark,
             deployment,
             "cell",
-            _StopWhen(r"committed [\d,]+ predictions", KeyboardInterrupt()),
+            _StopWhen(r"committed [\d,]+ predictions", signum=signal.SIGINT),
         )
 
     run = read(deployment.runs.path).set_index("run_id").loc["cell"]
     assert run["status"] == "failed" and "interrupted" in run["error"]
+    assert "it was committing" in run["error"] and "it was committing" in str(stopped.value)
     assert stopped.value.run_record["status"] == "failed"  # type: ignore[attr-defined]
     assert rows_of(deployment.output.path, "cell") == 0
     assert rows_of(deployment.quarantine.path, "cell") == 0
