@@ -54,6 +54,37 @@ def test_console_script_error_is_one_sentence_and_exit_code(tmp_path: Path) -> N
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("overrides", "extra", "exit_code", "said"),
+    [
+        ({"limits": {"max_error_rows": 0}}, [], 3, "more than limits.max_error_rows (0)"),
+        ({}, ["--input", "/no/such/input"], 1, "Input /no/such/input does not exist"),
+    ],
+    ids=["aborted", "failed"],
+)
+def test_console_script_exit_codes_of_an_aborted_and_a_failed_run(
+    lakehouse: Any,
+    tmp_path: Path,
+    overrides: dict[str, Any],
+    extra: list[str],
+    exit_code: int,
+    said: str,
+) -> None:
+    """What a scheduler sees from the process: 3 (retry later, or look at the quarantine) or 1,
+    with one line naming why, and the run recorded."""
+    deployment_file = lakehouse(rows=100, files=1, **overrides)
+    done = run(
+        [str(BIN / "lakescore"), "score", str(deployment_file), "--run-id", "exits", *extra],
+        tmp_path,
+    )
+    assert done.returncode == exit_code, done.stderr[-3000:]
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("lakescore: error:")]
+    assert said in line and "Traceback" not in done.stderr
+    run_record = RustDeltaTable(load_deployment(deployment_file).runs.path).to_pandas()
+    assert list(run_record["status"]) == ["aborted" if exit_code == 3 else "failed"]
+
+
+@pytest.mark.e2e
 def test_a_failing_task_is_one_sentence_not_three_jvm_stacks(
     lakehouse: Any, tmp_path: Path
 ) -> None:
