@@ -51,7 +51,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 quarantine_by_reason = (
     spark.read.format("delta")
-    .load(deployment.quarantine.path)
+    .load(result.deployment.quarantine.path)  # a catalog table resolved to its location
     .where(F.col("_run_id") == record["run_id"])
     .select(F.explode("_errors").alias("error"))
     .groupBy("error.rule", "error.column")

@@ -1,12 +1,12 @@
 """Storage: reading inputs with file lineage, creating Delta tables, and run-scoped Delta writes.
 
-The rest of lakescore reaches storage through this module (runs.py for the runs table, the
-commits for the run's tables); catalog.py asks the catalog where tables are.
+A run reaches its input, tables and staging through this module (runs.py for the runs table,
+commits.py for the run's tables); catalog.py asks the catalog where tables are. The demo writes
+its sample files itself, and model_shipping.py zips the model into a local temporary folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -823,8 +823,10 @@ def delete_staging(spark: SparkSession, run_staging: str, attempt: int, own: str
         else:
             remaining += 1
     if remaining == 0:
-        with contextlib.suppress(Py4JJavaError):  # not empty any more: a newer attempt's now
+        try:
             fs.delete(folder, False)
+        except Py4JJavaError:  # not empty any more (a newer attempt's folder), or storage said no
+            _log.debug("kept the staging folder %s", run_staging, exc_info=True)
 
 
 def write_staging(frame: DataFrame, path: str) -> None:

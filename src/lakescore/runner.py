@@ -340,7 +340,9 @@ def _record_failure(
             if reason in str(error)
             else f"{said} The run could not be recorded in {where} either: {reason}",
         )
-        raise error from exc
+        # The error keeps its own cause (the run's failure); the record's is in its message.
+        _log.debug("run %s could not record its failure", record.run_id, exc_info=exc)
+        raise error from error.__cause__
 
 
 def _score(

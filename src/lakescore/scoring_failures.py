@@ -67,4 +67,11 @@ def _rules_that_raised(exc: BaseException, rules: Sequence[Rule]) -> list[Rule]:
     fragments = [
         c.fragment() for c in contexts if c.contextType() == QueryContextType.SQL and c.fragment()
     ]
-    return [r for r in rules if any(f in r.expr for f in fragments)]
+    return [r for r in rules if any(_holds(r.expr, f) for f in fragments)]
+
+
+def _holds(expr: str, fragment: str) -> bool:
+    """`fragment` in `expr` as whole names: `n / d` is not in `n / d2 > 0`."""
+    before = r"(?<![\w`])" if re.match(r"[\w`]", fragment) else ""
+    after = r"(?![\w`])" if re.search(r"[\w`]$", fragment) else ""
+    return re.search(before + re.escape(fragment) + after, expr) is not None

@@ -5,8 +5,9 @@ bigint, the new model version returns strings) would fail at the commit, after t
 with Delta's `DELTA_FAILED_TO_MERGE_FIELDS`, which names neither the table nor the types. Values
 the table's type holds without loss (an int into a bigint column, a float into a double, a number
 into a string) are cast to it; any other difference fails the run before scoring, named.
-Pure: schemas in, decisions (or an error naming the columns) out. A run also learns here which
-statistics a new predictions table keeps, and is warned of the columns it leaves null.
+`fit` and `conform` are pure: schemas in, decisions (or an error naming the columns) out. A run
+also learns here which statistics a new predictions table keeps, and is warned (a log line) of
+the columns it leaves null.
 """
 
 from __future__ import annotations
@@ -195,4 +196,4 @@ def stats_columns_setting(
             "numeric, string, date or timestamp columns."
         )
     # Delta takes a name unquoted only if it is ASCII letters, digits and `_` (`\w` is wider).
-    return ",".join(c if re.fullmatch(r"[A-Za-z0-9_]+", c) else f"`{c}`" for c in chosen)
+    return ",".join(c if re.fullmatch(r"[A-Za-z0-9_]+", c) else quoted(c) for c in chosen)

@@ -1,5 +1,8 @@
 """Row checks as Columns: each returns an error struct when the row fails, else null. Pure, no I/O.
 
+`check_rules` refuses, before the pass, a rule that is not a check of one row; it asks Spark to
+analyse each rule's plan on the driver (no data is read).
+
 A row whose `_errors` array is non-empty goes to quarantine. Checks come from two places: the
 model's input signature (type, required, NaN, infinity) and the deployment's rules.
 """

@@ -278,12 +278,14 @@ def test_an_unrecordable_failure_keeps_what_its_error_carries(
     )
     unreadable = [{"path": "/raw/part-0.parquet", "error": "not a Parquet file"}]
     error = NoReadableInputError("No input file of run r could be read.", unreadable)
+    error.__cause__ = OSError("the storage's reason")
     record = RunRecord(
         "r", deployment.name, "failed", datetime.now(timezone.utc), deployment.input.path
     )
     with pytest.raises(NoReadableInputError) as raised:
         runner._record_failure(spark, deployment, record, Progress(enabled=False), error)
     assert raised.value.files_failed == unreadable
+    assert raised.value.__cause__ is error.__cause__  # a traceback still shows the run's cause
     assert str(raised.value).startswith("No input file of run r could be read. The run could not")
     assert f"recorded in the runs table at {blocker / 'runs'} either" in str(raised.value)
 

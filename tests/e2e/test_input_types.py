@@ -465,7 +465,12 @@ def test_a_rule_that_raises_on_a_row_is_named(tmp_path: Path, spark: Any) -> Non
     """Spark's ANSI mode makes `n / d` raise on d = 0: the run fails naming the rule and the
     fix, not with Spark's bare error. Written with try_divide, the row is quarantined."""
     table = pa.table(
-        {"id": ["a", "b"], "n": pa.array([1, 2], pa.int64()), "d": pa.array([1, 0], pa.int64())}
+        {
+            "id": ["a", "b"],
+            "n": pa.array([1, 2], pa.int64()),
+            "d": pa.array([1, 0], pa.int64()),
+            "d2": pa.array([1, 1], pa.int64()),
+        }
     )
     rules = [{"name": "ratio_positive", "expr": "n / d > 0"}]
     with pytest.raises(DeploymentError, match=r"Rule ratio_positive \(n / d > 0\) raised"):
@@ -477,11 +482,12 @@ def test_a_rule_that_raises_on_a_row_is_named(tmp_path: Path, spark: Any) -> Non
     assert reasons(quarantine) == {"b": [("ratio_positive", None)]}
 
     # Spark evaluates a division two rules share once, and points at the first rule's: both
-    # are named, not only the one that guards it (which alone cannot raise).
+    # are named, not only the one that guards it (which alone cannot raise). A rule dividing by
+    # another column (`d2`) does not hold that part.
     rules = [
         {"name": "guarded", "expr": "d = 0 OR n / d > 0"},
         {"name": "unguarded", "expr": "n / d > 0"},
-        {"name": "unrelated", "expr": "n > 0"},
+        {"name": "unrelated", "expr": "n / d2 > 0"},
     ]
     with pytest.raises(DeploymentError) as raised:
         run(tmp_path / "both", table, echo_model(tmp_path), rules=rules)

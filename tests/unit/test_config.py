@@ -594,8 +594,8 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
 
 
 def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
-    """`<<: *anchor` merges a mapping, and a key given beside it overrides, as YAML says; the
-    anchored mapping itself must sit under a known key."""
+    """`<<:` merges a mapping, and a key given beside it overrides, as YAML says; an anchored
+    mapping (`&limits`, then `*limits`) must itself sit under a known key."""
     merged = yaml.safe_dump(minimal()) + textwrap.dedent(
         """\
         limits:
