@@ -1,5 +1,5 @@
 """A failure inside the scoring pass, told as one sentence: the model's, naming its version, or a
-rule's, naming the rule."""
+rule's, naming the rule (or the rules that hold the part Spark points at)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ def guard_scoring(
     model: ResolvedModel, rules: Sequence[Rule], redact: Sequence[str], write: Callable[[], _T]
 ) -> _T:
     """Turn a model failure inside the UDF into one sentence naming the model version, and a
-    rule that raised on a row into one naming the rule. Spark's message quotes the value the
-    rule failed on, so it is withheld when the rule reads a `quarantine.redact` column."""
+    rule that raised on a row into one naming the rule (or the rules sharing the failing part).
+    Spark's message quotes the value the rule failed on, so it is withheld when the rule reads a
+    `quarantine.redact` column."""
     try:
         return write()
     except (Py4JJavaError, PySparkException) as exc:
