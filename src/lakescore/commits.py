@@ -44,23 +44,18 @@ def commit_tables(
 ) -> RunRecord:
     """The quarantine and predictions commits (or the abort, past a limit); each of them is
     taken back if the other fails."""
-    spark, deployment, state, progress, model = (
-        run.spark,
-        run.deployment,
-        run.state,
-        run.progress,
-        run.model,
-    )
-    record = state.record
+    record = run.state.record
     if summary.rows_failed:
         reasons = {**record.quarantined_by_reason, C.RULE_MODEL_ERROR: summary.rows_failed}
-        record = state.update(quarantined_by_reason=reasons)
-        progress.stage(f"the model failed on {summary.rows_failed:,} rows: they go to quarantine")
+        record = run.state.update(quarantined_by_reason=reasons)
+        run.progress.stage(
+            f"the model failed on {summary.rows_failed:,} rows: they go to quarantine"
+        )
     quarantined = conform(
         pipeline.quarantine(staged, validated.input_columns, run.stamp), run.quarantine_fit
     )
     limit_error = limit_exceeded(
-        deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
+        run.deployment.limits, summary.rows_read, summary.rows_invalid + summary.rows_failed
     )
     if not limit_error and summary.rows_failed and not summary.rows_scored:
         # With or without limits: a run whose model failed on every row it was given is a
@@ -77,37 +72,39 @@ def commit_tables(
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
         # If either fails, the other one is reverted for this run id (take_back).
         quarantine_commit = pool.submit(
-            carry_job_tags(spark, _commit_quarantine),
-            spark,
-            deployment,
+            carry_job_tags(run.spark, _commit_quarantine),
+            run.spark,
+            run.deployment,
             record,
             quarantined,
-            model,
-            progress,
+            run.model,
+            run.progress,
         )
         try:
             out = _commit_predictions(
-                spark,
-                deployment,
+                run.spark,
+                run.deployment,
                 record,
                 conform(pipeline.predictions(staged, run.stamp), run.prediction_fit),
-                model,
+                run.model,
                 run.stats_columns,
             )
         except BaseException:
-            take_back_pending(run, deployment.quarantine.path, "quarantine", quarantine_commit)
+            take_back_pending(run, run.deployment.quarantine.path, "quarantine", quarantine_commit)
             raise
         try:
-            progress.stage(_committed_stage(out, "predictions"))
+            run.progress.stage(_committed_stage(out, "predictions"))
             fault_point("after_predictions_commit")
             quarantined_commit = quarantine_commit.result()
         except BaseException:
-            take_back(run, deployment.output.path, "predictions", out)
+            take_back(run, run.deployment.output.path, "predictions", out)
             if not (quarantine_commit.done() and quarantine_commit.exception()):
                 # Interrupted before or while waiting for it: it may commit yet.
-                take_back_pending(run, deployment.quarantine.path, "quarantine", quarantine_commit)
+                take_back_pending(
+                    run, run.deployment.quarantine.path, "quarantine", quarantine_commit
+                )
             raise
-    return state.update(
+    return run.state.update(
         rows_scored=out.rows,
         output_version=out.recorded_version,
         rows_quarantined=quarantined_commit.rows,

@@ -532,35 +532,28 @@ def _stage_and_commit(
 ) -> RunRecord:
     """The one pass over the input (validate and score into staging), then every count, check
     and commit from the staged rows."""
-    spark, deployment, state, progress, model = (
-        run.spark,
-        run.deployment,
-        run.state,
-        run.progress,
-        run.model,
-    )
     failed, manifest, names = completeness.failed, completeness.manifest, completeness.names
-    progress.stage(f"validating and scoring rows with {model.pinned_uri}")
-    with progress.tracking(spark, "scoring"):
+    run.progress.stage(f"validating and scoring rows with {run.model.pinned_uri}")
+    with run.progress.tracking(run.spark, "scoring"):
         guard_scoring(
-            model,
-            deployment.rules,
-            deployment.quarantine.redact,
+            run.model,
+            run.deployment.rules,
+            run.deployment.quarantine.redact,
             lambda: write_staging(staged_rows, staging),
         )
-    staged = read_staging(spark, staging)
+    staged = read_staging(run.spark, staging)
     summary = StagedCounts.of(staged, validated)
-    record = state.update(
+    record = run.state.update(
         rows_read=summary.rows_read,
         quarantined_by_reason=summary.by_action["quarantine"],
         warnings_by_rule=summary.by_action["warn"],
         executors=summary.executors,
     )
-    progress.stage(
+    run.progress.stage(
         f"validated {summary.rows_read:,} rows: {summary.rows_scored:,} scored, "
         f"{summary.rows_invalid:,} to quarantine"
     )
-    expect = deployment.input.expect
+    expect = run.deployment.input.expect
     rows_by_file: dict[str, int] = {}
     if any(f.rows is not None for f in manifest):
         # _source_file is a URI (a space is %20); the listed names are plain paths.
@@ -576,15 +569,15 @@ def _stage_and_commit(
         )
     # Once for every commit below (each check is a read of the runs table, seconds in a cold
     # JVM), and before the first: a superseded attempt changes no table.
-    require_ownership(spark, deployment.runs.path, record)
-    state.committing = True
-    failed_files = commit_failed_files(spark, deployment, record, failed)
+    require_ownership(run.spark, run.deployment.runs.path, record)
+    run.state.committing = True
+    failed_files = commit_failed_files(run.spark, run.deployment, record, failed)
     try:
         return commit_tables(run, validated, staged, summary)
     except LimitExceededError:
         raise  # an aborted run keeps its record of unreadable files, as its quarantine
     except BaseException:  # Ctrl-C and SIGTERM too: a stopped run changes no table either
-        path = failed_files_path(deployment.quarantine.path)
+        path = failed_files_path(run.deployment.quarantine.path)
         take_back(run, path, "failed files", failed_files)
         raise
 
