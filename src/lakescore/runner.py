@@ -340,9 +340,10 @@ def _record_failure(
             if reason in str(error)
             else f"{said} The run could not be recorded in {where} either: {reason}",
         )
-        # The error keeps its own cause (the run's failure); the record's is in its message.
         _log.debug("run %s could not record its failure", record.run_id, exc_info=exc)
-        raise error from error.__cause__
+        # The run's own cause stays the one shown; without one, the record's failure (and,
+        # before it, whatever the run failed on) is.
+        raise error from (error.__cause__ or exc)
 
 
 def _score(
