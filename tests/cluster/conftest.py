@@ -1,5 +1,6 @@
 """Fixtures for the cluster tests: a standalone cluster per module (always stopped at the end,
-also after a failure), the same cluster per test with both workers alive, and lakescore's wheel."""
+also after a failure), the same cluster per test with both workers alive, and lakescore shipped
+as a package."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.standalone import StandaloneCluster, build_wheel
+from cluster.standalone import ShippedPackage, StandaloneCluster, ship_package
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +45,7 @@ def cluster(standalone_cluster: StandaloneCluster) -> StandaloneCluster:
 
 
 @pytest.fixture(scope="session")
-def lakescore_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """lakescore built as a wheel from a snapshot of the sources, as a release would ship it."""
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
+def lakescore_package(tmp_path_factory: pytest.TempPathFactory) -> ShippedPackage:
+    """lakescore built from a snapshot of the sources and shipped as the README says, with a
+    Python that cannot import it otherwise."""
+    return ship_package(tmp_path_factory.mktemp("package"))

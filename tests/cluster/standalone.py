@@ -1,5 +1,6 @@
 """A real Spark standalone cluster on loopback (one master, two one-core workers) started from the
-installed pyspark, and lakescore built as a wheel the way a cluster user ships it (--py-files).
+installed pyspark, and lakescore built as a wheel and shipped the way the README says (a .zip of
+it with --py-files) to a driver and executors whose Python has every dependency but lakescore.
 
 Every daemon runs in its own process group; teardown kills the groups (and any descendant that
 left them), also when a test fails. Should the test process itself die, the kernel kills the
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.request
 import zipfile
@@ -50,16 +52,21 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def spark_env() -> dict[str, str]:
-    """The environment for every Spark process: loopback only, the venv's pyspark and Python."""
+def spark_env(python: Path | None = None) -> dict[str, str]:
+    """The environment for every Spark process: loopback only, the venv's pyspark, and `python`
+    (else the venv's) for the driver and the executors."""
     import pyspark
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYSPARK_GATEWAY"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "PYSPARK_GATEWAY")) and k != "PYTHONPATH"
+    }
     env.update(
         SPARK_LOCAL_IP=LOOPBACK,
         SPARK_HOME=str(Path(pyspark.__file__).parent),
-        PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
+        PYSPARK_PYTHON=str(python or sys.executable),
+        PYSPARK_DRIVER_PYTHON=str(python or sys.executable),
         # The master's REST submission server would bind port 6066; nothing here needs it.
         SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false",
     )
@@ -341,12 +348,13 @@ class Submission:
 
 def submission(
     cluster: StandaloneCluster,
-    wheel: Path,
+    package: ShippedPackage,
     deployment: Path,
     run_id: str,
     extra_conf: dict[str, str] | None = None,
 ) -> Submission:
-    """The documented cluster command, plus test-only settings that keep it on loopback."""
+    """The documented cluster command, plus test-only settings that keep it on loopback, run by
+    a Python that has every dependency but not lakescore, as on a cluster's machines."""
     conf = {
         "spark.executorEnv.MLFLOW_TRACKING_URI": UNREACHABLE_TRACKING_URI,
         "spark.executor.cores": "1",
@@ -368,8 +376,9 @@ def submission(
         cluster.url,
         "--properties-file",
         str(ROOT / "spark_conf" / "cluster.conf"),
+        "--load-spark-defaults",
         "--py-files",
-        str(wheel),
+        str(package.py_file),
     ]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
@@ -377,10 +386,71 @@ def submission(
     cwd = deployment.parent
     return Submission(
         command,
-        spark_env(),
+        spark_env(package.python),
         cwd,
         cwd / f"submit-{run_id}.out",
         cwd / f"submit-{run_id}.err",
+    )
+
+
+@dataclass(frozen=True)
+class ShippedPackage:
+    """lakescore as the README ships it (the wheel, copied to a .zip for `--py-files`), and a
+    Python that can import it only from there."""
+
+    py_file: Path
+    python: Path
+
+
+def ship_package(work: Path) -> ShippedPackage:
+    """Build the wheel, copy it to the .zip `--py-files` takes (Spark puts .zip, .egg and .py
+    files on the executors' `sys.path`, not .whl ones), and make the Python to run it with."""
+    wheel = build_wheel(work)
+    py_file = wheel.with_name(wheel.name.split("-py3-")[0] + ".zip")
+    shutil.copyfile(wheel, py_file)
+    return ShippedPackage(py_file, python_without_lakescore(work / "python"))
+
+
+def python_without_lakescore(folder: Path) -> Path:
+    """A Python with every package of this venv except lakescore, like a cluster machine's.
+
+    It is a venv whose site-packages names this venv's by path: Python reads the .pth files
+    (lakescore's editable install among them) of a site folder only, so lakescore is not
+    importable, and a job it runs proves that the shipped package reached the driver and
+    every executor.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    python = folder / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(site) / "venv-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    imports = "import pyspark, mlflow, sklearn, deltalake"
+    assert _imports(python, imports).returncode == 0, _imports(python, imports).stderr
+    assert _imports(python, "import lakescore").returncode != 0, "lakescore is importable"
+    return python
+
+
+def _imports(python: Path, statement: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [str(python), "-c", statement],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=python.parent,
+        timeout=120,
+        check=False,
     )
 
 

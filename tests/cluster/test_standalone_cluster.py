@@ -1,6 +1,6 @@
 """lakescore on a real Spark standalone cluster: spark-submit with spark_conf/cluster.conf and the
-package shipped as a wheel with --py-files; executors that cannot reach the MLflow server; and a
-worker killed while its executor is running the model."""
+package shipped with --py-files to machines whose Python lacks it; executors that cannot reach
+the MLflow server; and a worker killed while its executor is running the model."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from deltalake import DeltaTable as RustDeltaTable
 
 from cluster.standalone import (
     UNREACHABLE_TRACKING_URI,
+    ShippedPackage,
     StandaloneCluster,
     Submission,
     command_line,
@@ -79,11 +80,11 @@ def failure_report(code: int | None, job: Submission, cluster: StandaloneCluster
 
 
 def test_spark_submit_scores_every_row_once_across_two_workers(
-    cluster: StandaloneCluster, lakescore_wheel: Path, lakehouse: Any
+    cluster: StandaloneCluster, lakescore_package: ShippedPackage, lakehouse: Any
 ) -> None:
     deployment_file = lakehouse(rows=4_000, files=8, scoring={"batch_size": 200})
     earlier_apps = cluster.app_dirs()
-    job = submission(cluster, lakescore_wheel, deployment_file, "cluster-1", SPREAD)
+    job = submission(cluster, lakescore_package, deployment_file, "cluster-1", SPREAD)
 
     code = job.run()
 
@@ -102,11 +103,11 @@ def test_spark_submit_scores_every_row_once_across_two_workers(
 
 
 def test_worker_killed_mid_scoring_still_scores_every_row_once(
-    cluster: StandaloneCluster, lakescore_wheel: Path, lakehouse: Any
+    cluster: StandaloneCluster, lakescore_package: ShippedPackage, lakehouse: Any
 ) -> None:
     deployment_file = lakehouse(rows=20_000, files=8, scoring={"batch_size": 100})
     earlier_apps = cluster.app_dirs()
-    job = submission(cluster, lakescore_wheel, deployment_file, "cluster-kill", SPREAD)
+    job = submission(cluster, lakescore_package, deployment_file, "cluster-kill", SPREAD)
     process = job.start()
     try:
         task, stage = wait_for_scoring_task(cluster, 1, earlier_apps, process, job)
