@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lakescore.errors import EnvironmentProblem, LakescoreError
+from lakescore.errors import EnvironmentProblem, LakescoreError, UsageError
 
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 
@@ -48,7 +48,8 @@ def get_spark(
 
     With `catalog`, a local session gets a persistent local metastore (Hive on Derby) so catalog
     tables outlive the process: in LAKESCORE_WAREHOUSE_DIR when set, else Spark's defaults
-    (`metastore_db` and `spark-warehouse` in the current folder).
+    (`metastore_db` and `spark-warehouse` in the current folder); a submitted job's session
+    must have a catalog that outlives it.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -61,6 +62,8 @@ def get_spark(
         submitted = SparkSession.builder.getOrCreate()
         require_classic(submitted)
         require_delta(submitted)
+        if catalog:
+            require_lasting_catalog(submitted)
         _quiet(submitted, verbose)
         return submitted
     if _connect_settings():
@@ -197,6 +200,24 @@ def require_delta(spark: SparkSession) -> None:
             "io.delta.sql.DeltaSparkSessionExtension and spark.sql.catalog.spark_catalog="
             "org.apache.spark.sql.delta.catalog.DeltaCatalog, and add the package "
             f"{DELTA_PACKAGE} (see spark_conf/local.conf)."
+        )
+
+
+def require_lasting_catalog(spark: SparkSession) -> None:
+    """Refuse catalog tables in a submitted job whose catalog is Spark's in-memory one.
+
+    It forgets the tables when the job ends, and puts a new table's files in the driver's
+    `spark-warehouse` folder (a container's, in cluster mode). A cluster's spark-defaults.conf
+    usually sets `hive`, but spark-submit ignores that file when given `--properties-file`,
+    unless also given `--load-spark-defaults`.
+    """
+    if spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "in-memory":
+        raise UsageError(
+            "The deployment names catalog tables, but this Spark session's catalog is in-memory "
+            "(spark.sql.catalogImplementation=in-memory): it would forget them when the job "
+            "ends. Submit with --load-spark-defaults (the cluster's spark-defaults.conf, which "
+            "spark-submit skips when given --properties-file) or "
+            "--conf spark.sql.catalogImplementation=hive, or use path: tables."
         )
 
 

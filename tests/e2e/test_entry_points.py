@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from deltalake import DeltaTable as RustDeltaTable
 
 from lakescore.config import load_deployment
@@ -124,6 +125,40 @@ def test_spark_submit_runs_the_job_on_a_delta_input(lakehouse: Any, tmp_path: Pa
     run_row = runs.set_index("run_id").loc["submitted"]
     assert run_row["status"] == "succeeded"
     assert run_row["rows_read"] == 200 == run_row["rows_scored"] + run_row["rows_quarantined"]
+
+
+@pytest.mark.e2e
+def test_spark_submit_refuses_catalog_tables_in_an_in_memory_catalog(
+    lakehouse: Any, tmp_path: Path
+) -> None:
+    """spark-submit with --properties-file skips the cluster's spark-defaults.conf, and with it
+    the Hive metastore: the in-memory catalog would forget the tables when the job ends."""
+    deployment_file = lakehouse(rows=50, files=1)
+    data = yaml.safe_load(deployment_file.read_text())
+    for key in ("output", "quarantine", "runs"):
+        data[key] = {"table": f"submitted.{key}"}
+    deployment_file.write_text(yaml.safe_dump(data))
+    submit = [
+        str(BIN / "spark-submit"),
+        "--properties-file",
+        str(ROOT / "spark_conf" / "local.conf"),
+        "--conf",
+        f"spark.sql.warehouse.dir={tmp_path / 'warehouse'}",
+    ]
+    job = [str(ROOT / "jobs" / "score.py"), str(deployment_file), "--run-id", "by-name"]
+
+    refused = run([*submit, *job], tmp_path)
+
+    assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "catalog is in-memory (spark.sql.catalogImplementation=in-memory)" in refused.stdout
+    assert not (tmp_path / "warehouse").exists()  # no table was written
+
+    with_hive = run([*submit, "--conf", "spark.sql.catalogImplementation=hive", *job], tmp_path)
+
+    assert with_hive.returncode == 0, with_hive.stdout[-3000:] + with_hive.stderr[-3000:]
+    assert "run by-name succeeded" in with_hive.stdout
+    runs = RustDeltaTable(str(tmp_path / "warehouse" / "submitted.db" / "runs"))
+    assert runs.to_pyarrow_table().column("status").to_pylist() == ["succeeded"]
 
 
 def test_notebook_runs_top_to_bottom_outside_databricks(
