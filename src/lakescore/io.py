@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -766,19 +765,13 @@ def read_table(spark: SparkSession, path: str) -> DataFrame | None:
 def _latest_version(spark: SparkSession, path: str) -> int:
     from delta.tables import DeltaTable
 
-    _require_local_folder(path)
+    # Asked of the storage the path names (a path without a scheme is on the cluster's default
+    # file system, HDFS or DBFS, not the driver's disk), as every other input check is.
+    if not path_exists(spark, path):
+        raise InputError(f"Input {path} does not exist.")
     if not DeltaTable.isDeltaTable(spark, path):
         raise InputError(f"Input {path} is not a Delta table (no _delta_log).")
     return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
-
-
-def _require_local_folder(path: str) -> None:
-    """Catch the commonest mistake early and clearly: a local input folder that does not exist."""
-    if "://" in path and not path.startswith("file:"):
-        return
-    local = Path(path.removeprefix("file:"))
-    if not local.exists():
-        raise InputError(f"Input {local} does not exist.")
 
 
 def _input_error(config: InputConfig, exc: AnalysisException) -> str:
