@@ -115,7 +115,8 @@ class Deployment:
 
 
 def load_deployment(path: str | Path) -> Deployment:
-    """Read and validate a deployment file; relative paths resolve against its folder."""
+    """Read and validate a deployment file; relative paths resolve against the folder it is
+    given in."""
     file = Path(path)
     if file.is_dir():
         raise DeploymentError(f"Deployment file {file} is a folder; give the YAML file in it.")
@@ -131,7 +132,10 @@ def load_deployment(path: str | Path) -> Deployment:
         problem = getattr(exc, "problem", None)
         problem = f": {problem}" if problem else ""
         raise DeploymentError(f"Deployment file {file} is not valid YAML{where}{problem}.") from exc
-    return parse_deployment(raw, base_dir=file.resolve().parent, source=str(file))
+    # The folder the file is given in, a symbolic link not followed: YARN's `--files` links each
+    # file into the container's folder from a cache folder of its own, so the link's target has
+    # none of the files shipped beside it (a `sqlite:` registry, say).
+    return parse_deployment(raw, base_dir=Path(os.path.abspath(file)).parent, source=str(file))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

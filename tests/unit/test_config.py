@@ -182,6 +182,26 @@ def test_relative_paths_resolve_against_the_files_folder(
     assert deployment.model.tracking_uri == f"sqlite:///{base / 'mlflow.db'}"
 
 
+def test_paths_resolve_against_the_folder_of_a_linked_deployment_file(tmp_path: Path) -> None:
+    """YARN's `--files` gives each shipped file a cache folder of its own and links it into the
+    container's folder: the files shipped beside the deployment are beside the link, not beside
+    its target."""
+    cache = tmp_path / "filecache"
+    for number, name in enumerate(["deployment.yaml", "mlflow.db"]):
+        (cache / str(number)).mkdir(parents=True)
+        (tmp_path / name).symlink_to(cache / str(number) / name)
+    raw = minimal()
+    raw["model"] = {"uri": "models:/risk@champion", "tracking_uri": "sqlite:///mlflow.db"}
+    (cache / "0" / "deployment.yaml").write_text(yaml.safe_dump(raw))
+    (cache / "1" / "mlflow.db").write_bytes(b"")
+
+    deployment = load_deployment(tmp_path / "deployment.yaml")
+
+    assert deployment.output.path == str(tmp_path / "out")
+    # The registry is found through its own link, at the file YARN shipped.
+    assert deployment.model.tracking_uri == f"sqlite:///{cache / '1' / 'mlflow.db'}"
+
+
 @pytest.mark.parametrize(
     "uri",
     [
