@@ -109,6 +109,21 @@ def predict_isolating_failures(
     a redacted column, and exception messages often quote the input.
     """
     dtypes = input_dtypes or {}
+    holes = _null_in_typed_input(batch, dtypes)
+    if holes.any() and not holes.all():
+        # A null in an integer or boolean input leaves its column float or object, which pyfunc
+        # refuses for that input. Scored apart, those rows cannot fail the others: bisection
+        # would find the good rows only up to `max_isolated` failures, and quarantine the rest.
+        options: dict[str, Any] = {
+            "max_isolated": max_isolated,
+            "input_dtypes": dtypes,
+            "withhold_messages": withhold_messages,
+        }
+        parts = [
+            predict_isolating_failures(model, batch[rows], outputs, model_label, **options)
+            for rows in (~holes, holes)
+        ]
+        return _reassembled(parts, batch.index, outputs)
     try:  # the usual case: one call
         whole = predict_batch(model, restore_input_dtypes(batch, dtypes), outputs, model_label)
     except ScoringError:
@@ -151,6 +166,26 @@ def predict_isolating_failures(
         ok = errors.isna()
         result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
     result[SCORE_ERROR] = errors
+    return result
+
+
+def _null_in_typed_input(batch: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.Series:
+    """Per row, whether it holds a null in an input whose dtype `restore_input_dtypes` gives."""
+    typed = [name for name in dtypes if name in batch.columns]
+    if not typed:
+        return pd.Series(False, index=batch.index)
+    return batch[typed].isna().any(axis=1)
+
+
+def _reassembled(
+    parts: Sequence[pd.DataFrame], index: pd.Index, outputs: Sequence[OutputColumn]
+) -> pd.DataFrame:
+    """Results of parts of a batch, in the batch's order, each output column of its own dtype."""
+    integral = {c.name: object for c in outputs if _is_integral(c.spark_type)}  # exact, no float
+    result = pd.concat([part.astype(integral) for part in parts]).reindex(index)
+    ok = result[SCORE_ERROR].isna()
+    for column in outputs:
+        result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
     return result
 
 
@@ -267,12 +302,15 @@ def scoring_udf(
 def executor_label() -> str:
     """`host/executor-id` of the executor running this Python worker, or `host/driver` locally.
 
-    Python's TaskContext has no executor id, but executors run in `<work>/<app-id>/<id>`, and
-    their Python workers inherit that working directory.
+    Python's TaskContext has no executor id, but Python workers inherit their executor's
+    environment and working directory: Kubernetes sets SPARK_EXECUTOR_ID in an executor's pod,
+    YARN sets CONTAINER_ID in its container, and a standalone executor runs in
+    `<work>/<app-id>/<id>`.
     """
-    cwd = os.getcwd()
-    parent, leaf = os.path.split(cwd)
-    executor = leaf if os.path.basename(parent).startswith("app-") else "driver"
+    executor = os.environ.get("SPARK_EXECUTOR_ID") or os.environ.get("CONTAINER_ID")
+    if not executor:
+        parent, leaf = os.path.split(os.getcwd())
+        executor = leaf if os.path.basename(parent).startswith("app-") else "driver"
     return f"{socket.gethostname()}/{executor}"
 
 

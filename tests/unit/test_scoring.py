@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from lakescore.columns import SCORE_ERROR
 from lakescore.errors import ScoringError
 from lakescore.model import InputColumn, OutputColumn
-from lakescore.scoring import input_dtypes, predict_batch, predict_valid_rows
+from lakescore.scoring import executor_label, input_dtypes, predict_batch, predict_valid_rows
 
 LABEL = "models:/meter_risk/3"
 PREDICTION = (OutputColumn("prediction", "bigint"),)
@@ -587,3 +589,53 @@ def test_a_null_in_an_optional_integer_input_fails_only_its_own_row() -> None:
     result = predict_valid_rows(model, batch, valid, PREDICTION, LABEL, input_dtypes={"n": "int64"})
     assert list(result["prediction"]) == [1, None, 3, 4]
     assert result["_score_error"].notna().tolist() == [False, True, False, False]
+
+
+def test_many_nulls_in_an_optional_integer_input_fail_none_of_the_other_rows() -> None:
+    """Past `max_isolated` failures, bisection quarantined whole parts of a batch: with more
+    null rows than that, the valid rows among them went to quarantine as model errors."""
+    values = [np.nan if i % 2 else float(i) for i in range(200)]
+    batch = pd.DataFrame({"n": values}, index=range(1000, 1200))
+    valid = pd.Series(True, index=batch.index)
+    calls: list[int] = []
+    refusing = enforcing({"n": "int64"})
+
+    def counted(rows: pd.DataFrame) -> Any:
+        calls.append(len(rows))
+        return refusing.predict(rows)
+
+    result = predict_valid_rows(
+        FnModel(counted), batch, valid, PREDICTION, LABEL, input_dtypes={"n": "int64"}
+    )
+
+    assert result.index.equals(batch.index)
+    assert result["prediction"].tolist() == [None if i % 2 else i for i in range(200)]
+    assert result["_score_error"].notna().tolist() == [bool(i % 2) for i in range(200)]
+    assert calls[0] == 100  # the rows without a null, in one call
+
+
+@pytest.mark.parametrize(
+    ("env", "folder", "label"),
+    [
+        ({}, "work/app-20261127-0001/3", "3"),  # standalone: the executor's working folder
+        ({"SPARK_EXECUTOR_ID": "7"}, "opt/spark/work-dir", "7"),  # Kubernetes
+        ({"CONTAINER_ID": "container_1_0001_01_000002"}, "c", "container_1_0001_01_000002"),
+        ({}, "anywhere", "driver"),  # local mode
+    ],
+)
+def test_executor_label_names_the_executor_on_every_cluster_manager(
+    env: dict[str, str],
+    folder: str,
+    label: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run record's executors: before Kubernetes and YARN were read, every executor of a
+    host there was counted as `host/driver`."""
+    for name in ("SPARK_EXECUTOR_ID", "CONTAINER_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / folder).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / folder)
+    assert executor_label() == f"{socket.gethostname()}/{label}"
