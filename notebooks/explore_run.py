@@ -15,6 +15,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakescore.catalog import resolve_tables, uses_catalog
 from lakescore.config import load_deployment
 from lakescore.notebook import widget as notebook_widget
 from lakescore.session import get_spark
@@ -37,8 +38,10 @@ def count(value: int | None) -> str:
 deployment_path = widget("deployment", "lakehouse/deployment.yaml")
 run_id = widget("run_id", "")
 
-spark = get_spark()
 deployment = load_deployment(deployment_path)
+spark = get_spark(catalog=uses_catalog(deployment))
+# Catalog tables (`table: schema.name`) by their locations, as `lakescore runs` reads them.
+deployment = resolve_tables(spark, deployment, create=False)
 
 
 def table(path: str) -> DataFrame | None:

@@ -27,12 +27,13 @@ run_id = widget("run_id", "") or None
 
 # COMMAND ----------
 
+from lakescore.catalog import uses_catalog  # noqa: E402
 from lakescore.config import load_deployment  # noqa: E402
 from lakescore.runner import score  # noqa: E402
 from lakescore.session import get_spark  # noqa: E402
 
-spark = get_spark()
 deployment = load_deployment(deployment_path)
+spark = get_spark(catalog=uses_catalog(deployment))  # outside Databricks: a lasting metastore
 result = score(spark, deployment, run_id)
 record = asdict(result.record)
 print(

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import logging
 import runpy
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 from deltalake import DeltaTable as RustDeltaTable
 from pyspark.errors import AnalysisException
 
+from lakescore.catalog import resolve_tables
 from lakescore.config import Deployment, load_deployment
 from lakescore.errors import DeploymentError
 from lakescore.runner import score
@@ -167,6 +170,29 @@ def test_explore_run_keeps_to_its_deployments_runs_in_a_shared_runs_table(
     expect_explore(newest, deployment, "ours", "")
     with pytest.raises(ValueError, match="Run theirs of deployment meter-risk-test is not in"):
         run_notebook(notebook, {"deployment": str(deployment_file), "run_id": "theirs"}, capsys)
+
+
+def test_notebooks_find_catalog_tables_through_the_catalog(
+    lakehouse: Any, spark: Any, capsys: Any, tmp_path: Path
+) -> None:
+    """A deployment of `table: schema.name` tables gives no paths: both notebooks look the
+    tables up in the session's catalog, as `lakescore runs` does."""
+    schema = f"notebooks_{uuid.uuid4().hex[:8]}"
+    spark.sql(f"CREATE SCHEMA {schema} LOCATION '{tmp_path / 'catalog'}'")
+    deployment_file = lakehouse(rows=120, files=2)
+    data = yaml.safe_load(deployment_file.read_text())
+    for key in ("output", "quarantine", "runs"):
+        data[key] = {"table": f"{schema}.{key}"}
+    deployment_file.write_text(yaml.safe_dump(data))
+    widgets = {"deployment": str(deployment_file)}
+
+    scored, _ = run_notebook(ROOT / "notebooks" / "score.py", {**widgets, "run_id": "t"}, capsys)
+    explored, _ = run_notebook(ROOT / "notebooks" / "explore_run.py", widgets, capsys)
+
+    resolved = resolve_tables(spark, load_deployment(deployment_file), create=False)
+    assert str(tmp_path / "catalog") in resolved.runs.path
+    expect_score(scored, resolved, "t", "t")
+    expect_explore(explored, resolved, "t", "")
 
 
 class Collected(logging.Handler):
