@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -323,6 +324,10 @@ def _task_attempt() -> int:
 
 def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd.DataFrame:
     names = [c.name for c in outputs]
+    if not isinstance(raw, pd.Series | pd.DataFrame) and callable(getattr(raw, "to_pandas", None)):
+        # A pyarrow Table or a polars DataFrame: as pandas, its columns are matched by name, not
+        # taken in the order they come in.
+        raw = raw.to_pandas()
     if isinstance(raw, pd.Series | pd.DataFrame):
         raw = _in_input_order(raw)
     if isinstance(raw, pd.DataFrame):
@@ -420,11 +425,26 @@ def _is_integral(spark_type: str) -> bool:
 
 
 def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
+    """`values` (none of them null) as `spark_type`'s pandas type; ValueError or TypeError for
+    values that type would change rather than hold."""
+    if spark_type == "timestamp":
+        return _times(values)
+    if spark_type == "binary":
+        if not values.map(lambda v: isinstance(v, bytes | bytearray)).all():
+            raise ValueError("values other than bytes in a binary column")
+        return values
     target = _PANDAS_TYPES.get(spark_type)
     if target is None:
         return values
     if target == "object":
+        if values.map(lambda v: isinstance(v, bytes | bytearray | Mapping | list | tuple)).any():
+            # Their str() would be stored: "b'x'", "{'label': 'POS'}".
+            raise ValueError("bytes, lists or mappings in a string column")
         return values.map(lambda v: None if pd.isna(v) else str(v))
+    if target.startswith("int") and values.dtype.kind not in "iufb":
+        # Objects (a list holding None, Decimals) and categoricals: astype would cut off the
+        # fractions that the checks below refuse.
+        values = pd.to_numeric(values.astype(object), errors="raise")
     if target == "bool" and values.dtype.kind != "b" and not values.map(_is_boolean).all():
         # astype(bool) would make any non-empty string True, "False" included.
         raise ValueError("values other than true and false in a boolean column")
@@ -432,7 +452,11 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         if values.dtype.kind == "f" and (values % 1 != 0).any():
             raise ValueError("fractional values in an integer column")
         bounds = np.iinfo(target)
-        if len(values) and (values.min() < bounds.min or values.max() > bounds.max):
+        # As floats, 2**63 equals the bound it exceeds: a float is compared as an exact number.
+        low, high = (values.min(), values.max()) if len(values) else (0, 0)
+        if values.dtype.kind == "f" and np.isfinite([low, high]).all():
+            low, high = int(low), int(high)
+        if low < bounds.min or high > bounds.max:
             raise ValueError(f"values outside the range of {spark_type}")
     with np.errstate(over="ignore"):  # an overflow is refused below, by name
         coerced = values.astype(target)
@@ -442,6 +466,16 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         if overflowed.any():
             raise ValueError(f"values outside the range of {spark_type}")
     return coerced
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """Times as they are; anything else refused: Arrow would store an integer as microseconds
+    since 1970 (1700000000 as 00:28:20 on 1 January 1970)."""
+    if values.dtype.kind == "M":
+        return values
+    if not values.map(lambda v: isinstance(v, datetime | np.datetime64)).all():
+        raise ValueError("values other than times in a timestamp column")
+    return values
 
 
 def _is_boolean(value: Any) -> bool:

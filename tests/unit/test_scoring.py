@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -354,9 +356,71 @@ def test_text_in_a_bigint_output(batch: pd.DataFrame) -> None:
     assert "bigint" in message
 
 
-def test_fractions_in_a_bigint_output(batch: pd.DataFrame) -> None:
-    """Non-whole numbers for a bigint output raise rather than being truncated."""
-    scoring_error(returning(np.array([1.0, 1.7, 0.2])), batch, PREDICTION)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        np.array([1.0, 1.7, 0.2]),
+        [1.0, 1.7, None],  # a list holding None: an object column
+        np.array([Decimal("1"), Decimal("1.9"), Decimal("2")], dtype=object),
+        pd.Categorical([1.5, 2.5, 1.5]),
+    ],
+    ids=["floats", "list-with-None", "decimals", "categorical"],
+)
+def test_fractions_in_a_bigint_output(batch: pd.DataFrame, raw: Any) -> None:
+    """Non-whole numbers for a bigint output raise rather than being truncated, whatever the
+    column's dtype (objects and categoricals were cast to int64, which cut 1.7 to 1)."""
+    assert "fractional values" in scoring_error(returning(raw), batch, PREDICTION)
+
+
+def test_whole_numbers_of_any_dtype_fill_a_bigint_output(batch: pd.DataFrame) -> None:
+    raw = np.array([Decimal("1"), 2**62, "3"], dtype=object)
+    assert predict_batch(returning(raw), batch, PREDICTION, LABEL)["prediction"].tolist() == [
+        1,
+        2**62,
+        3,
+    ]
+
+
+def test_2_to_the_63_as_a_float_is_outside_bigint(batch: pd.DataFrame) -> None:
+    """float(2**63) equals the int64 maximum as a float, and int64 wrapped it around to the
+    smallest bigint."""
+    message = scoring_error(returning(np.array([1.0, 2.0**63, 2.0])), batch, PREDICTION)
+    assert "values outside the range of bigint" in message
+
+
+@pytest.mark.parametrize(
+    ("spark_type", "raw", "refused"),
+    [
+        ("timestamp", np.array([1_700_000_000, 2, 3]), "values other than times"),
+        ("timestamp", np.array(["2026-11-27", "x", "y"], dtype=object), "values other than times"),
+        ("binary", np.array([1, 2, 3]), "values other than bytes"),
+        ("string", np.array([b"a", b"b", b"c"], dtype=object), "bytes, lists or mappings"),
+        ("string", [{"label": "POS"}, {"label": "NEG"}, {}], "bytes, lists or mappings"),
+    ],
+)
+def test_values_an_output_type_would_change_are_refused(
+    batch: pd.DataFrame, spark_type: str, raw: Any, refused: str
+) -> None:
+    """Arrow stored an integer for a timestamp output as microseconds since 1970, and a string
+    output held the str() of bytes and dicts ("b'a'", "{'label': 'POS'}")."""
+    message = scoring_error(returning(raw), batch, (OutputColumn("p", spark_type),))
+    assert refused in message and LABEL in message
+
+
+def test_times_and_bytes_fill_their_outputs(batch: pd.DataFrame) -> None:
+    times = pd.to_datetime(["2026-11-27", "2026-11-28", "2026-11-29"])
+    outputs = (OutputColumn("due", "timestamp"), OutputColumn("blob", "binary"))
+    raw = pd.DataFrame({"blob": [b"a", b"b", b"c"], "due": times})
+    result = predict_batch(returning(raw), batch, outputs, LABEL)
+    assert result["due"].tolist() == list(times) and result["blob"].tolist() == [b"a", b"b", b"c"]
+
+
+def test_a_pyarrow_table_is_matched_to_the_signature_by_name(batch: pd.DataFrame) -> None:
+    """As a pandas DataFrame is: taken by position, its columns `b, a` filled outputs `a, b`."""
+    outputs = (OutputColumn("a", "bigint"), OutputColumn("b", "bigint"))
+    raw = pa.table({"b": [4, 5, 6], "a": [1, 2, 3]})
+    result = predict_batch(returning(raw), batch, outputs, LABEL)
+    assert result["a"].tolist() == [1, 2, 3] and result["b"].tolist() == [4, 5, 6]
 
 
 @pytest.mark.parametrize(
