@@ -5,9 +5,12 @@ files case-insensitively (`KWh` and `kwh` are one column). A column whose type d
 files widens when that loses nothing (int → bigint, float → double, an integer of up to 32 bits
 with a float → double) and otherwise becomes a string, so every value survives as read and the
 row-level type check names the column when a value does not fit the model. A bigint with a float
-is a string: a double holds integers exactly only up to 2**53, and 64-bit keys go beyond.
-Structs, arrays and maps of the same kind merge: a struct gains the fields any file gives it
-(null where a file lacks them), and nested types widen by the same rules.
+is a string: a double holds integers exactly only up to 2**53, and 64-bit keys go beyond; a
+whole double then reads as the integer it is (`2`, not Spark's `2.0` or `1.2345678E7`), so that
+it is the same key as the other files' and an integer input still takes it. Decimals of different
+precisions widen to one that holds them all (up to 38 digits). Structs, arrays and maps of the
+same kind merge: a struct gains the fields any file gives it (null where a file lacks them), and
+nested types widen by the same rules.
 """
 
 from __future__ import annotations
@@ -73,9 +76,25 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
         return T.MapType(keys, common_type([t.valueType for t in seen]))  # type: ignore[attr-defined]
     if names <= set(_INTEGRAL):
         return T.LongType()
+    if all(isinstance(t, T.DecimalType) for t in seen):
+        widest = _holding_every([t for t in seen if isinstance(t, T.DecimalType)])
+        if widest is not None:
+            return widest
     if names <= set(_INTEGRAL) - {"bigint"} | set(_FLOATING):
         return T.DoubleType()
     return T.StringType()
+
+
+def _holding_every(seen: Sequence[T.DecimalType]) -> T.DecimalType | None:
+    """The decimal type with the most integer digits and the most fraction digits of `seen`,
+    if it fits in Spark's 38 digits."""
+    scale = max(t.scale for t in seen)
+    digits = max(t.precision - t.scale for t in seen) + scale
+    return T.DecimalType(digits, scale) if digits <= 38 else None
+
+
+# Doubles below this are whole numbers that a decimal(20,0) holds, digit for digit.
+_WHOLE_TEXT_LIMIT = 1e18
 
 
 def _merged_struct(seen: Sequence[T.StructType]) -> T.StructType:
@@ -120,6 +139,11 @@ def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
         )
         return F.transform_values(
             keyed, lambda _, item: conformed(item, source.valueType, target.valueType)
+        )
+    if isinstance(target, T.StringType) and isinstance(source, T.DoubleType | T.FloatType):
+        whole = (value % 1 == 0) & (F.abs(value) < _WHOLE_TEXT_LIMIT)
+        return F.when(whole, value.cast("decimal(20,0)").cast("string")).otherwise(
+            value.cast(target)
         )
     return value.cast(target)
 

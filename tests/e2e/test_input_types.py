@@ -320,12 +320,32 @@ def test_a_64_bit_key_that_another_file_stores_as_double_keeps_every_digit(
     tmp_path: Path, spark: Any
 ) -> None:
     """One file has the key as int64, another as float64 (pandas makes one of a column with a
-    NaN): widened to double, every key above 2**53 would be silently changed."""
+    NaN): widened to double, every key above 2**53 would be silently changed. As text, the
+    float file's whole keys read as integers (`2`, not `2.0` or `1.2345678E7`), as the other
+    file's do, and its other values as Spark writes them."""
     exact = pa.table({"id": pa.array([BIG], pa.int64()), "n": pa.array([1], pa.int64())})
-    floated = pa.table({"id": pa.array([2.0], pa.float64()), "n": pa.array([2], pa.int64())})
+    floated = pa.table(
+        {
+            "id": pa.array([2.0, -12345678.0, 2.5, float("nan")], pa.float64()),
+            "n": pa.array([2, 3, 4, 5], pa.int64()),
+        }
+    )
     record, predictions, _ = run(tmp_path, exact, echo_model(tmp_path), floated)
     assert record.status == "succeeded"
-    assert str(BIG) in set(predictions["id"])
+    assert set(predictions["id"]) == {str(BIG), "2", "-12345678", "2.5", "NaN"}
+
+
+def test_whole_doubles_in_a_column_another_file_has_as_bigint_fill_an_integer_input(
+    tmp_path: Path, spark: Any
+) -> None:
+    """The drifted column is text, and `2.0` is no bigint to Spark: every row of the float file
+    was quarantined as type_mismatch, although read alone it would have scored."""
+    first = pa.table({"id": ["a"], "n": pa.array([1], pa.int64())})
+    second = pa.table({"id": ["b", "c"], "n": pa.array([2.0, 2.5], pa.float64())})
+    record, predictions, quarantine = run(tmp_path, first, echo_model(tmp_path), second)
+    assert record.status == "succeeded"
+    assert dict(zip(predictions["id"], predictions["prediction"], strict=True)) == {"a": 1, "b": 2}
+    assert reasons(quarantine) == {"c": [("type_mismatch", "n")]}
 
 
 def test_columns_spelled_in_another_case_are_named_as_the_deployment_and_signature_say(

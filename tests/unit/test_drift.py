@@ -19,6 +19,11 @@ from lakescore.drift import ALL_NULL, canonical_schema, case_twins, common_type,
         ([T.LongType(), T.DoubleType()], T.StringType()),
         ([T.IntegerType(), T.LongType(), T.FloatType()], T.StringType()),
         ([T.IntegerType(), T.StringType()], T.StringType()),
+        # Decimals widen to the most integer and the most fraction digits, up to 38 in all.
+        ([T.DecimalType(3, 2), T.DecimalType(7, 4)], T.DecimalType(7, 4)),
+        ([T.DecimalType(10, 0), T.DecimalType(5, 4)], T.DecimalType(14, 4)),
+        ([T.DecimalType(38, 0), T.DecimalType(38, 10)], T.StringType()),
+        ([T.DecimalType(10, 2), T.LongType()], T.StringType()),
     ],
 )
 def test_types_widen_only_where_no_value_changes(
