@@ -149,7 +149,8 @@ def check_input_columns(
         if spec.name in fields and not _castable(fields[spec.name], spec.spark_type):
             raise InputError(
                 f"Input column {spec.name} is {fields[spec.name].simpleString()}, which Spark "
-                f"cannot cast to {spec.spark_type}, the type model {model_label} takes."
+                f"cannot cast to {spec.spark_type} (or not without changing what it means), "
+                f"the type model {model_label} takes."
             )
     carried = carried_columns(key, passthrough)
     lacking = [
@@ -205,18 +206,25 @@ def _check_output_names(outputs: Sequence[OutputColumn], model_label: str) -> No
         )
 
 
+_TIMES = ("date", "timestamp", "timestamp_ntz")
+
+
 def _castable(source: T.DataType, target: str) -> bool:
-    """Whether Spark can cast a column of `source` type to the signature's (atomic) `target`:
-    not a nested value, nor bytes to anything but text. Decided from the schema, without an
-    analysis round trip to Spark for each input column."""
+    """Whether Spark can cast a column of `source` type to the signature's (atomic) `target`
+    and keep its meaning: not a nested value, nor bytes to anything but text, nor anything but
+    text to bytes; a time only to a time or text, and only those to a time (Spark would count a
+    number as seconds since 1970, and a time as such a number). Decided from the schema, without
+    an analysis round trip to Spark for each input column."""
     if source.simpleString() == target:
         return True  # a model without a signature takes each column as read, nested ones too
     if isinstance(source, T.ArrayType | T.MapType | T.StructType):
         return False
-    if isinstance(source, T.DateType) or target == "date":  # a date is no number, nor one a date
-        other = target if isinstance(source, T.DateType) else source.simpleString()
-        return other in ("string", "date", "timestamp", "timestamp_ntz")
-    return not isinstance(source, T.BinaryType) or target in ("binary", "string")
+    if source.simpleString() in _TIMES or target in _TIMES:
+        other = target if source.simpleString() in _TIMES else source.simpleString()
+        return other in ("string", *_TIMES)
+    if target == "binary":
+        return isinstance(source, T.BinaryType | T.StringType)
+    return not isinstance(source, T.BinaryType) or target == "string"
 
 
 def typed_inputs(

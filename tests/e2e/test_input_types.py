@@ -366,13 +366,16 @@ def test_columns_spelled_in_another_case_are_named_as_the_deployment_and_signatu
     [
         (pa.array([[1]], pa.list_(pa.int64())), "array<bigint>"),
         (pa.array([date(2026, 11, 26)], pa.date32()), "date"),
+        (pa.array([datetime(2026, 11, 26)], pa.timestamp("us", tz="UTC")), "timestamp"),
+        (pa.array([datetime(2026, 11, 26)], pa.timestamp("us")), "timestamp_ntz"),
     ],
 )
 def test_an_input_type_spark_cannot_cast_is_named(
     tmp_path: Path, spark: Any, values: pa.Array, named: str
 ) -> None:
-    """An array or a date for a long input is one sentence naming the column and both types,
-    not Spark's analysis error."""
+    """An array, a date or a time for a long input is one sentence naming the column and both
+    types, not Spark's analysis error (timestamp_ntz), nor a time turned into seconds since 1970
+    (timestamp)."""
     table = pa.table({"id": ["a"], "n": values})
     with pytest.raises(InputError, match=f"n is {named}, which Spark cannot cast to bigint"):
         run(tmp_path, table, echo_model(tmp_path))
