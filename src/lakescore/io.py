@@ -54,6 +54,10 @@ _SPARK_PARQUET = "org.apache.spark.sql.execution.datasources.parquet"
 _NULL_COLUMN = re.compile(
     r"^  (?:optional|required) \w+ (.+) \(UNKNOWN\)(?: = \d+)?;$", re.MULTILINE
 )
+# A column of nanosecond timestamps in a Parquet schema, at any depth (its leaf name).
+_NANOS_COLUMN = re.compile(
+    r"^\s*(?:optional|required|repeated) int64 (.+) \(TIMESTAMP\(NANOS,", re.MULTILINE
+)
 
 FAILED_FILES_SCHEMA = T.StructType(
     [
@@ -410,25 +414,40 @@ def _footer_reader(spark: SparkSession) -> Callable[[str], T.StructType | Failed
     skip_row_groups = metadata_converter.SKIP_ROW_GROUPS
 
     def footer(path: str) -> T.StructType | FailedFile:
+        parquet_schema = ""
         try:
             hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
             metadata = jvm.org.apache.parquet.hadoop.ParquetFileReader.readFooter(
                 hadoop_conf, hadoop_path, skip_row_groups
             )
+            parquet_schema = str(metadata.getFileMetaData().getSchema().toString())
             schema = parquet.ParquetFileFormat.readSchemaFromFooter(
                 jvm.org.apache.parquet.hadoop.Footer(hadoop_path, metadata), converter
             )
             # Spark reads every file column as nullable, whatever the footer says.
             spark_schema = T.StructType.fromJson(json.loads(schema.asNullable().json()))
-            return _with_null_columns(
-                spark_schema, str(metadata.getFileMetaData().getSchema().toString())
-            )
+            return _with_null_columns(spark_schema, parquet_schema)
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             if _missing_call(exc):
                 raise  # the call is missing, not the file broken: the caller falls back
-            return FailedFile(path, spark_error_message(exc))
+            return FailedFile(path, _explained(spark_error_message(exc), parquet_schema))
 
     return footer
+
+
+def _explained(error: str, parquet_schema: str = "") -> str:
+    """Spark's error about a file, and for nanosecond timestamps (what pandas' and pyarrow's
+    `to_parquet` and `write_table` write by default, which Spark cannot read) the columns and
+    the remedy."""
+    if "TIMESTAMP(NANOS" not in error:
+        return error
+    columns = _NANOS_COLUMN.findall(parquet_schema)
+    named = f"Column(s) {', '.join(columns)} hold" if columns else "It holds"
+    return (
+        f"{error} {named} nanosecond timestamps, which Spark cannot read: write them in "
+        "microseconds (pyarrow.parquet.write_table or pandas' to_parquet with "
+        "coerce_timestamps='us', and allow_truncated_timestamps=True to drop the nanoseconds)."
+    )
 
 
 def _with_null_columns(schema: T.StructType, parquet_schema: str) -> T.StructType:
@@ -475,7 +494,7 @@ def _schemas_by_spark(
         try:
             return spark.read.option("basePath", folder).parquet(literal_path(path)).schema
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
-            return FailedFile(path, spark_error_message(exc))
+            return FailedFile(path, _explained(spark_error_message(exc)))
 
     return _collect_schemas(files, carry_job_tags(spark, footer))
 

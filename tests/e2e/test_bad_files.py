@@ -233,3 +233,25 @@ def test_a_file_corrupt_in_its_second_row_group_is_recorded_in_a_skipping_sessio
     assert run["rows_read"] == len(expected) == run["rows_scored"] + run["rows_quarantined"]
     # Not only Spark's "error while reading file": what is wrong with it.
     assert "Cause: java.io.IOException" in run["files_failed"][0]["error"]
+
+
+def test_a_file_of_nanosecond_timestamps_is_recorded_with_its_column_and_the_remedy(
+    lakehouse: Any, capsys: Any
+) -> None:
+    """pyarrow's and pandas' default Parquet keeps nanoseconds, which Spark cannot read: Spark's
+    error names neither the column nor what to do."""
+    deployment_file = lakehouse(rows=100, files=1, bad=False)
+    deployment = load_deployment(deployment_file)
+    folder = Path(deployment.input.path)
+    table = pq.read_table(next(folder.glob("*.parquet")))
+    read_at = pa.array([1_700_000_000_123_456_789] * len(table), pa.timestamp("ns"))
+    pq.write_table(table.append_column("read_at", read_at), folder / "nanos.parquet")
+
+    assert main(["score", str(deployment_file), "--run-id", "nanos"]) == 0
+    capsys.readouterr()
+
+    [failed] = read(deployment.runs.path).iloc[0]["files_failed"]
+    assert Path(failed["path"]).name == "nanos.parquet"
+    assert "TIMESTAMP(NANOS" in failed["error"]  # Spark's own words first
+    assert "Column(s) read_at hold nanosecond timestamps" in failed["error"]
+    assert "coerce_timestamps='us'" in failed["error"]
