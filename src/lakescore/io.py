@@ -45,6 +45,7 @@ from lakescore.errors import (
     spark_error_message,
 )
 from lakescore.interrupts import carry_job_tags
+from lakescore.partitions import kept_types
 
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
@@ -362,7 +363,8 @@ def _read_footers(
 def _partition_types(
     spark: SparkSession, folder: str, names: Sequence[str]
 ) -> dict[str, T.DataType]:
-    """The partition columns' types as Spark infers them from all `key=value` folders at once.
+    """The partition columns' types as Spark infers them from all `key=value` folders at once,
+    each kept only if it reads every folder's value back as written (see partitions.py).
 
     Read file by file, `code=007` is the int 7 while `code=A12` is a string, and widening then
     keeps "7". With a schema given, Spark lists the folders without opening any file.
@@ -385,7 +387,8 @@ def _partition_types(
             f"data files are in {listed(folders, _FOLDERS_SHOWN)}. Put every data file at the "
             "same depth of key=value folders, or point input.path at one of them."
         ) from exc
-    return {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
+    inferred = {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
+    return kept_types(inferred, names)
 
 
 _FOLDERS_SHOWN = 6

@@ -136,6 +136,26 @@ def test_partition_values_are_typed_across_the_whole_folder(spark: Any, tmp_path
     assert {(r["meter_id"], r["code"]) for r in data.frame.collect()} == expected
 
 
+def test_partition_values_a_number_would_change_stay_as_their_folders_say(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Spark reads `code=007` and `code=012` as the ints 7 and 12, and `version=1.10` as 1.1: a
+    key loses its zeros, and two folders can become one key. Numbers that read back as written
+    stay numbers."""
+    folder = tmp_path / "input"
+    for code, version, n in (("007", "1.10", "7"), ("012", "2.0", "12")):
+        leaf = folder / f"code={code}" / f"version={version}" / f"n={n}"
+        leaf.mkdir(parents=True)
+        pq.write_table(pa.table({"meter_id": [code]}), leaf / "part.parquet")
+
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    types = {f.name: f.dataType.simpleString() for f in data.frame.schema.fields}
+    assert (types["code"], types["version"], types["n"]) == ("string", "string", "int")
+    rows = {(r["meter_id"], r["code"], r["version"], r["n"]) for r in data.frame.collect()}
+    assert rows == {("007", "007", "1.10", 7), ("012", "012", "2.0", 12)}
+
+
 def test_listing_walks_nested_folders_and_skips_hidden_names(spark: Any, tmp_path: Path) -> None:
     folder = tmp_path / "input"
     wanted = [folder / "a.parquet", folder / "2026" / "11" / "b.parquet"]
