@@ -160,7 +160,10 @@ def signature_checks(
                     F.lit(f"{spec.name} is null but the model requires it"),
                 )
             )
-        if spec.spark_type in _FLOATING:
+        if spec.spark_type in _FLOATING and spec.required:
+            # An optional input may be missing, and to pandas NaN is missing: a null there
+            # reaches the model as NaN too (infer_signature makes a column optional exactly when
+            # its example held NaN, and such a model takes it).
             checks.append(
                 _check(
                     RULE_NAN,

@@ -381,6 +381,33 @@ def test_an_input_type_spark_cannot_cast_is_named(
         run(tmp_path, table, echo_model(tmp_path))
 
 
+def test_nan_in_an_optional_double_input_reaches_the_model_as_a_null_there_does(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Both are NaN to pandas, and a column is optional in a signature inferred from an example
+    that held NaN: the stored NaN was quarantined while the stored null was scored. A required
+    double input still quarantines NaN."""
+    model = tmp_path / "optional-double"
+    save_echo(
+        model,
+        Schema(
+            [ColSpec("long", "n"), ColSpec("double", "x", required=False), ColSpec("double", "y")]
+        ),
+    )
+    nan = float("nan")
+    table = pa.table(
+        {"id": ["a", "b", "c", "d"], "n": [1, 2, 3, 4], "x": [1.5, nan, None, 1.0]}
+    ).append_column("y", pa.array([1.0, 1.0, 1.0, nan]))
+    record, predictions, quarantine = run(tmp_path, table, model)
+    assert record.status == "succeeded"
+    assert dict(zip(predictions["id"], predictions["prediction"], strict=True)) == {
+        "a": 1,
+        "b": 2,
+        "c": 3,
+    }
+    assert reasons(quarantine) == {"d": [("nan", "y")]}
+
+
 def test_a_model_without_a_signature_gets_nan_and_only_rules_are_checked(
     tmp_path: Path, spark: Any
 ) -> None:
