@@ -298,7 +298,12 @@ def _signature_inputs(schema: Any, pinned: ModelVersion) -> tuple[InputColumn, .
     columns = []
     for spec in schema.inputs:
         if spec.name is None:
-            raise DeploymentError(f"Model {pinned.pinned_uri} has an unnamed input column.")
+            raise DeploymentError(
+                f"Model {pinned.pinned_uri} has an unnamed input column (a signature inferred "
+                "from a list or a single series, as transformers pipelines log): lakescore "
+                "matches input columns by name, so log the model with a pandas DataFrame input "
+                "example whose columns are the input's."
+            )
         columns.append(
             InputColumn(spec.name, _spark_type(spec.type, spec.name, pinned), spec.required)
         )

@@ -293,6 +293,22 @@ def test_model_without_signature(tmp_path: Path) -> None:
     assert resolved.outputs == (OutputColumn("prediction", "double", required=False, signed=False),)
 
 
+def test_an_unnamed_input_column_is_refused_with_the_remedy(tmp_path: Path) -> None:
+    """A signature inferred from a list of strings (transformers pipelines log such) has one
+    unnamed input: lakescore matches columns by name, and says how to log the model."""
+    path = tmp_path / "unnamed"
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("long")])
+    )
+    mlflow.sklearn.save_model(
+        _fit(1.0), str(path), signature=signature, pip_requirements=SKLEARN_REQUIREMENTS
+    )
+    with pytest.raises(DeploymentError, match="unnamed input column") as info:
+        resolve_model(str(path))
+    assert "pandas DataFrame input example" in str(info.value)
+    assert info.value.exit_code == EXIT_USAGE
+
+
 def test_result_type_types_only_a_model_without_outputs(tmp_path: Path, local_model: Path) -> None:
     """scoring.result_type (here string) types the prediction of a model without an output
     signature; a model with one keeps the signature's type."""
