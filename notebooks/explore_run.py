@@ -45,8 +45,9 @@ deployment = resolve_tables(spark, deployment, create=False)
 
 
 def table(path: str) -> DataFrame | None:
-    """One of the deployment's Delta tables, or None while no run has created it."""
-    if not DeltaTable.isDeltaTable(spark, path):
+    """One of the deployment's Delta tables, or None while no run has created it (a catalog
+    table whose schema does not exist yet has no path)."""
+    if not path or not DeltaTable.isDeltaTable(spark, path):
         return None
     return spark.read.format("delta").load(path)
 

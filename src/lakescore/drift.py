@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 
 _INTEGRAL = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}
 _FLOATING = {"float": 1, "double": 2}
+_BIGINT_LIMIT = 2.0**63  # the first double a bigint cannot hold
 
 
 # Field metadata of a column a file declares all-null (Spark still reads it as some type).
@@ -60,8 +61,9 @@ def canonical_schema(schemas: Mapping[str, T.StructType]) -> list[CanonicalColum
 
 def common_type(seen: Sequence[T.DataType]) -> T.DataType:
     """A type every value of `seen` fits in without loss: the type itself when all agree, bigint
-    for a mix of integer types, double for floats with integers narrower than bigint, else
-    string (structs, arrays and maps field by field). Files whose column is all null (NullType)
+    for a mix of integer types, double for floats with integers narrower than bigint, the
+    decimal holding every decimal of `seen` (up to 38 digits), else string (structs, arrays and
+    maps field by field). Files whose column is all null (NullType)
     have no say; a column no file gives a type is a string."""
     seen = [t for t in seen if not isinstance(t, T.NullType)] or [T.StringType()]
     names = {t.simpleString() for t in seen}
@@ -93,10 +95,6 @@ def _holding_every(seen: Sequence[T.DecimalType]) -> T.DecimalType | None:
     return T.DecimalType(digits, scale) if digits <= 38 else None
 
 
-# Doubles below this are whole numbers that a decimal(20,0) holds, digit for digit.
-_WHOLE_TEXT_LIMIT = 1e18
-
-
 def _merged_struct(seen: Sequence[T.StructType]) -> T.StructType:
     """Every field any of the structs has (matched case-insensitively, in first-seen order),
     each with the common type of its occurrences."""
@@ -114,7 +112,8 @@ def _merged_struct(seen: Sequence[T.StructType]) -> T.StructType:
 def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
     """`value`, of a file's `source` type, as the canonical `target` type. Spark casts a struct
     only to one with as many fields, so structs (also inside arrays and maps) are rebuilt field
-    by field, with nulls for the fields this file lacks."""
+    by field, with nulls for the fields this file lacks. A whole float or double as text is
+    written as the integer it is (`2`, not `2.0`)."""
     if source.simpleString() == target.simpleString():
         return value
     if isinstance(source, T.StructType) and isinstance(target, T.StructType):
@@ -141,10 +140,10 @@ def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
             keyed, lambda _, item: conformed(item, source.valueType, target.valueType)
         )
     if isinstance(target, T.StringType) and isinstance(source, T.DoubleType | T.FloatType):
-        whole = (value % 1 == 0) & (F.abs(value) < _WHOLE_TEXT_LIMIT)
-        return F.when(whole, value.cast("decimal(20,0)").cast("string")).otherwise(
-            value.cast(target)
-        )
+        # A whole double below 2**63 is a bigint exactly (a decimal would go through
+        # Double.toString, whose digits past the 17th depend on the JDK).
+        whole = (value % 1 == 0) & (F.abs(value) < _BIGINT_LIMIT)
+        return F.when(whole, value.cast("bigint").cast("string")).otherwise(value.cast(target))
     return value.cast(target)
 
 

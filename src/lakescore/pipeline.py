@@ -219,9 +219,9 @@ def _castable(source: T.DataType, target: str) -> bool:
         return True  # a model without a signature takes each column as read, nested ones too
     if isinstance(source, T.ArrayType | T.MapType | T.StructType):
         return False
-    if source.simpleString() in _TIMES or target in _TIMES:
-        other = target if source.simpleString() in _TIMES else source.simpleString()
-        return other in ("string", *_TIMES)
+    kind = "string" if isinstance(source, T.StringType) else source.simpleString()  # collated too
+    if kind in _TIMES or target in _TIMES:
+        return (target if kind in _TIMES else kind) in ("string", *_TIMES)
     if target == "binary":
         return isinstance(source, T.BinaryType | T.StringType)
     return not isinstance(source, T.BinaryType) or target == "string"

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,9 @@ def predict_isolating_failures(
     of any still-failing part is marked failed as a whole, so a model that fails on everything
     ends in quarantine (and trips the limits) instead of being called once per row.
     A ScoringError (wrong row count or type) is not the data's fault: it fails the run.
-    `input_dtypes` (see `restore_input_dtypes`) is applied to every part the model sees. With
+    `input_dtypes` (see `restore_input_dtypes`) is applied to every part the model sees; rows
+    with a null in such an input are scored apart first, each part with its own `max_isolated`
+    budget. With
     `withhold_messages`, a row's error keeps only the exception's type: the model's inputs include
     a redacted column, and exception messages often quote the input.
     """
@@ -181,12 +184,18 @@ def _null_in_typed_input(batch: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.S
 def _reassembled(
     parts: Sequence[pd.DataFrame], index: pd.Index, outputs: Sequence[OutputColumn]
 ) -> pd.DataFrame:
-    """Results of parts of a batch, in the batch's order, each output column of its own dtype."""
-    integral = {c.name: object for c in outputs if _is_integral(c.spark_type)}  # exact, no float
-    result = pd.concat([part.astype(integral) for part in parts]).reindex(index)
-    ok = result[SCORE_ERROR].isna()
+    """Results of parts of a batch, in the batch's order (rows in no part get null outputs and no
+    error), each output column of its own dtype."""
+    # Integers go through object: reindexing adds nulls, which would turn them into float64 and
+    # round values above 2**53.
+    integral = {c.name: object for c in outputs if _is_integral(c.spark_type)}
+    combined = pd.concat([part.astype(integral) for part in parts])
+    result = combined.reindex(index)
+    given = pd.Series(index.isin(combined.index), index=index)
+    ok = given & result[SCORE_ERROR].isna()
     for column in outputs:
         result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
+    result[SCORE_ERROR] = result[SCORE_ERROR].astype(object).where(given & ~ok, None)
     return result
 
 
@@ -212,15 +221,7 @@ def predict_valid_rows(
         empty = pd.DataFrame(None, index=batch.index, columns=names, dtype=object)
         return empty.assign(**{SCORE_ERROR: None})
     scored = predict_isolating_failures(model, batch[valid], outputs, model_label, **options)
-    # Integers go through object: reindexing adds nulls, which would turn them into float64 and
-    # round values above 2**53.
-    integral = {c.name: object for c in outputs if _is_integral(c.spark_type)}
-    result = scored.astype(integral).reindex(batch.index)
-    ok = valid & result[SCORE_ERROR].isna()
-    for column in outputs:
-        result[column.name] = _restore_type(result[column.name], ok, column.spark_type)
-    result[SCORE_ERROR] = result[SCORE_ERROR].astype(object).where(valid & ~ok, None)
-    return result
+    return _reassembled([scored], batch.index, outputs)
 
 
 def input_dtypes(inputs: Sequence[InputColumn]) -> dict[str, str]:
@@ -437,27 +438,16 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
     if target is None:
         return values
     if target == "object":
-        if values.map(lambda v: isinstance(v, bytes | bytearray | Mapping | list | tuple)).any():
-            # Their str() would be stored: "b'x'", "{'label': 'POS'}".
-            raise ValueError("bytes, lists or mappings in a string column")
+        # Only a column of objects other than text (checked fast) can hold values whose str()
+        # would be stored: "b'x'", "{'label': 'POS'}".
+        if _holds_containers(values):
+            raise ValueError("bytes, lists, sets or mappings in a string column")
         return values.map(lambda v: None if pd.isna(v) else str(v))
-    if target.startswith("int") and values.dtype.kind not in "iufb":
-        # Objects (a list holding None, Decimals) and categoricals: astype would cut off the
-        # fractions that the checks below refuse.
-        values = pd.to_numeric(values.astype(object), errors="raise")
+    if target.startswith("int"):
+        return _integers(values, target, spark_type)
     if target == "bool" and values.dtype.kind != "b" and not values.map(_is_boolean).all():
         # astype(bool) would make any non-empty string True, "False" included.
         raise ValueError("values other than true and false in a boolean column")
-    if target.startswith("int") and values.dtype.kind in "iuf":
-        if values.dtype.kind == "f" and (values % 1 != 0).any():
-            raise ValueError("fractional values in an integer column")
-        bounds = np.iinfo(target)
-        # As floats, 2**63 equals the bound it exceeds: a float is compared as an exact number.
-        low, high = (values.min(), values.max()) if len(values) else (0, 0)
-        if values.dtype.kind == "f" and np.isfinite([low, high]).all():
-            low, high = int(low), int(high)
-        if low < bounds.min or high > bounds.max:
-            raise ValueError(f"values outside the range of {spark_type}")
     with np.errstate(over="ignore"):  # an overflow is refused below, by name
         coerced = values.astype(target)
     if target == "float32" and values.dtype != np.float32:
@@ -466,6 +456,51 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         if overflowed.any():
             raise ValueError(f"values outside the range of {spark_type}")
     return coerced
+
+
+_CONTAINERS = (bytes, bytearray, Mapping, list, tuple, set, frozenset, np.ndarray)
+
+
+def _holds_containers(values: pd.Series) -> bool:
+    """Whether a column holds bytes or containers; a column of text or numbers, fast."""
+    if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) == "string":
+        return False
+    return bool(values.map(lambda v: isinstance(v, _CONTAINERS)).any())
+
+
+def _integers(values: pd.Series, target: str, spark_type: str) -> pd.Series:
+    """Whole numbers of any dtype as the integer `target`, exactly; a fraction, a value beyond
+    its range or anything but a number refused."""
+    if values.dtype.kind == "b":
+        return values.astype(target)
+    if values.dtype.kind not in "iuf":
+        # Objects (a list holding None, Decimals, text) and categoricals, one by one: astype
+        # would cut fractions off, and a float (pd.to_numeric) round the digits past 2**53.
+        values = values.astype(object).map(_whole)
+    elif values.dtype.kind == "f":
+        if not np.isfinite(values.to_numpy()).all():
+            raise ValueError(f"values outside the range of {spark_type}")
+        if (values % 1 != 0).any():
+            raise ValueError("fractional values in an integer column")
+    bounds = np.iinfo(target)
+    # Compared as exact integers: as floats, 2**63 equals the bound it exceeds.
+    if len(values) and (int(values.min()) < bounds.min or int(values.max()) > bounds.max):
+        raise ValueError(f"values outside the range of {spark_type}")
+    return values.astype(target)
+
+
+def _whole(value: Any) -> int:
+    """One value of an object column as the integer it is."""
+    try:
+        number = Decimal(value) if isinstance(value, str) else value
+        whole = int(number)
+    except OverflowError as exc:  # infinity
+        raise ValueError("values outside the range of an integer") from exc
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ValueError("values that are not numbers in an integer column") from exc
+    if whole != number:
+        raise ValueError("fractional values in an integer column")
+    return whole
 
 
 def _times(values: pd.Series) -> pd.Series:

@@ -44,6 +44,25 @@ _HELD_BY: dict[str, frozenset[str]] = {
 }
 
 
+def _holds(target: T.DataType, source: T.DataType) -> bool:
+    """Whether a table's column of `target` type holds every value of `source` type."""
+    if isinstance(source, T.DecimalType):
+        return _holds_decimal(target, source)
+    return target.simpleString() in _HELD_BY.get(source.simpleString(), frozenset())
+
+
+def _holds_decimal(target: T.DataType, decimal: T.DecimalType) -> bool:
+    """Text (where an earlier version stored decimals that drifted between files), or a decimal
+    with as many integer and fraction digits."""
+    if target.simpleString() == _TEXT:
+        return True
+    return (
+        isinstance(target, T.DecimalType)
+        and target.scale >= decimal.scale
+        and target.precision - target.scale >= decimal.precision - decimal.scale
+    )
+
+
 @dataclass(frozen=True)
 class Clash:
     """A column whose values the table's type cannot hold."""
@@ -93,7 +112,7 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
             casts[column.name] = target  # as text, the way lakescore stored drifting structs
         elif isinstance(target, _NESTED) and type(target) is type(column.dataType):
             continue
-        elif target.simpleString() in _HELD_BY.get(column.dataType.simpleString(), frozenset()):
+        elif _holds(target, column.dataType):
             casts[column.name] = target
         else:
             clashes.append(

@@ -160,18 +160,19 @@ def signature_checks(
                     F.lit(f"{spec.name} is null but the model requires it"),
                 )
             )
-        if spec.spark_type in _FLOATING and spec.required:
-            # An optional input may be missing, and to pandas NaN is missing: a null there
-            # reaches the model as NaN too (infer_signature makes a column optional exactly when
-            # its example held NaN, and such a model takes it).
-            checks.append(
-                _check(
-                    RULE_NAN,
-                    spec.name,
-                    F.isnan(cast),
-                    F.lit(f"{spec.name} is NaN"),
+        if spec.spark_type in _FLOATING:
+            if spec.required:
+                # An optional input may be missing, and to pandas NaN is missing: a null there
+                # reaches the model as NaN too (infer_signature makes a column optional exactly
+                # when its example held NaN, and such a model takes it).
+                checks.append(
+                    _check(
+                        RULE_NAN,
+                        spec.name,
+                        F.isnan(cast),
+                        F.lit(f"{spec.name} is NaN"),
+                    )
                 )
-            )
             # Infinite as given: one that a cast made (1e300 for a float, "1e400") is a type
             # mismatch instead (_changed_by_cast).
             infinite = cast.isin(*_INFINITIES) & _given_infinite(raw, present[spec.name])

@@ -35,8 +35,10 @@ def test_a_type_is_kept_only_if_every_value_reads_back_as_written(
 
 
 def test_escaped_folder_values_are_compared_unescaped() -> None:
-    names = ["day=2026-11-24/a.parquet", "n=%2B5/b.parquet"]
-    assert kept_types({"day": T.DateType(), "n": T.IntegerType()}, names) == {
-        "day": T.DateType(),
-        "n": T.StringType(),
+    """Spark unescapes a folder's value before it types it: `%37` is the 7 it reads back as,
+    and `%2B5` the `+5` it does not."""
+    names = ["n=%37/a.parquet", "n=12/b.parquet", "m=%2B5/c.parquet", "m=6/d.parquet"]
+    assert kept_types({"n": T.IntegerType(), "m": T.IntegerType()}, names) == {
+        "n": T.IntegerType(),
+        "m": T.StringType(),
     }

@@ -381,6 +381,13 @@ def test_whole_numbers_of_any_dtype_fill_a_bigint_output(batch: pd.DataFrame) ->
     ]
 
 
+def test_decimals_beyond_2_to_the_53_fill_a_bigint_output_exactly(batch: pd.DataFrame) -> None:
+    """As floats (pd.to_numeric) they would lose their last digits."""
+    raw = np.array([Decimal(2**62 + 1), Decimal(1), Decimal(-(2**62) - 1)], dtype=object)
+    result = predict_batch(returning(raw), batch, PREDICTION, LABEL)
+    assert result["prediction"].tolist() == [2**62 + 1, 1, -(2**62) - 1]
+
+
 def test_2_to_the_63_as_a_float_is_outside_bigint(batch: pd.DataFrame) -> None:
     """float(2**63) equals the int64 maximum as a float, and int64 wrapped it around to the
     smallest bigint."""
@@ -394,8 +401,10 @@ def test_2_to_the_63_as_a_float_is_outside_bigint(batch: pd.DataFrame) -> None:
         ("timestamp", np.array([1_700_000_000, 2, 3]), "values other than times"),
         ("timestamp", np.array(["2026-11-27", "x", "y"], dtype=object), "values other than times"),
         ("binary", np.array([1, 2, 3]), "values other than bytes"),
-        ("string", np.array([b"a", b"b", b"c"], dtype=object), "bytes, lists or mappings"),
-        ("string", [{"label": "POS"}, {"label": "NEG"}, {}], "bytes, lists or mappings"),
+        ("string", np.array([b"a", b"b", b"c"], dtype=object), "bytes, lists, sets or mappings"),
+        ("string", [{"label": "POS"}, {"label": "NEG"}, {}], "bytes, lists, sets or mappings"),
+        ("string", np.array(["a", {1, 2}, "c"], dtype=object), "bytes, lists, sets or mappings"),
+        ("bigint", np.array([1.0, np.inf, 2.0]), "values outside the range of bigint"),
     ],
 )
 def test_values_an_output_type_would_change_are_refused(

@@ -35,6 +35,26 @@ def test_values_the_table_cannot_hold_are_clashes() -> None:
     )
 
 
+def test_decimals_go_to_text_or_a_decimal_with_as_many_digits_on_either_side() -> None:
+    """Decimals that drift between files were text before they widened to one decimal: a table
+    from then stores them as text."""
+    table = schema(
+        a=T.StringType(), b=T.DecimalType(12, 4), c=T.DecimalType(12, 4), d=T.DecimalType(12, 4)
+    )
+    run = schema(
+        a=T.DecimalType(7, 4),
+        b=T.DecimalType(10, 2),
+        c=T.DecimalType(10, 5),
+        d=T.DecimalType(11, 2),
+    )
+    decided = fit(run, table)
+    assert decided.casts == {"a": T.StringType(), "b": T.DecimalType(12, 4)}
+    assert decided.clashes == (
+        Clash("c", "decimal(12,4)", "decimal(10,5)"),  # a fifth fraction digit
+        Clash("d", "decimal(12,4)", "decimal(11,2)"),  # a ninth integer digit
+    )
+
+
 def test_new_columns_are_neither_cast_nor_clashes() -> None:
     decided = fit(schema(a=T.LongType(), new=T.StringType()), schema(a=T.LongType()))
     assert decided.casts == {} and decided.clashes == ()
