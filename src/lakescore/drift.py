@@ -63,8 +63,8 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
     """A type every value of `seen` fits in without loss: the type itself when all agree, bigint
     for a mix of integer types, double for floats with integers narrower than bigint, the
     decimal holding every decimal of `seen` (up to 38 digits), else string (structs, arrays and
-    maps field by field). Files whose column is all null (NullType)
-    have no say; a column no file gives a type is a string."""
+    maps field by field). Files whose column is all null (NullType) have no say; a column no
+    file gives a type is a string."""
     seen = [t for t in seen if not isinstance(t, T.NullType)] or [T.StringType()]
     names = {t.simpleString() for t in seen}
     if len(names) == 1:

@@ -25,6 +25,7 @@ from lakescore.model import InputColumn, OutputColumn, ResolvedModel, spark_data
 from lakescore.redaction import redact_columns
 from lakescore.validate import (
     ERRORS_TYPE,
+    TIME_TYPES,
     Check,
     cast_inputs,
     columns_read,
@@ -206,7 +207,7 @@ def _check_output_names(outputs: Sequence[OutputColumn], model_label: str) -> No
         )
 
 
-_TIMES = ("date", "timestamp", "timestamp_ntz")
+_TIMES = ("date", *TIME_TYPES)
 
 
 def _castable(source: T.DataType, target: str) -> bool:

@@ -435,8 +435,8 @@ def python_without_lakescore(folder: Path) -> Path:
         check=True,
     ).stdout.strip()
     (Path(site) / "venv-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    imports = "import pyspark, mlflow, sklearn, deltalake"
-    assert _imports(python, imports).returncode == 0, _imports(python, imports).stderr
+    dependencies = _imports(python, "import pyspark, mlflow, sklearn, deltalake")
+    assert dependencies.returncode == 0, dependencies.stderr
     assert _imports(python, "import lakescore").returncode != 0, "lakescore is importable"
     return python
 
