@@ -4,7 +4,8 @@ the quarantine alone, past a limit), each taken back if the other fails."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -22,6 +23,7 @@ from lakescore.io import (
     FAILED_FILES_SCHEMA,
     Commit,
     FailedFile,
+    committed_version,
     ensure_delta_table,
     failed_files_path,
     lakescore_properties,
@@ -67,17 +69,19 @@ def commit_tables(
     if limit_error:
         abort(run, quarantined, limit_error)
 
+    quarantine_metadata = _metadata(run.deployment, record, run.model, "quarantine")
+    predictions_metadata = _metadata(run.deployment, record, run.model, "predictions")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
         # The two tables are independent and each rerun replaces its run's rows in both, so the
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
-        # If either fails, the other one is reverted for this run id (take_back).
+        # If either fails, both are reverted for this run id (take_back).
         quarantine_commit = pool.submit(
             carry_job_tags(run.spark, _commit_quarantine),
             run.spark,
             run.deployment,
             record,
             quarantined,
-            run.model,
+            quarantine_metadata,
             run.progress,
         )
         try:
@@ -86,23 +90,19 @@ def commit_tables(
                 run.deployment,
                 record,
                 conform(pipeline.predictions(staged, run.stamp), run.prediction_fit),
-                run.model,
+                predictions_metadata,
                 run.stats_columns,
             )
-        except BaseException:
-            take_back_pending(run, run.deployment.quarantine.path, "quarantine", quarantine_commit)
-            raise
-        try:
             run.progress.stage(_committed_stage(out, "predictions"))
             fault_point("after_predictions_commit")
             quarantined_commit = quarantine_commit.result()
         except BaseException:
-            take_back(run, run.deployment.output.path, "predictions", out)
-            if not (quarantine_commit.done() and quarantine_commit.exception()):
-                # Interrupted before or while waiting for it: it may commit yet.
-                take_back_pending(
-                    run, run.deployment.quarantine.path, "quarantine", quarantine_commit
-                )
+            # Either commit may have landed even if its call failed (stopped while it read its
+            # version back): each is found by its userMetadata.
+            quarantine_commit.cancel()
+            _wait_for(quarantine_commit)  # it may commit yet: take it back once it is over
+            take_back(run, run.deployment.output.path, "predictions", predictions_metadata)
+            take_back(run, run.deployment.quarantine.path, "quarantine", quarantine_metadata)
             raise
     return run.state.update(
         rows_scored=out.rows,
@@ -113,21 +113,24 @@ def commit_tables(
     )
 
 
-def take_back(run: RunContext, path: str, table: str, commit: Commit | None) -> None:
+def take_back(run: RunContext, path: str, table: str, user_metadata: Mapping[str, str]) -> None:
     """A later step of the run failed: give `table`'s rows of this run id back the state they
-    had before this attempt's `commit`, so a failed run changes neither table (as a failed
-    check does) and the table an earlier attempt completed keeps its rows. Best effort: if this
-    fails too, a rerun of the same run id replaces the rows anyway."""
-    if commit is None:
-        return
+    had before this attempt's commit, so a failed run changes neither table (as a failed check
+    does) and the table an earlier attempt completed keeps its rows. The commit is found by its
+    `user_metadata` (unique to the attempt), not by what the commit's call returned: that call
+    may have failed after Delta committed. Best effort: if this fails too, a rerun of the same
+    run id replaces the rows anyway."""
     record = run.state.record
     try:
+        version = committed_version(run.spark, path, user_metadata)
+        if version is None:
+            return  # this attempt never committed to the table
         revert_run_rows(
             run.spark,
             path,
             C.RUN_ID,
             record.run_id,
-            commit,
+            version,
             {"lakescore_run_id": record.run_id, "table": table, "action": "revert"},
         )
     except Exception:
@@ -136,20 +139,15 @@ def take_back(run: RunContext, path: str, table: str, commit: Commit | None) -> 
     run.progress.stage(f"reverted this attempt's commit to the {table} table")
 
 
-def take_back_pending(run: RunContext, path: str, table: str, commit: Future[Commit]) -> None:
-    """Take back a commit running in another thread: cancelled if it has not started, else
-    waited for (it may still succeed) and reverted."""
-    commit.cancel()
-    take_back(run, path, table, _result_or_none(commit))
-
-
-def _result_or_none(commit: Future[Commit]) -> Commit | None:
-    """The commit, or None when it failed (its own error matters less than the caller's)."""
+def _wait_for(commit: Future[Commit]) -> None:
+    """Let a commit running in another thread end; its own error matters less than the
+    caller's."""
     try:
-        return commit.result()
+        commit.result()
+    except CancelledError:
+        pass  # it never started
     except Exception:
         _log.warning("the quarantine commit failed too", exc_info=True)
-        return None
 
 
 def _commit_predictions(  # the caller has checked that this attempt still owns the run
@@ -157,7 +155,7 @@ def _commit_predictions(  # the caller has checked that this attempt still owns 
     deployment: Deployment,
     record: RunRecord,
     predictions: DataFrame,
-    model: ResolvedModel,
+    user_metadata: Mapping[str, str],
     stats_columns: str,
 ) -> Commit:
     ensure_delta_table(
@@ -177,7 +175,7 @@ def _commit_predictions(  # the caller has checked that this attempt still owns 
         deployment.output.path,
         C.RUN_ID,
         record.run_id,
-        _metadata(deployment, record, model, "predictions"),
+        user_metadata,
     )
 
 
@@ -190,11 +188,12 @@ def abort(run: RunContext, quarantined: DataFrame, reason: str) -> None:
     commit is reverted.
     """
     spark, deployment, record = run.spark, run.deployment, run.state.record
-    commit = _commit_quarantine(spark, deployment, record, quarantined, run.model, run.progress)
+    metadata = _metadata(deployment, record, run.model, "quarantine")
     try:
+        commit = _commit_quarantine(spark, deployment, record, quarantined, metadata, run.progress)
         removed = _remove_run_predictions(spark, deployment, record)
     except BaseException:  # Ctrl-C and SIGTERM too
-        take_back(run, deployment.quarantine.path, "quarantine", commit)
+        take_back(run, deployment.quarantine.path, "quarantine", metadata)
         raise
     removed_version = removed.recorded_version if removed is not None else None
     run.state.update(
@@ -217,7 +216,7 @@ def _commit_quarantine(  # the caller has checked that this attempt still owns t
     deployment: Deployment,
     record: RunRecord,
     quarantined: DataFrame,
-    model: ResolvedModel,
+    user_metadata: Mapping[str, str],
     progress: Progress,
 ) -> Commit:
     ensure_delta_table(
@@ -233,7 +232,7 @@ def _commit_quarantine(  # the caller has checked that this attempt still owns t
         deployment.quarantine.path,
         C.RUN_ID,
         record.run_id,
-        _metadata(deployment, record, model, "quarantine"),
+        user_metadata,
     )
     progress.stage(_committed_stage(commit, "quarantined rows"))
     return commit
@@ -267,12 +266,19 @@ def commit_failed_files(
         table,
     )
     return replace_run_rows(
-        frame,
-        path,
-        C.RUN_ID,
-        record.run_id,
-        {"lakescore_run_id": record.run_id, "deployment": deployment.name, "table": "failed_files"},
+        frame, path, C.RUN_ID, record.run_id, failed_files_metadata(deployment, record)
     )
+
+
+def failed_files_metadata(deployment: Deployment, record: RunRecord) -> dict[str, str]:
+    """The userMetadata of this attempt's commit to the failed-files table (how take_back
+    finds it)."""
+    return {
+        "lakescore_run_id": record.run_id,
+        "deployment": deployment.name,
+        "table": "failed_files",
+        "attempt_started_at": record.started_at.isoformat(),
+    }
 
 
 def _remove_run_predictions(

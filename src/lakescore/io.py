@@ -677,13 +677,12 @@ def replace_run_rows(
 
     metadata = overwrite_run_rows(frame, path, run_column, run_id, user_metadata)
     # Find our own commit by its userMetadata: usually the latest one (one commit file to read),
-    # else among the last 50 (other writers committed since).
+    # else further back (other writers committed since).
     table = DeltaTable.forPath(frame.sparkSession, path)
     latest = table.history(1).first()
     ours: Row | None = latest
     if latest is None or latest["userMetadata"] != metadata:
-        history = table.history(50)
-        ours = history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
+        ours = _commit_carrying(table, metadata)
     if ours is None:
         # Delta skips the commit when there was nothing to add and nothing to replace.
         return Commit(version=int(latest["version"]) if latest else 0, rows=0, committed=False)
@@ -705,21 +704,39 @@ def replace_run_rows(
     return Commit(version=version, rows=rows)
 
 
+def committed_version(
+    spark: SparkSession, path: str, user_metadata: Mapping[str, Any]
+) -> int | None:
+    """The version of the table's commit that carries `user_metadata`, or None if there is none
+    (or no table): how a writer that failed after Delta committed (Ctrl-C, or a cancelled job,
+    while it read its version back) finds what it must take back."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    ours = _commit_carrying(DeltaTable.forPath(spark, path), _metadata_text(user_metadata))
+    return None if ours is None else int(ours["version"])
+
+
+def _commit_carrying(table: Any, metadata: str) -> Row | None:
+    """The latest of the table's last 50 commits whose userMetadata is `metadata`."""
+    history: DataFrame = table.history(50)
+    return history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
+
+
 def revert_run_rows(
     spark: SparkSession,
     path: str,
     run_column: str,
     run_id: str,
-    commit: Commit,
+    version: int,
     user_metadata: Mapping[str, Any],
 ) -> None:
-    """Undo `commit` for one run: its rows become those it had in the version before `commit`
-    (none, if the run id was new). Other runs' rows are not touched."""
-    if not commit.committed:
-        return
+    """Undo the commit `version` for one run: its rows become those it had in the version
+    before (none, if the run id was new). Other runs' rows are not touched."""
     before = (
         spark.read.format("delta")
-        .option("versionAsOf", commit.version - 1)
+        .option("versionAsOf", version - 1)
         .load(path)
         .where(F.col(run_column) == run_id)
     )
@@ -732,7 +749,7 @@ def overwrite_run_rows(
     """The commit of `replace_run_rows`, without looking it up afterwards (the run record's own
     writes need no version). Returns the userMetadata written."""
     predicate = f"`{run_column}` = '{_sql_string(run_id)}'"
-    metadata = json.dumps(dict(user_metadata), sort_keys=True)
+    metadata = _metadata_text(user_metadata)
     writer = (
         frame.write.format("delta")
         .mode("overwrite")
@@ -742,6 +759,10 @@ def overwrite_run_rows(
     )
     retry_on_conflict(lambda: writer.save(path), f"writing run {run_id} to {path}")
     return metadata
+
+
+def _metadata_text(user_metadata: Mapping[str, Any]) -> str:
+    return json.dumps(dict(user_metadata), sort_keys=True)
 
 
 _CONFLICTS = (

@@ -27,7 +27,12 @@ from pyspark.sql import DataFrame, SparkSession
 from lakescore import pipeline
 from lakescore.attempts import STOPPED_COMMITTING, ended_record
 from lakescore.catalog import resolve_tables
-from lakescore.commits import commit_failed_files, commit_tables, take_back
+from lakescore.commits import (
+    commit_failed_files,
+    commit_tables,
+    failed_files_metadata,
+    take_back,
+)
 from lakescore.completeness import (
     ExpectedFile,
     missing_after_counting,
@@ -572,14 +577,14 @@ def _stage_and_commit(
     # JVM), and before the first: a superseded attempt changes no table.
     require_ownership(run.spark, run.deployment.runs.path, record)
     run.state.committing = True
-    failed_files = commit_failed_files(run.spark, run.deployment, record, failed)
     try:
+        commit_failed_files(run.spark, run.deployment, record, failed)
         return commit_tables(run, validated, staged, summary)
     except LimitExceededError:
         raise  # an aborted run keeps its record of unreadable files, as its quarantine
     except BaseException:  # Ctrl-C and SIGTERM too: a stopped run changes no table either
         path = failed_files_path(run.deployment.quarantine.path)
-        take_back(run, path, "failed files", failed_files)
+        take_back(run, path, "failed files", failed_files_metadata(run.deployment, record))
         raise
 
 

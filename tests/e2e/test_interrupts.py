@@ -170,6 +170,30 @@ def test_a_cancelled_notebook_cell_records_the_run_and_takes_back_its_commit(
     assert rows_of(deployment.quarantine.path, "cell") == 0
 
 
+def test_a_commit_that_fails_after_delta_committed_it_is_taken_back(
+    spark: Any, lakehouse: Any
+) -> None:
+    # The quarantine commit's thread fails after Delta committed its rows (here its progress
+    # line raises; a cancelled job while it reads its version back does the same): the run
+    # never learns the commit's version, and must find it to take it back.
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+
+    with pytest.raises(RuntimeError, match="reporter broke"):
+        score(
+            spark,
+            deployment,
+            "late",
+            _StopWhen(r"committed [\d,]+ quarantined rows", RuntimeError("reporter broke")),
+        )
+
+    history = DeltaTable(deployment.quarantine.path).history()
+    assert any("revert" in str(entry.get("userMetadata")) for entry in history)
+    assert rows_of(deployment.quarantine.path, "late") == 0
+    assert rows_of(deployment.output.path, "late") == 0
+    run = read(deployment.runs.path).set_index("run_id").loc["late"]
+    assert run["status"] == "failed" and "reporter broke" in run["error"]
+
+
 def test_an_unexpected_error_is_recorded_with_its_type(spark: Any, lakehouse: Any) -> None:
     deployment = load_deployment(lakehouse(rows=100, files=1))
 
