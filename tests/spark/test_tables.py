@@ -12,7 +12,12 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
-from lakescore.io import ensure_delta_table, replace_run_rows
+from lakescore.io import (
+    committed_version,
+    ensure_delta_table,
+    overwrite_run_rows,
+    replace_run_rows,
+)
 from lakescore.runs import RUNNING, RunRecord, write_run
 
 SCHEMA = T.StructType([T.StructField("id", T.LongType())])
@@ -147,3 +152,19 @@ def test_a_session_without_delta_commit_metrics_still_gets_each_commits_row_coun
         spark.conf.unset(key)
     assert (first.rows, again.rows) == (3, 2)
     assert not DeltaTable.forPath(spark, path).history(1).first()["operationMetrics"]
+
+
+def test_a_commit_is_found_by_its_user_metadata_once_others_came_after_it(
+    spark: Any, tmp_path: Path
+) -> None:
+    """How a run whose commit call failed after Delta committed finds what to take back."""
+    path = str(tmp_path / "t")
+    ours = {"lakescore_run_id": "r", "attempt_started_at": "2026-11-27T08:00:00+00:00"}
+    assert committed_version(spark, path, ours) is None  # no table yet
+    spark.range(2).selectExpr("id", "'other' AS run").write.format("delta").save(path)
+    assert committed_version(spark, path, ours) is None  # a table without this commit
+    overwrite_run_rows(spark.range(3).selectExpr("id", "'r' AS run"), path, "run", "r", ours)
+    overwrite_run_rows(spark.range(1).selectExpr("id", "'s' AS run"), path, "run", "s", {})
+
+    assert committed_version(spark, path, ours) == 1
+    assert committed_version(spark, path, {**ours, "attempt_started_at": "later"}) is None
