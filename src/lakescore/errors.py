@@ -47,6 +47,11 @@ class ModelNotFoundError(DeploymentError):
     """The model name, version, alias or path does not exist."""
 
 
+class ModelNotReadyError(LakescoreError):
+    """The registered model version exists but its registration is pending or failed: its files
+    may be incomplete. Exit 1, not 2: a pending one is ready after a while, unchanged."""
+
+
 class RegistryUnreachableError(LakescoreError):
     """The MLflow tracking server or registry could not be reached."""
 

@@ -25,6 +25,7 @@ from lakescore.errors import (
     DeploymentError,
     LakescoreError,
     ModelNotFoundError,
+    ModelNotReadyError,
     RegistryUnreachableError,
 )
 
@@ -257,7 +258,7 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
             assert numbered is not None
             name, version = numbered["name"], numbered["version"]
             if version.lower() == "latest":
-                versions = client.search_model_versions(f"name = '{name}'")
+                versions = client.search_model_versions(f"name = {_quoted(name)}")
                 if not versions:
                     raise ModelNotFoundError(
                         f"Model {uri} was not found in {_where(tracking_uri)}: "
@@ -266,9 +267,28 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
                 found = max(versions, key=lambda v: int(v.version))
             else:
                 found = client.get_model_version(name, version)
+        _require_ready(uri, found)
         pinned = f"models:/{found.name}/{found.version}"
         download_uri = client.get_model_version_download_uri(found.name, found.version)
         return ModelVersion(uri, pinned, found.name, str(found.version), download_uri)
+
+
+def _quoted(name: str) -> str:
+    """A model name as a string of MLflow's search filters, which take either quote."""
+    return f'"{name}"' if "'" in name else f"'{name}'"
+
+
+def _require_ready(uri: str, found: Any) -> None:
+    """A version whose registration is pending or failed may lack files, or have some still
+    being copied: scoring with it could fail midway or score with a partial model."""
+    status = str(getattr(found, "status", None) or "READY")
+    if status != "READY":
+        message = getattr(found, "status_message", None)
+        raise ModelNotReadyError(
+            f"Model {uri} resolves to version {found.version} of {found.name!r}, whose "
+            f"registration is {status}{f' ({message})' if message else ''}, not READY: "
+            "nothing was scored. Run again once it is READY, or name another version."
+        )
 
 
 def _download(pinned: ModelVersion, tracking_uri: str | None, download_dir: str | None) -> str:

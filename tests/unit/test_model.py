@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from lakescore.errors import (
     EXIT_USAGE,
     DeploymentError,
     ModelNotFoundError,
+    ModelNotReadyError,
     RegistryUnreachableError,
 )
 from lakescore.model import (
@@ -464,3 +466,37 @@ def test_a_uri_of_an_object_store_is_named_as_unsupported(uri: str) -> None:
     with pytest.raises(DeploymentError, match="lakescore takes models:/") as info:
         pin_model_version(uri)
     assert uri in str(info.value)
+
+
+def _register_copy(registry: Registry, name: str) -> str:
+    """Register version 1 of `risk`'s files again under `name`; returns the new version."""
+    registry.client.create_registered_model(name)
+    source = registry.client.get_model_version_download_uri(MODEL_NAME, "1")
+    created = registry.client.create_model_version(name, source, run_id=registry.run_ids[0])
+    return str(created.version)
+
+
+def test_latest_of_a_name_with_a_quote_pins(risk_registry: Registry) -> None:
+    """The `latest` search quotes the name as MLflow's filters need (a `'` broke it)."""
+    version = _register_copy(risk_registry, "o'hare")
+    pinned = pin_model_version("models:/o'hare/latest", risk_registry.uri)
+    assert pinned.pinned_uri == f"models:/o'hare/{version}"
+
+
+@pytest.mark.parametrize("status", ["PENDING_REGISTRATION", "FAILED_REGISTRATION"])
+def test_a_version_not_ready_is_refused_by_version_alias_and_latest(
+    risk_registry: Registry, status: str
+) -> None:
+    """A registration still copying files (or that failed) may lack them: it is not scored."""
+    name = f"pending_{status.lower()}"
+    version = _register_copy(risk_registry, name)
+    risk_registry.client.set_registered_model_alias(name, "champion", version)
+    with sqlite3.connect(risk_registry.root / "mlflow.db") as db:  # as a remote registry has it
+        db.execute(
+            "UPDATE model_versions SET status = ? WHERE name = ? AND version = ?",
+            (status, name, int(version)),
+        )
+    for uri in (f"models:/{name}/{version}", f"models:/{name}@champion", f"models:/{name}/latest"):
+        with pytest.raises(ModelNotReadyError, match=f"registration is {status}") as info:
+            pin_model_version(uri, risk_registry.uri)
+        assert uri in str(info.value) and info.value.exit_code == EXIT_FAILED
