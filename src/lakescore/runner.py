@@ -74,6 +74,7 @@ from lakescore.io import (
     write_staging,
 )
 from lakescore.model import InputColumn, ResolvedModel, resolve_model
+from lakescore.model_environment import environment_mismatches
 from lakescore.model_shipping import ship_model
 from lakescore.progress import SILENT, Progress
 from lakescore.redaction import scrub
@@ -370,6 +371,16 @@ def _score(
         model_uri=model.pinned_uri, model_name=model.name, model_version=model.version_label
     )
     progress.stage(f"model pinned to {model.describe()}")
+    mismatches = environment_mismatches(model.local_path)
+    if mismatches:
+        _log.warning(
+            "model %s was logged with packages this environment does not have; it may load "
+            "differently or fail (on executors too, whose environment is taken to be this "
+            "one):\n - %s\nInstall them (mlflow.pyfunc.get_model_dependencies gives the "
+            "model's requirements) or log the model again from this environment.",
+            model.describe(),
+            "\n - ".join(mismatches),
+        )
     archive = ship_model(spark, model.local_path)
     failed_later: list[FailedFile] = []
     while True:
