@@ -90,10 +90,11 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
     match case-insensitively, as Delta matches them; new columns are added by the write.
 
     A column in `all_null` (an input column no file holds a value of) takes the table's type.
-    A struct, array or map going to one of the same kind is left to Delta, which adds the new
-    fields of a struct itself; one going to a text column (where lakescore stored a struct that
-    drifted between files, before drifting structs merged) is cast to text; any other
-    difference of kind is a clash.
+    A struct, array or map going to one of the same kind has the fields and elements the table
+    holds without loss cast to the table's types (Delta refuses an int field for a bigint one),
+    and keeps its new struct fields, which Delta adds; one going to a text column (where
+    lakescore stored a struct that drifted between files, before drifting structs merged) is
+    cast to text; any other difference of kind is a clash, named by its path (`meta.count`).
     """
     if table is None:
         return Fit({})
@@ -111,7 +112,13 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
         elif isinstance(column.dataType, _NESTED) and target.simpleString() == _TEXT:
             casts[column.name] = target  # as text, the way lakescore stored drifting structs
         elif isinstance(target, _NESTED) and type(target) is type(column.dataType):
-            continue
+            try:
+                fitted = _fitted(target, column.dataType, column.name)
+            except _Unfit as unfit:
+                clashes.append(unfit.clash)
+                continue
+            if fitted.simpleString() != column.dataType.simpleString():
+                casts[column.name] = fitted
         elif _holds(target, column.dataType):
             casts[column.name] = target
         else:
@@ -119,6 +126,47 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
                 Clash(column.name, target.simpleString(), column.dataType.simpleString())
             )
     return Fit(casts, tuple(clashes), nulls)
+
+
+class _Unfit(Exception):
+    def __init__(self, clash: Clash) -> None:
+        super().__init__(clash)
+        self.clash = clash
+
+
+def _fitted(target: T.DataType, source: T.DataType, path: str) -> T.DataType:
+    """`source`, a run's nested type, as the table's `target` takes it: in the run's own field
+    order (Spark casts structs by position; Delta then matches fields by name), fields the table
+    has widened to its types, new fields as they are. Raises _Unfit for a part it cannot hold."""
+    if target.simpleString() == source.simpleString() or isinstance(target, T.NullType):
+        return source
+    if isinstance(source, T.NullType):  # no file held a value of it: a typed null
+        return target
+    if isinstance(source, T.StructType) and isinstance(target, T.StructType):
+        stored = {f.name.lower(): f.dataType for f in target.fields}
+        return T.StructType(
+            [
+                T.StructField(
+                    f.name,
+                    f.dataType
+                    if f.name.lower() not in stored
+                    else _fitted(stored[f.name.lower()], f.dataType, f"{path}.{f.name}"),
+                    f.nullable,
+                    f.metadata,
+                )
+                for f in source.fields
+            ]
+        )
+    if isinstance(source, T.ArrayType) and isinstance(target, T.ArrayType):
+        element = _fitted(target.elementType, source.elementType, f"{path}[]")
+        return T.ArrayType(element, source.containsNull)
+    if isinstance(source, T.MapType) and isinstance(target, T.MapType):
+        key = _fitted(target.keyType, source.keyType, f"{path} (key)")
+        value = _fitted(target.valueType, source.valueType, f"{path} (value)")
+        return T.MapType(key, value, source.valueContainsNull)
+    if _holds(target, source):  # never a nested type
+        return target
+    raise _Unfit(Clash(path, target.simpleString(), source.simpleString()))
 
 
 def left_null(run: T.StructType, table: T.StructType | None) -> tuple[str, ...]:

@@ -78,6 +78,30 @@ def test_a_narrower_column_is_cast_to_the_type_the_tables_store(tmp_path: Path, 
     assert sorted(quarantine.column("z").to_pylist()) == [2, 4]
 
 
+def test_a_narrower_nested_field_is_cast_and_a_new_one_added(tmp_path: Path, spark: Any) -> None:
+    """Last week z.count was a bigint, this week an int with a field `extra` before it: Delta
+    would refuse the commit after the pass (DELTA_FAILED_TO_MERGE_FIELDS); the field is cast,
+    `extra` is added, and each value lands in its own field."""
+    last = pa.array([{"count": 1}, {"count": 2}], pa.struct([("count", pa.int64())]))
+    this = pa.array(
+        [{"extra": 7, "count": 3}, {"extra": 8, "count": 4}],
+        pa.struct([("extra", pa.int32()), ("count", pa.int32())]),
+    )
+    model = echo_model(tmp_path, "long")
+    assert run_week(tmp_path, "w1", week(last), model).status == "succeeded"
+    second = run_week(tmp_path, "w2", week(this), model)
+    assert second.status == "succeeded"
+    assert (second.rows_scored, second.rows_quarantined) == (1, 1)
+    quarantine = DeltaTable(str(tmp_path / "out/quarantine")).to_pyarrow_table()
+    assert quarantine.schema.field("z").type == pa.struct(
+        [("count", pa.int64()), ("extra", pa.int32())]
+    )
+    assert sorted(map(str, quarantine.column("z").to_pylist())) == [
+        "{'count': 2, 'extra': None}",
+        "{'count': 4, 'extra': 8}",
+    ]
+
+
 @pytest.mark.parametrize(
     ("z", "output_type", "named"),
     [

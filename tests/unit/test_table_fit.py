@@ -65,12 +65,59 @@ def test_a_column_no_file_holds_a_value_of_takes_the_tables_type() -> None:
     assert decided.nulls == {"z": T.BooleanType()} and decided.clashes == ()
 
 
-def test_nested_types_are_left_to_delta_which_adds_struct_fields() -> None:
+def test_new_struct_fields_are_left_to_delta_which_adds_them() -> None:
     table = schema(z=T.StructType([T.StructField("a", T.LongType())]))
     run = schema(
         z=T.StructType([T.StructField("a", T.LongType()), T.StructField("b", T.LongType())])
     )
     assert fit(run, table) == Fit({})
+
+
+def test_nested_fields_the_table_holds_are_cast_in_the_runs_own_field_order() -> None:
+    """Delta refuses an int field for a bigint one (DELTA_FAILED_TO_MERGE_FIELDS, after the
+    pass); Spark casts structs by position, so the cast keeps the run's field order."""
+    table = schema(
+        m=T.StructType(
+            [T.StructField("count", T.LongType()), T.StructField("name", T.StringType())]
+        ),
+        l=T.ArrayType(T.DoubleType()),
+        k=T.MapType(T.StringType(), T.LongType()),
+    )
+    run = schema(
+        m=T.StructType(
+            [T.StructField("extra", T.IntegerType()), T.StructField("COUNT", T.IntegerType())]
+        ),
+        l=T.ArrayType(T.FloatType()),
+        k=T.MapType(T.StringType(), T.NullType()),
+    )
+    decided = fit(run, table)
+    assert decided.casts == {
+        "m": T.StructType(
+            [T.StructField("extra", T.IntegerType()), T.StructField("COUNT", T.LongType())]
+        ),
+        "l": T.ArrayType(T.DoubleType()),
+        "k": T.MapType(T.StringType(), T.LongType()),
+    }
+    assert decided.clashes == ()
+
+
+def test_a_nested_part_the_table_cannot_hold_is_a_clash_named_by_its_path() -> None:
+    inner = T.StructType([T.StructField("count", T.IntegerType())])
+    table = schema(
+        m=T.StructType([T.StructField("s", inner)]),
+        l=T.ArrayType(T.LongType()),
+        k=T.MapType(T.IntegerType(), T.StringType()),
+    )
+    run = schema(
+        m=T.StructType([T.StructField("s", T.StructType([T.StructField("count", T.LongType())]))]),
+        l=T.ArrayType(T.StringType()),
+        k=T.MapType(T.LongType(), T.StringType()),
+    )
+    assert fit(run, table).clashes == (
+        Clash("m.s.count", "int", "bigint"),
+        Clash("l[]", "bigint", "string"),
+        Clash("k (key)", "int", "bigint"),
+    )
 
 
 def test_a_null_column_takes_even_a_nested_type_as_a_typed_null() -> None:
