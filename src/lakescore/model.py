@@ -258,7 +258,7 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
             assert numbered is not None
             name, version = numbered["name"], numbered["version"]
             if version.lower() == "latest":
-                versions = client.search_model_versions(f"name = {_quoted(name)}")
+                versions = _all_versions(client, name)
                 if not versions:
                     raise ModelNotFoundError(
                         f"Model {uri} was not found in {_where(tracking_uri)}: "
@@ -271,6 +271,23 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
         pinned = f"models:/{found.name}/{found.version}"
         download_uri = client.get_model_version_download_uri(found.name, found.version)
         return ModelVersion(uri, pinned, found.name, str(found.version), download_uri)
+
+
+def _all_versions(client: Any, name: str, page_size: int | None = None) -> list[Any]:
+    """Every version of a registered model: a registry answers in pages (a remote one's may be
+    short), and the highest version may be on any of them."""
+    found: list[Any] = []
+    token = None
+    while True:
+        page = client.search_model_versions(
+            f"name = {_quoted(name)}",
+            **({"max_results": page_size} if page_size else {}),
+            page_token=token,
+        )
+        found.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return found
 
 
 def _quoted(name: str) -> str:

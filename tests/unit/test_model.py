@@ -500,3 +500,11 @@ def test_a_version_not_ready_is_refused_by_version_alias_and_latest(
         with pytest.raises(ModelNotReadyError, match=f"registration is {status}") as info:
             pin_model_version(uri, risk_registry.uri)
         assert uri in str(info.value) and info.value.exit_code == EXIT_FAILED
+
+
+def test_every_page_of_versions_is_read(risk_registry: Registry) -> None:
+    """A registry answers in pages; `latest` must see the last one too."""
+    from lakescore.model import _all_versions
+
+    versions = _all_versions(risk_registry.client, MODEL_NAME, page_size=1)
+    assert sorted(int(v.version) for v in versions) == [1, 2]
