@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from lakescore.faults import POINTS
+
 BIN = Path(sys.executable).parent
 
 
@@ -27,6 +29,7 @@ def paused_run(
     """Start the run in its own session, wait until it pauses at `point`, and yield it with the
     file whose creation lets the pause end. A process still alive at the end is killed with its
     whole process group (Spark's JVM and Python workers too)."""
+    assert point in POINTS, f"no fault point {point!r} in lakescore.faults"
     marker = tmp_path / f"{point}.marker"
     resume = tmp_path / f"{point}.resume"
     env = {

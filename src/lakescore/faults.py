@@ -21,6 +21,8 @@ POINTS = (
 
 
 def fault_point(name: str) -> None:
+    if name not in POINTS:  # every run passes each point: a misspelt one fails the tests
+        raise ValueError(f"unknown fault point {name!r}; known: {', '.join(POINTS)}")
     if os.environ.get("LAKESCORE_FAULT_PAUSE_AT") != name:
         return
     marker = os.environ.get("LAKESCORE_FAULT_MARKER")
