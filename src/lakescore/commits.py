@@ -3,9 +3,12 @@ the quarantine alone, past a limit), each taken back if the other fails."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -71,38 +74,45 @@ def commit_tables(
 
     quarantine_metadata = _metadata(run.deployment, record, run.model, "quarantine")
     predictions_metadata = _metadata(run.deployment, record, run.model, "predictions")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakescore-quarantine") as pool:
+    with Commits(run) as commits:
         # The two tables are independent and each rerun replaces its run's rows in both, so the
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
-        # If either fails, both are reverted for this run id (take_back).
-        quarantine_commit = pool.submit(
-            carry_job_tags(run.spark, _commit_quarantine),
-            run.spark,
-            run.deployment,
-            record,
-            quarantined,
-            quarantine_metadata,
-            run.progress,
-        )
+        # If either fails, both are reverted for this run id.
         try:
-            out = _commit_predictions(
-                run.spark,
-                run.deployment,
-                record,
-                conform(pipeline.predictions(staged, run.stamp), run.prediction_fit),
-                predictions_metadata,
-                run.stats_columns,
+            quarantine_commit = commits.start(
+                "quarantine",
+                run.deployment.quarantine.path,
+                quarantine_metadata,
+                functools.partial(
+                    _commit_quarantine,
+                    run.spark,
+                    run.deployment,
+                    record,
+                    quarantined,
+                    quarantine_metadata,
+                    run.progress,
+                ),
             )
-            run.progress.stage(_committed_stage(out, "predictions"))
+            predictions_commit = commits.start(
+                "predictions",
+                run.deployment.output.path,
+                predictions_metadata,
+                functools.partial(
+                    _commit_predictions,
+                    run.spark,
+                    run.deployment,
+                    record,
+                    conform(pipeline.predictions(staged, run.stamp), run.prediction_fit),
+                    predictions_metadata,
+                    run.stats_columns,
+                    run.progress,
+                ),
+            )
+            out = _landed(predictions_commit.result())
             fault_point("after_predictions_commit")
-            quarantined_commit = quarantine_commit.result()
-        except BaseException:
-            # Either commit may have landed even if its call failed (stopped while it read its
-            # version back): each is found by its userMetadata.
-            quarantine_commit.cancel()
-            _wait_for(quarantine_commit)  # it may commit yet: take it back once it is over
-            take_back(run, run.deployment.output.path, "predictions", predictions_metadata)
-            take_back(run, run.deployment.quarantine.path, "quarantine", quarantine_metadata)
+            quarantined_commit = _landed(quarantine_commit.result())
+        except BaseException as error:
+            commits.take_back(error)
             raise
     return run.state.update(
         rows_scored=out.rows,
@@ -113,41 +123,101 @@ def commit_tables(
     )
 
 
-def take_back(run: RunContext, path: str, table: str, user_metadata: Mapping[str, str]) -> None:
-    """A later step of the run failed: give `table`'s rows of this run id back the state they
-    had before this attempt's commit, so a failed run changes neither table (as a failed check
-    does) and the table an earlier attempt completed keeps its rows. The commit is found by its
-    `user_metadata` (unique to the attempt), not by what the commit's call returned: that call
-    may have failed after Delta committed. Best effort: if this fails too, a rerun of the same
-    run id replaces the rows anyway."""
+@dataclass(frozen=True)
+class _Started:
+    """A commit on a worker thread, and how to find it in its table's history."""
+
+    table: str
+    path: str
+    user_metadata: Mapping[str, str]
+    future: Future[Commit | None]
+
+
+class Commits:
+    """A run's commits, each on a worker thread with the run's job tags.
+
+    A stop (Ctrl-C, SIGTERM) then interrupts the wait for a commit, never the commit's own
+    Python call: the JVM goes on with a commit whose call was cut, and could land it after the
+    run had looked for it to take it back. When the run fails, `take_back` waits for every
+    commit started, then reverts each one that landed, found by its userMetadata when its call
+    failed (it may have failed after Delta committed: a job cancelled while it read its version
+    back).
+    """
+
+    def __init__(self, run: RunContext) -> None:
+        self._run = run
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lakescore-commit")
+        self._started: list[_Started] = []
+
+    def __enter__(self) -> Commits:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def start(
+        self,
+        table: str,
+        path: str,
+        user_metadata: Mapping[str, str],
+        commit: Callable[[], Commit | None],
+    ) -> Future[Commit | None]:
+        """Start `commit` (which writes `user_metadata` with it) on a worker thread."""
+        future = self._pool.submit(carry_job_tags(self._run.spark, commit))
+        self._started.append(_Started(table, path, user_metadata, future))
+        return future
+
+    def take_back(self, error: BaseException) -> None:
+        """`error` ends the run: give each table the run committed to its rows of this run id
+        as they were before this attempt, so a failed run changes no table (as a failed check
+        does) and the rows an earlier attempt completed stay. Best effort: if a revert fails
+        too, a rerun of the same run id replaces the rows anyway."""
+        self._run.state.stop.ending()  # a signal now must not cut the take-backs short
+        for started in self._started:
+            started.future.cancel()  # one not started yet never will be
+        futures.wait([started.future for started in self._started])
+        for started in reversed(self._started):
+            failure = None if started.future.cancelled() else started.future.exception()
+            if failure is not None and failure is not error:
+                _log.warning("the %s commit failed too", started.table, exc_info=failure)
+            _take_back(self._run, started)
+
+
+def _landed(commit: Commit | None) -> Commit:
+    assert commit is not None  # predictions and quarantine commits always return one
+    return commit
+
+
+def _take_back(run: RunContext, started: _Started) -> None:
     record = run.state.record
     try:
-        version = committed_version(run.spark, path, user_metadata)
+        version = _landed_version(run, started)
         if version is None:
-            return  # this attempt never committed to the table
+            return  # this attempt did not change the table
         revert_run_rows(
             run.spark,
-            path,
+            started.path,
             C.RUN_ID,
             record.run_id,
             version,
-            {"lakescore_run_id": record.run_id, "table": table, "action": "revert"},
+            {**_attempt(record), "table": started.table, "action": "revert"},
         )
     except Exception:
-        _log.warning("could not revert run %s in %s", record.run_id, path, exc_info=True)
+        _log.warning("could not revert run %s in %s", record.run_id, started.path, exc_info=True)
         return
-    run.progress.stage(f"reverted this attempt's commit to the {table} table")
+    run.progress.stage(f"reverted this attempt's commit to the {started.table} table")
 
 
-def _wait_for(commit: Future[Commit]) -> None:
-    """Let a commit running in another thread end; its own error matters less than the
-    caller's."""
-    try:
-        commit.result()
-    except CancelledError:
-        pass  # it never started
-    except Exception:
-        _log.warning("the quarantine commit failed too", exc_info=True)
+def _landed_version(run: RunContext, started: _Started) -> int | None:
+    """The version a commit landed as, or None: what its call returned, else (the call failed,
+    perhaps after Delta committed) the version carrying its userMetadata, if any."""
+    future = started.future
+    if future.cancelled():
+        return None
+    if future.exception() is None:
+        commit = future.result()
+        return commit.version if commit is not None and commit.committed else None
+    return committed_version(run.spark, started.path, started.user_metadata)
 
 
 def _commit_predictions(  # the caller has checked that this attempt still owns the run
@@ -157,6 +227,7 @@ def _commit_predictions(  # the caller has checked that this attempt still owns 
     predictions: DataFrame,
     user_metadata: Mapping[str, str],
     stats_columns: str,
+    progress: Progress,
 ) -> Commit:
     ensure_delta_table(
         spark,
@@ -170,13 +241,15 @@ def _commit_predictions(  # the caller has checked that this attempt still owns 
         },
         deployment.output.table,
     )
-    return replace_run_rows(
+    commit = replace_run_rows(
         predictions,
         deployment.output.path,
         C.RUN_ID,
         record.run_id,
         user_metadata,
     )
+    progress.stage(_committed_stage(commit, "predictions"))
+    return commit
 
 
 def abort(run: RunContext, quarantined: DataFrame, reason: str) -> None:
@@ -185,16 +258,37 @@ def abort(run: RunContext, quarantined: DataFrame, reason: str) -> None:
 
     The quarantine goes first: if it cannot be committed, the run fails with both tables as
     they were; if an earlier attempt's predictions then cannot be removed, the quarantine
-    commit is reverted.
+    commit is reverted (and the removal too, if it landed before its call failed).
     """
     spark, deployment, record = run.spark, run.deployment, run.state.record
     metadata = _metadata(deployment, record, run.model, "quarantine")
-    try:
-        commit = _commit_quarantine(spark, deployment, record, quarantined, metadata, run.progress)
-        removed = _remove_run_predictions(spark, deployment, record)
-    except BaseException:  # Ctrl-C and SIGTERM too
-        take_back(run, deployment.quarantine.path, "quarantine", metadata)
-        raise
+    removal = {**_attempt(record), "table": "predictions", "action": "abort"}
+    with Commits(run) as commits:
+        try:
+            commit = commits.start(
+                "quarantine",
+                deployment.quarantine.path,
+                metadata,
+                functools.partial(
+                    _commit_quarantine,
+                    spark,
+                    deployment,
+                    record,
+                    quarantined,
+                    metadata,
+                    run.progress,
+                ),
+            ).result()
+            removed = commits.start(
+                "predictions",
+                deployment.output.path,
+                removal,
+                functools.partial(_remove_run_predictions, spark, deployment, record, removal),
+            ).result()
+        except BaseException as error:  # Ctrl-C and SIGTERM too
+            commits.take_back(error)
+            raise
+    commit = _landed(commit)
     removed_version = removed.recorded_version if removed is not None else None
     run.state.update(
         rows_quarantined=commit.rows,
@@ -271,29 +365,31 @@ def commit_failed_files(
 
 
 def failed_files_metadata(deployment: Deployment, record: RunRecord) -> dict[str, str]:
-    """The userMetadata of this attempt's commit to the failed-files table (how take_back
-    finds it)."""
+    """The userMetadata of this attempt's commit to the failed-files table."""
+    return {**_attempt(record), "deployment": deployment.name, "table": "failed_files"}
+
+
+def _attempt(record: RunRecord) -> dict[str, str]:
+    """What tells this attempt's commits from any other's (how a failed run finds them)."""
     return {
         "lakescore_run_id": record.run_id,
-        "deployment": deployment.name,
-        "table": "failed_files",
+        "attempt_id": record.attempt_id,
         "attempt_started_at": record.started_at.isoformat(),
     }
 
 
 def _remove_run_predictions(
-    spark: SparkSession, deployment: Deployment, record: RunRecord
+    spark: SparkSession,
+    deployment: Deployment,
+    record: RunRecord,
+    user_metadata: Mapping[str, str],
 ) -> Commit | None:
     """An aborted rerun must not leave an earlier attempt's predictions behind."""
     existing = read_table(spark, deployment.output.path)
     if existing is None or not existing.where(F.col(C.RUN_ID) == record.run_id).limit(1).count():
         return None
     return replace_run_rows(
-        existing.limit(0),
-        deployment.output.path,
-        C.RUN_ID,
-        record.run_id,
-        {"lakescore_run_id": record.run_id, "table": "predictions", "action": "abort"},
+        existing.limit(0), deployment.output.path, C.RUN_ID, record.run_id, user_metadata
     )
 
 
@@ -301,10 +397,9 @@ def _metadata(
     deployment: Deployment, record: RunRecord, model: ResolvedModel, table: str
 ) -> dict[str, str]:
     return {
-        "lakescore_run_id": record.run_id,
+        **_attempt(record),
         "deployment": deployment.name,
         "table": table,
         "model_uri": model.pinned_uri,
         "requested_model_uri": record.requested_model_uri or model.pinned_uri,
-        "attempt_started_at": record.started_at.isoformat(),
     }

@@ -714,13 +714,16 @@ def committed_version(
 
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    ours = _commit_carrying(DeltaTable.forPath(spark, path), _metadata_text(user_metadata))
+    table = DeltaTable.forPath(spark, path)
+    # Deeper than a successful write's search: other writers went on committing while the run
+    # waited for its other commits (a conflict's retries take a minute).
+    ours = _commit_carrying(table, _metadata_text(user_metadata), depth=1000)
     return None if ours is None else int(ours["version"])
 
 
-def _commit_carrying(table: Any, metadata: str) -> Row | None:
-    """The latest of the table's last 50 commits whose userMetadata is `metadata`."""
-    history: DataFrame = table.history(50)
+def _commit_carrying(table: Any, metadata: str, depth: int = 50) -> Row | None:
+    """The latest of the table's last `depth` commits whose userMetadata is `metadata`."""
+    history: DataFrame = table.history(depth)
     return history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()
 
 

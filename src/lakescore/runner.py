@@ -8,6 +8,7 @@ failed attempt's record says in attempts.py, and the reads and writes in io.py a
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -28,10 +29,10 @@ from lakescore import pipeline
 from lakescore.attempts import STOPPED_COMMITTING, ended_record
 from lakescore.catalog import resolve_tables
 from lakescore.commits import (
+    Commits,
     commit_failed_files,
     commit_tables,
     failed_files_metadata,
-    take_back,
 )
 from lakescore.completeness import (
     ExpectedFile,
@@ -588,15 +589,20 @@ def _stage_and_commit(
     # JVM), and before the first: a superseded attempt changes no table.
     require_ownership(run.spark, run.deployment.runs.path, record)
     run.state.committing = True
-    try:
-        commit_failed_files(run.spark, run.deployment, record, failed)
-        return commit_tables(run, validated, staged, summary)
-    except LimitExceededError:
-        raise  # an aborted run keeps its record of unreadable files, as its quarantine
-    except BaseException:  # Ctrl-C and SIGTERM too: a stopped run changes no table either
-        path = failed_files_path(run.deployment.quarantine.path)
-        take_back(run, path, "failed files", failed_files_metadata(run.deployment, record))
-        raise
+    with Commits(run) as commits:
+        try:
+            commits.start(
+                "failed files",
+                failed_files_path(run.deployment.quarantine.path),
+                failed_files_metadata(run.deployment, record),
+                functools.partial(commit_failed_files, run.spark, run.deployment, record, failed),
+            ).result()
+            return commit_tables(run, validated, staged, summary)
+        except LimitExceededError:
+            raise  # an aborted run keeps its record of unreadable files, as its quarantine
+        except BaseException as error:  # Ctrl-C and SIGTERM too: a stopped run changes no table
+            commits.take_back(error)
+            raise
 
 
 def _staged(

@@ -170,12 +170,13 @@ def test_a_cancelled_notebook_cell_records_the_run_and_takes_back_its_commit(
     assert rows_of(deployment.quarantine.path, "cell") == 0
 
 
+@pytest.mark.parametrize("table", ["quarantined rows", "predictions"])
 def test_a_commit_that_fails_after_delta_committed_it_is_taken_back(
-    spark: Any, lakehouse: Any
+    spark: Any, lakehouse: Any, table: str
 ) -> None:
-    # The quarantine commit's thread fails after Delta committed its rows (here its progress
-    # line raises; a cancelled job while it reads its version back does the same): the run
-    # never learns the commit's version, and must find it to take it back.
+    # A commit's call fails after Delta committed its rows (here its progress line raises; a
+    # job cancelled while it reads its version back does the same): the run never learns the
+    # commit's version, and must find it to take it back, with the other table's commit.
     deployment = load_deployment(lakehouse(rows=200, files=2))
 
     with pytest.raises(RuntimeError, match="reporter broke"):
@@ -183,10 +184,11 @@ def test_a_commit_that_fails_after_delta_committed_it_is_taken_back(
             spark,
             deployment,
             "late",
-            _StopWhen(r"committed [\d,]+ quarantined rows", RuntimeError("reporter broke")),
+            _StopWhen(rf"committed [\d,]+ {table}", RuntimeError("reporter broke")),
         )
 
-    history = DeltaTable(deployment.quarantine.path).history()
+    failed = deployment.quarantine.path if table == "quarantined rows" else deployment.output.path
+    history = DeltaTable(failed).history()
     assert any("revert" in str(entry.get("userMetadata")) for entry in history)
     assert rows_of(deployment.quarantine.path, "late") == 0
     assert rows_of(deployment.output.path, "late") == 0
