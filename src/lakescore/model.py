@@ -264,7 +264,9 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
                         f"Model {uri} was not found in {_where(tracking_uri)}: "
                         f"registered model {name!r} has no versions."
                     )
-                found = max(versions, key=lambda v: int(v.version))
+                # The newest version whose registration finished: one still copying its files
+                # (or failed) is not what `latest` means, and would stop every scheduled run.
+                found = max(versions, key=lambda v: (_status(v) == "READY", int(v.version)))
             else:
                 found = client.get_model_version(name, version)
         _require_ready(uri, found)
@@ -295,10 +297,14 @@ def _quoted(name: str) -> str:
     return f'"{name}"' if "'" in name else f"'{name}'"
 
 
+def _status(version: Any) -> str:
+    return str(getattr(version, "status", None) or "READY")
+
+
 def _require_ready(uri: str, found: Any) -> None:
     """A version whose registration is pending or failed may lack files, or have some still
     being copied: scoring with it could fail midway or score with a partial model."""
-    status = str(getattr(found, "status", None) or "READY")
+    status = _status(found)
     if status != "READY":
         message = getattr(found, "status_message", None)
         raise ModelNotReadyError(

@@ -8,25 +8,40 @@ the warning is seen; on a cluster the executors' environment is assumed to be th
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import yaml
 
+_log = logging.getLogger(__name__)
+# Packages MLflow's own check leaves out (Databricks serving helpers).
+_IGNORED = frozenset({"databricks-feature-lookup", "databricks-agents"})
+
 
 def environment_mismatches(local_path: str) -> list[str]:
     """One line per requirement of the model's `requirements.txt` this environment does not
-    satisfy, and one if the model was saved by another Python minor version."""
+    satisfy, and one if the model was saved by another Python minor version. A warning only:
+    a requirement it cannot check (a `-r` file, a module without a version) is skipped."""
     # Private MLflow helpers, the same that mlflow.pyfunc.load_model's own warning uses (pinned
     # mlflow version in pyproject.toml).
     from mlflow.pyfunc import _get_pip_requirements_from_model_path
     from mlflow.utils.requirements_utils import _check_requirement_satisfied
 
-    found = [
-        str(mismatch)
-        for requirement in _get_pip_requirements_from_model_path(local_path)
-        if (mismatch := _check_requirement_satisfied(requirement)) is not None
-    ]
+    try:
+        requirements = _get_pip_requirements_from_model_path(local_path)
+    except Exception:
+        _log.debug("could not read the requirements of %s", local_path, exc_info=True)
+        requirements = []
+    found = []
+    for requirement in requirements:
+        try:
+            mismatch = _check_requirement_satisfied(requirement)
+        except Exception:  # as MLflow's check: `dataclasses` has no __version__
+            _log.debug("could not check requirement %r", requirement, exc_info=True)
+            continue
+        if mismatch is not None and mismatch.package_name.lower() not in _IGNORED:
+            found.append(str(mismatch))
     saved_with = _python_version(local_path)
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     if saved_with and ".".join(saved_with.split(".")[:2]) != running:
@@ -37,5 +52,6 @@ def environment_mismatches(local_path: str) -> list[str]:
 def _python_version(local_path: str) -> str | None:
     with open(os.path.join(local_path, "MLmodel"), encoding="utf-8") as handle:
         meta = yaml.safe_load(handle) or {}
-    version = ((meta.get("flavors") or {}).get("python_function") or {}).get("python_version")
+    flavor = (meta.get("flavors") or {}).get("python_function") or {}
+    version = flavor.get("python_version") if isinstance(flavor, dict) else None
     return str(version) if version else None

@@ -483,23 +483,38 @@ def test_latest_of_a_name_with_a_quote_pins(risk_registry: Registry) -> None:
     assert pinned.pinned_uri == f"models:/o'hare/{version}"
 
 
+def _set_status(registry: Registry, name: str, version: str, status: str) -> None:
+    """As a remote registry has it while it copies a version's files (SQLite's store makes every
+    version READY at once)."""
+    with sqlite3.connect(registry.root / "mlflow.db") as db:
+        db.execute(
+            "UPDATE model_versions SET status = ? WHERE name = ? AND version = ?",
+            (status, name, int(version)),
+        )
+
+
 @pytest.mark.parametrize("status", ["PENDING_REGISTRATION", "FAILED_REGISTRATION"])
-def test_a_version_not_ready_is_refused_by_version_alias_and_latest(
+def test_a_version_not_ready_is_refused_by_version_and_alias(
     risk_registry: Registry, status: str
 ) -> None:
     """A registration still copying files (or that failed) may lack them: it is not scored."""
     name = f"pending_{status.lower()}"
     version = _register_copy(risk_registry, name)
     risk_registry.client.set_registered_model_alias(name, "champion", version)
-    with sqlite3.connect(risk_registry.root / "mlflow.db") as db:  # as a remote registry has it
-        db.execute(
-            "UPDATE model_versions SET status = ? WHERE name = ? AND version = ?",
-            (status, name, int(version)),
-        )
+    _set_status(risk_registry, name, version, status)
     for uri in (f"models:/{name}/{version}", f"models:/{name}@champion", f"models:/{name}/latest"):
         with pytest.raises(ModelNotReadyError, match=f"registration is {status}") as info:
             pin_model_version(uri, risk_registry.uri)
         assert uri in str(info.value) and info.value.exit_code == EXIT_FAILED
+
+
+def test_latest_is_the_newest_version_whose_registration_finished(risk_registry: Registry) -> None:
+    name = "newest_pending"
+    first = _register_copy(risk_registry, name)
+    source = risk_registry.client.get_model_version_download_uri(MODEL_NAME, "1")
+    second = risk_registry.client.create_model_version(name, source).version
+    _set_status(risk_registry, name, str(second), "PENDING_REGISTRATION")
+    assert pin_model_version(f"models:/{name}/latest", risk_registry.uri).version == first
 
 
 def test_every_page_of_versions_is_read(risk_registry: Registry) -> None:
