@@ -10,6 +10,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -18,7 +19,7 @@ from lakescore import columns as C
 from lakescore import pipeline
 from lakescore.config import Deployment
 from lakescore.counts import StagedCounts
-from lakescore.errors import LimitExceededError
+from lakescore.errors import AttemptSupersededError, LimitExceededError
 from lakescore.faults import fault_point
 from lakescore.interrupts import carry_job_tags
 from lakescore.io import (
@@ -38,10 +39,11 @@ from lakescore.limits import LIMIT_ABORTED, limit_exceeded
 from lakescore.model import ResolvedModel
 from lakescore.progress import Progress
 from lakescore.run_state import RunContext
-from lakescore.runs import RunRecord
+from lakescore.runs import RunRecord, require_ownership
 from lakescore.table_fit import conform
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def commit_tables(
@@ -74,6 +76,8 @@ def commit_tables(
 
     quarantine_metadata = _metadata(run.deployment, record, run.model, "quarantine")
     predictions_metadata = _metadata(run.deployment, record, run.model, "predictions")
+    # Built before either commit starts (see Commits: no Py4J call of this thread overlaps one).
+    predictions = conform(pipeline.predictions(staged, run.stamp), run.prediction_fit)
     with Commits(run) as commits:
         # The two tables are independent and each rerun replaces its run's rows in both, so the
         # quarantine commit (small, mostly Delta log work on the driver) overlaps the predictions.
@@ -102,7 +106,7 @@ def commit_tables(
                     run.spark,
                     run.deployment,
                     record,
-                    conform(pipeline.predictions(staged, run.stamp), run.prediction_fit),
+                    predictions,
                     predictions_metadata,
                     run.stats_columns,
                     run.progress,
@@ -148,6 +152,10 @@ class Commits:
         self._run = run
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lakescore-commit")
         self._started: list[_Started] = []
+        # The job tags are read now, before any commit runs: no Py4J call of the main thread
+        # (which a stop's KeyboardInterrupt could cut, closing Py4J's pooled connections) may
+        # overlap a commit.
+        self._tagged = carry_job_tags(run.spark, _call)
 
     def __enter__(self) -> Commits:
         return self
@@ -163,7 +171,7 @@ class Commits:
         commit: Callable[[], Commit | None],
     ) -> Future[Commit | None]:
         """Start `commit` (which writes `user_metadata` with it) on a worker thread."""
-        future = self._pool.submit(carry_job_tags(self._run.spark, commit))
+        future = self._pool.submit(self._tagged, commit)
         self._started.append(_Started(table, path, user_metadata, future))
         return future
 
@@ -172,15 +180,44 @@ class Commits:
         as they were before this attempt, so a failed run changes no table (as a failed check
         does) and the rows an earlier attempt completed stay. Best effort: if a revert fails
         too, a rerun of the same run id replaces the rows anyway."""
-        self._run.state.stop.ending()  # a signal now must not cut the take-backs short
-        for started in self._started:
-            started.future.cancel()  # one not started yet never will be
-        futures.wait([started.future for started in self._started])
-        for started in reversed(self._started):
-            failure = None if started.future.cancelled() else started.future.exception()
-            if failure is not None and failure is not error:
-                _log.warning("the %s commit failed too", started.table, exc_info=failure)
-            _take_back(self._run, started)
+        stop = self._run.state.stop
+        with stop.ignored():  # a signal now must not cut the take-backs short
+            for started in self._started:
+                started.future.cancel()  # one not started yet never will be
+            pending = {started.future for started in self._started}
+            while pending:
+                if stop.stopped:
+                    stop.cancel_jobs()  # a job a commit started after the stop's own cancel
+                pending = futures.wait(pending, timeout=1.0).not_done
+            landed = []
+            for started in self._started:
+                failure = None if started.future.cancelled() else started.future.exception()
+                if failure is not None and failure is not error:
+                    _log.warning("the %s commit failed too", started.table, exc_info=failure)
+                landed.append((started, _landed_version(self._run, started)))
+            if any(version is not None for _, version in landed) and self._superseded():
+                return
+            for started, version in reversed(landed):
+                if version is not None:
+                    _take_back(self._run, started, version)
+
+    def _superseded(self) -> bool:
+        """Whether a newer attempt of the run id has claimed it: a revert puts back the rows
+        the run id had before this attempt's commit, and would remove any that attempt has
+        committed since (it replaces this attempt's rows anyway when it commits)."""
+        run = self._run
+        try:
+            require_ownership(run.spark, run.deployment.runs.path, run.state.record)
+        except AttemptSupersededError as superseded:
+            _log.warning("not taking back this attempt's commits: %s", superseded)
+            return True
+        except Exception:  # the runs table unreadable: revert, as before the check
+            _log.warning("could not check who owns the run", exc_info=True)
+        return False
+
+
+def _call(work: Callable[[], _T]) -> _T:
+    return work()
 
 
 def _landed(commit: Commit | None) -> Commit:
@@ -188,12 +225,10 @@ def _landed(commit: Commit | None) -> Commit:
     return commit
 
 
-def _take_back(run: RunContext, started: _Started) -> None:
+def _take_back(run: RunContext, started: _Started, version: int) -> None:
+    """Give the table's rows of this run id back the state they had before `version`."""
     record = run.state.record
     try:
-        version = _landed_version(run, started)
-        if version is None:
-            return  # this attempt did not change the table
         revert_run_rows(
             run.spark,
             started.path,
@@ -217,7 +252,11 @@ def _landed_version(run: RunContext, started: _Started) -> int | None:
     if future.exception() is None:
         commit = future.result()
         return commit.version if commit is not None and commit.committed else None
-    return committed_version(run.spark, started.path, started.user_metadata)
+    try:
+        return committed_version(run.spark, started.path, started.user_metadata)
+    except Exception:
+        _log.warning("could not look for this attempt's commit in %s", started.path, exc_info=True)
+        return None
 
 
 def _commit_predictions(  # the caller has checked that this attempt still owns the run

@@ -69,6 +69,22 @@ class Stop:
         failed): a signal is noted and changes nothing."""
         self._ending = True
 
+    @contextlib.contextmanager
+    def ignored(self) -> Iterator[None]:
+        """A signal during the block (take-backs that must finish) changes nothing; after it,
+        signals stop the run again (a pass that is redone)."""
+        was = self._ending
+        self._ending = True
+        try:
+            yield
+        finally:
+            self._ending = was
+
+    def cancel_jobs(self) -> None:
+        """Cancel the run's Spark jobs again: a cancel reaches only the jobs running when it is
+        made, and a commit on a worker thread may start one after."""
+        _cancel_jobs(self.spark, self.tag)
+
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None or self._ending:
             return  # already stopping or ending: let the take-backs and the record finish

@@ -5,10 +5,12 @@ staged, so the runs table never says `running` for a run that is over."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from lakescore.cli import main
 from lakescore.config import load_deployment
 from lakescore.progress import Progress
 from lakescore.runner import score
+from lakescore.runs import RunRecord, get_run, next_attempt, write_run
 
 
 def read(path: str) -> Any:
@@ -194,6 +197,42 @@ def test_a_commit_that_fails_after_delta_committed_it_is_taken_back(
     assert rows_of(deployment.output.path, "late") == 0
     run = read(deployment.runs.path).set_index("run_id").loc["late"]
     assert run["status"] == "failed" and "reporter broke" in run["error"]
+
+
+class _ClaimedThenBroken(Progress):
+    """Once the quarantine is committed, a newer attempt of the run claims it (someone started
+    it again by hand), then the older attempt fails."""
+
+    def __init__(self, spark: Any, runs_path: str, run_id: str) -> None:
+        super().__init__(enabled=False)
+        self._spark, self._runs_path, self._run_id = spark, runs_path, run_id
+
+    def stage(self, message: str) -> None:
+        if not re.match(r"committed [\d,]+ quarantined rows", message):
+            return
+        older = get_run(self._spark, self._runs_path, self._run_id)
+        assert older is not None
+        started = datetime.now(timezone.utc)
+        running = RunRecord(self._run_id, older["deployment"], "running", started, older["input"])
+        write_run(self._spark, self._runs_path, next_attempt(running, older))
+        raise RuntimeError("reporter broke")
+
+
+def test_a_failed_attempt_leaves_its_commits_to_a_newer_attempt_that_claimed_the_run(
+    spark: Any, lakehouse: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Reverting would put back the rows the run id had before this attempt's commit, removing
+    # any the newer attempt commits meanwhile; the newer one replaces these rows anyway.
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+    progress = _ClaimedThenBroken(spark, deployment.runs.path, "claimed")
+
+    with caplog.at_level(logging.WARNING, logger="lakescore"), pytest.raises(RuntimeError):
+        score(spark, deployment, "claimed", progress)
+
+    assert "not taking back this attempt's commits" in caplog.text
+    assert rows_of(deployment.quarantine.path, "claimed") > 0
+    history = DeltaTable(deployment.quarantine.path).history()
+    assert not any("revert" in str(entry.get("userMetadata")) for entry in history)
 
 
 def test_an_unexpected_error_is_recorded_with_its_type(spark: Any, lakehouse: Any) -> None:

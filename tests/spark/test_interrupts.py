@@ -67,6 +67,19 @@ def test_ctrl_c_cancels_the_runs_jobs_and_spares_another_threads(spark: Any) -> 
     assert "lakescore-test-run" not in context.getJobTags()
 
 
+def test_a_signal_while_take_backs_run_changes_nothing_and_the_next_one_stops(
+    spark: Any,
+) -> None:
+    with pytest.raises(KeyboardInterrupt), stoppable(spark, "lakescore-test-ignored") as stop:
+        with stop.ignored():  # a failed run taking back its commits
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the handler runs here, and must not raise
+        assert not stop.stopped
+        os.kill(os.getpid(), signal.SIGINT)  # the pass is redone: a stop stops it again
+        time.sleep(5)
+    assert stop.stopped
+
+
 def test_an_earlier_attempts_row_does_not_supersede_a_later_attempt(
     spark: Any, tmp_path: Path
 ) -> None:
