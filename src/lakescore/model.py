@@ -28,6 +28,7 @@ from lakescore.errors import (
     ModelNotReadyError,
     RegistryUnreachableError,
 )
+from lakescore.mlmodel import read_mlmodel
 
 _log = logging.getLogger(__name__)
 
@@ -219,10 +220,7 @@ def _pinned_to_logged_model(pinned: ModelVersion, local_path: str) -> ModelVersi
     wrote no id, and the URI stays as given."""
     if not _RUN_URI.match(pinned.requested_uri):
         return pinned
-    import yaml
-
-    with open(os.path.join(local_path, "MLmodel"), encoding="utf-8") as handle:
-        model_id = (yaml.safe_load(handle) or {}).get("model_id")
+    model_id = read_mlmodel(local_path).get("model_id")
     if not isinstance(model_id, str) or not _LOGGED_URI.match(f"models:/{model_id}"):
         return pinned
     return ModelVersion(
@@ -267,6 +265,7 @@ def _pin_registered(uri: str, tracking_uri: str | None) -> ModelVersion:
                 # The newest version whose registration finished: one still copying its files
                 # (or failed) is not what `latest` means, and would stop every scheduled run.
                 found = max(versions, key=lambda v: (_status(v) == "READY", int(v.version)))
+                _warn_of_newer_unready(uri, found, versions)
             else:
                 found = client.get_model_version(name, version)
         _require_ready(uri, found)
@@ -295,6 +294,22 @@ def _all_versions(client: Any, name: str, page_size: int | None = None) -> list[
 def _quoted(name: str) -> str:
     """A model name as a string of MLflow's search filters, which take either quote."""
     return f'"{name}"' if "'" in name else f"'{name}'"
+
+
+def _warn_of_newer_unready(uri: str, found: Any, versions: list[Any]) -> None:
+    """`latest` passing over a newer version is worth a line in the log: a registration that
+    failed stays FAILED, and every run would go on scoring with the older version unnoticed."""
+    newer = sorted(
+        (v for v in versions if int(v.version) > int(found.version)), key=lambda v: int(v.version)
+    )
+    if newer:
+        _log.warning(
+            "%s is version %s: newer %s not READY (%s)",
+            uri,
+            found.version,
+            "versions are" if len(newer) > 1 else "version is",
+            ", ".join(f"{v.version} {_status(v)}" for v in newer),
+        )
 
 
 def _status(version: Any) -> str:

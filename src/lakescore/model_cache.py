@@ -16,7 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lakescore.mlmodel import pyfunc_flavor, read_mlmodel
 
 _MAX_MODELS = 2
 _models: OrderedDict[str, Any] = OrderedDict()
@@ -85,8 +85,6 @@ def _forget_other_models_code(model_dir: str) -> None:
 
 def _code_folder(model_dir: str) -> str | None:
     """The folder of the model's `code_paths`, from its MLmodel file, if it has one."""
-    with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as handle:
-        flavors = (yaml.safe_load(handle) or {}).get("flavors", {})
-    code = (flavors.get("python_function") or {}).get("code")
+    code = pyfunc_flavor(read_mlmodel(model_dir)).get("code")
     folder = Path(model_dir, code) if code else None
     return str(folder) if folder is not None and folder.is_dir() else None

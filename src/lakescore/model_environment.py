@@ -9,10 +9,9 @@ the warning is seen; on a cluster the executors' environment is assumed to be th
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
-import yaml
+from lakescore.mlmodel import pyfunc_flavor, read_mlmodel
 
 _log = logging.getLogger(__name__)
 # Packages MLflow's own check leaves out (Databricks serving helpers).
@@ -50,8 +49,5 @@ def environment_mismatches(local_path: str) -> list[str]:
 
 
 def _python_version(local_path: str) -> str | None:
-    with open(os.path.join(local_path, "MLmodel"), encoding="utf-8") as handle:
-        meta = yaml.safe_load(handle) or {}
-    flavor = (meta.get("flavors") or {}).get("python_function") or {}
-    version = flavor.get("python_version") if isinstance(flavor, dict) else None
+    version = pyfunc_flavor(read_mlmodel(local_path)).get("python_version")
     return str(version) if version else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -508,13 +509,18 @@ def test_a_version_not_ready_is_refused_by_version_and_alias(
         assert uri in str(info.value) and info.value.exit_code == EXIT_FAILED
 
 
-def test_latest_is_the_newest_version_whose_registration_finished(risk_registry: Registry) -> None:
+def test_latest_is_the_newest_version_whose_registration_finished(
+    risk_registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
     name = "newest_pending"
     first = _register_copy(risk_registry, name)
     source = risk_registry.client.get_model_version_download_uri(MODEL_NAME, "1")
     second = risk_registry.client.create_model_version(name, source).version
     _set_status(risk_registry, name, str(second), "PENDING_REGISTRATION")
-    assert pin_model_version(f"models:/{name}/latest", risk_registry.uri).version == first
+    with caplog.at_level(logging.WARNING, logger="lakescore.model"):
+        assert pin_model_version(f"models:/{name}/latest", risk_registry.uri).version == first
+    # The version passed over is named, so a registration stuck or failed is noticed.
+    assert f"newer version is not READY ({second} PENDING_REGISTRATION)" in caplog.text
 
 
 def test_every_page_of_versions_is_read(risk_registry: Registry) -> None:
