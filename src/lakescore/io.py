@@ -235,11 +235,24 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
     if not fs.exists(root):
         raise InputError(f"Input {folder} does not exist.")
     prefix = fs.makeQualified(root).toString().rstrip("/")
-    found = []
+    found, copying = [], []
     for path in _leaf_paths(fs, root):
         relative = path[len(prefix) :].lstrip("/") if path.startswith(prefix) else path
-        if not any(_skipped_name(part) for part in relative.split("/")):
+        *folders, name = relative.split("/")
+        if any(_skipped_name(part) for part in folders):
+            continue
+        if not _skipped_name(name):
             found.append(path)
+        elif name.endswith(_COPYING):
+            copying.append(relative)
+    if copying:
+        # Rows still on their way: this run does not score them, and nothing else says so.
+        _log.warning(
+            "Input %s: %d file(s) still being copied were not read: %s",
+            folder,
+            len(copying),
+            ", ".join(sorted(copying)[:20]) + (", …" if len(copying) > 20 else ""),
+        )
     return sorted(found)
 
 
@@ -249,8 +262,11 @@ def _skipped_name(name: str) -> bool:
     return (
         (name.startswith("_") and "=" not in name)
         or name.startswith(".")
-        or name.endswith("._COPYING_")
+        or name.endswith(_COPYING)
     )
+
+
+_COPYING = "._COPYING_"  # `hadoop fs -put`'s name for a file until its copy completes
 
 
 def _leaf_paths(fs: Any, root: Any) -> list[str]:

@@ -4,6 +4,7 @@ of each file sees; partition folders are still read by Spark, with their partiti
 from __future__ import annotations
 
 import decimal
+import logging
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -156,19 +157,28 @@ def test_partition_values_a_number_would_change_stay_as_their_folders_say(
     assert rows == {("007", "007", "1.10", 7), ("012", "012", "2.0", 12)}
 
 
-def test_listing_walks_nested_folders_and_skips_hidden_names(spark: Any, tmp_path: Path) -> None:
+def test_listing_walks_nested_folders_and_skips_hidden_names(
+    spark: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = tmp_path / "input"
     wanted = [folder / "a.parquet", folder / "2026" / "11" / "b.parquet"]
     wanted += [folder / "_ingest=1" / "d.parquet"]  # a partition folder, as Spark reads it
     hidden = [folder / "_SUCCESS", folder / ".a.parquet.crc", folder / "_tmp" / "c.parquet"]
-    hidden += [folder / "_metadata", folder / "e.parquet._COPYING_"]
+    hidden += [folder / "_metadata", folder / "2026" / "e.parquet._COPYING_"]
+    hidden += [folder / "_tmp" / "f.parquet._COPYING_"]  # in a skipped folder: not data
     for path in wanted + hidden:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
 
-    listed = list_input_files(spark, str(folder))
+    with caplog.at_level(logging.WARNING, logger="lakescore.io"):
+        listed = list_input_files(spark, str(folder))
 
     assert [p.removeprefix("file:") for p in listed] == sorted(str(p) for p in wanted)
+    # Only the file still being copied is worth a warning: its rows are on their way.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"Input {folder}: 1 file(s) still being copied were not read: 2026/e.parquet._COPYING_"
+    ]
 
 
 def test_file_names_holding_pattern_characters_are_read_once_each(
