@@ -691,17 +691,13 @@ def replace_run_rows(
     """
     from delta.tables import DeltaTable
 
-    metadata = overwrite_run_rows(frame, path, run_column, run_id, user_metadata)
-    # Find our own commit by its userMetadata: usually the latest one (one commit file to read),
-    # else further back (other writers committed since).
     table = DeltaTable.forPath(frame.sparkSession, path)
-    latest = table.history(1).first()
-    ours: Row | None = latest
-    if latest is None or latest["userMetadata"] != metadata:
-        ours = _commit_carrying(table, metadata)
+    before = _newest_version(table)
+    metadata = overwrite_run_rows(frame, path, run_column, run_id, user_metadata)
+    ours = _commit_since(table, metadata, before)
     if ours is None:
         # Delta skips the commit when there was nothing to add and nothing to replace.
-        return Commit(version=int(latest["version"]) if latest else 0, rows=0, committed=False)
+        return Commit(version=_newest_version(table), rows=0, committed=False)
     metrics = ours["operationMetrics"] or {}
     version = int(ours["version"])
     if "numOutputRows" not in metrics:
@@ -737,7 +733,23 @@ def committed_version(
     return None if ours is None else int(ours["version"])
 
 
-def _commit_carrying(table: Any, metadata: str, depth: int = 50) -> Row | None:
+def _commit_since(table: Any, metadata: str, before: int) -> Row | None:
+    """The commit after version `before` whose userMetadata is `metadata`: usually the newest
+    (one commit file to read), else among every commit since `before` (other writers committed
+    after it, however many)."""
+    latest: Row | None = table.history(1).first()
+    if latest is None or int(latest["version"]) <= before:
+        return None
+    if latest["userMetadata"] == metadata:
+        return latest
+    return _commit_carrying(table, metadata, depth=int(latest["version"]) - before)
+
+
+def _newest_version(table: Any) -> int:
+    return int(table.history(1).first()["version"])
+
+
+def _commit_carrying(table: Any, metadata: str, depth: int) -> Row | None:
     """The latest of the table's last `depth` commits whose userMetadata is `metadata`."""
     history: DataFrame = table.history(depth)
     return history.where(F.col("userMetadata") == metadata).orderBy(F.desc("version")).first()

@@ -9,9 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
+from lakescore import io
 from lakescore.io import (
     committed_version,
     ensure_delta_table,
@@ -168,3 +171,43 @@ def test_a_commit_is_found_by_its_user_metadata_once_others_came_after_it(
 
     assert committed_version(spark, path, ours) == 1
     assert committed_version(spark, path, {**ours, "attempt_started_at": "later"}) is None
+
+
+def test_a_commit_is_found_however_many_other_writers_committed_after_it(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A successful write looks its own commit up to report its version and row count: the
+    search covers every commit since the write began, not a fixed number (past 50 other
+    commits the run said it had committed nothing, and its counts did not reconcile)."""
+    from deltalake import write_deltalake
+
+    path = str(tmp_path / "t")
+    spark.range(1).selectExpr("id", "'other' AS run").write.format("delta").save(path)
+    other = pa.table({"id": pa.array([1], pa.int64()), "run": ["s"]})
+    write = io.overwrite_run_rows
+
+    def then_others_commit(*args: Any) -> str:
+        metadata = write(*args)
+        for _ in range(55):  # another writer (delta-rs), before the run looks its commit up
+            write_deltalake(path, other, mode="append")
+        return metadata
+
+    monkeypatch.setattr(io, "overwrite_run_rows", then_others_commit)
+    ours = spark.range(3).selectExpr("id", "'r' AS run")
+
+    commit = replace_run_rows(ours, path, "run", "r", {"lakescore_run_id": "r"})
+
+    assert (commit.committed, commit.version, commit.rows) == (True, 1, 3)
+    assert DeltaTable.forPath(spark, path).history(1).first()["version"] == 56
+
+
+def test_a_write_delta_skips_is_reported_as_not_committed(spark: Any, tmp_path: Path) -> None:
+    """Nothing to add and nothing to replace: Delta commits nothing, and the run records no
+    version for that table."""
+    path = str(tmp_path / "t")
+    spark.range(2).selectExpr("id", "'other' AS run").write.format("delta").save(path)
+
+    commit = replace_run_rows(spark.range(0).selectExpr("id", "'r' AS run"), path, "run", "r", {})
+
+    assert (commit.committed, commit.rows, commit.version) == (False, 0, 0)
+    assert DeltaTable.forPath(spark, path).history(1).first()["version"] == 0
