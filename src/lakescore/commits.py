@@ -39,7 +39,7 @@ from lakescore.limits import LIMIT_ABORTED, limit_exceeded
 from lakescore.model import ResolvedModel
 from lakescore.progress import Progress
 from lakescore.run_state import RunContext
-from lakescore.runs import RunRecord, require_ownership
+from lakescore.runs import RunRecord, attempt_metadata, require_ownership
 from lakescore.table_fit import conform
 
 _log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def _take_back(run: RunContext, started: _Started, version: int) -> None:
             C.RUN_ID,
             record.run_id,
             version,
-            {**_attempt(record), "table": started.table, "action": "revert"},
+            {**attempt_metadata(record), "table": started.table, "action": "revert"},
         )
     except Exception:
         _log.warning("could not revert run %s in %s", record.run_id, started.path, exc_info=True)
@@ -301,7 +301,7 @@ def abort(run: RunContext, quarantined: DataFrame, reason: str) -> None:
     """
     spark, deployment, record = run.spark, run.deployment, run.state.record
     metadata = _metadata(deployment, record, run.model, "quarantine")
-    removal = {**_attempt(record), "table": "predictions", "action": "abort"}
+    removal = {**attempt_metadata(record), "table": "predictions", "action": "abort"}
     with Commits(run) as commits:
         try:
             commit = commits.start(
@@ -405,16 +405,7 @@ def commit_failed_files(
 
 def failed_files_metadata(deployment: Deployment, record: RunRecord) -> dict[str, str]:
     """The userMetadata of this attempt's commit to the failed-files table."""
-    return {**_attempt(record), "deployment": deployment.name, "table": "failed_files"}
-
-
-def _attempt(record: RunRecord) -> dict[str, str]:
-    """What tells this attempt's commits from any other's (how a failed run finds them)."""
-    return {
-        "lakescore_run_id": record.run_id,
-        "attempt_id": record.attempt_id,
-        "attempt_started_at": record.started_at.isoformat(),
-    }
+    return {**attempt_metadata(record), "deployment": deployment.name, "table": "failed_files"}
 
 
 def _remove_run_predictions(
@@ -436,7 +427,7 @@ def _metadata(
     deployment: Deployment, record: RunRecord, model: ResolvedModel, table: str
 ) -> dict[str, str]:
     return {
-        **_attempt(record),
+        **attempt_metadata(record),
         "deployment": deployment.name,
         "table": table,
         "model_uri": model.pinned_uri,

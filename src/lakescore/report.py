@@ -57,10 +57,10 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
         print(f"    {reason:<34} {count:>10,}")
     kept = "scored anyway" if record.get("status") == "succeeded" else "would have been scored"
     for rule, count in sorted((record.get("warnings_by_rule") or {}).items()):
-        print(f"  warned       {rule}: {count:,} rows ({kept})")
+        print(f"  warned       {rule}: {_rows(count)} ({kept})")
     for executor in record.get("executors") or []:
         print(
-            f"  executor     {executor['executor']}: {executor['rows']:,} rows in "
+            f"  executor     {executor['executor']}: {_rows(executor['rows'])} in "
             f"{executor['tasks']} task(s)"
         )
     print(f"  runs table   {deployment.runs.path}")
@@ -121,6 +121,10 @@ def _took(run: dict[str, Any]) -> str:
         return "-"
     seconds = round((finished - started).total_seconds())
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 def _n(value: Any) -> str:

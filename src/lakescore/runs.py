@@ -242,8 +242,18 @@ def write_run(
         path,
         "run_id",
         record.run_id,
-        {"lakescore_run_id": record.run_id, "table": "runs", "status": record.status},
+        {**attempt_metadata(record), "table": "runs", "status": record.status},
     )
+
+
+def attempt_metadata(record: RunRecord) -> dict[str, str]:
+    """What tells this attempt's commits from any other's, in every table (how a failed run
+    finds its own commits, and how a reader of a table's history tells attempts apart)."""
+    return {
+        "lakescore_run_id": record.run_id,
+        "attempt_id": record.attempt_id,
+        "attempt_started_at": record.started_at.isoformat(),
+    }
 
 
 def list_runs(

@@ -55,12 +55,15 @@ def reasons_in(quarantine: pd.DataFrame) -> Counter[str]:
     return counted
 
 
-def run_ids_committed(path: str) -> list[str | None]:
-    """The run id in each commit's userMetadata, oldest first, without the creating commit."""
+def run_ids_committed(path: str) -> list[tuple[str, ...] | None]:
+    """The run id, attempt id and attempt start in each commit's userMetadata, oldest first,
+    without the creating commit."""
     history = sorted(RustDeltaTable(path).history(), key=lambda h: h["version"])
+    names = ("lakescore_run_id", "attempt_id", "attempt_started_at")
+    found = [json.loads(h["userMetadata"]) if h.get("userMetadata") else None for h in history]
     return [
-        json.loads(h["userMetadata"]).get("lakescore_run_id") if h.get("userMetadata") else None
-        for h in history
+        tuple(metadata.get(name) for name in names) if metadata else None
+        for h, metadata in zip(history, found, strict=True)
         if h["version"] > 0
     ]
 
@@ -118,11 +121,12 @@ def test_parquet_run_writes_three_tables_that_delta_rs_reads(lakehouse: Any, cap
     assert (run["model_name"], run["lakescore_version"]) == ("meter_risk", __version__)
     assert run["input"] == deployment.input.path and run["started_at"] <= run["finished_at"]
     assert run["rows_read"] == 600 and run["attempt"] == 1
-    # The one run's commits, each carrying its id: predictions and quarantine once, the runs
-    # table at its start and at its end.
+    # The one run's commits, each carrying its id and attempt: predictions and quarantine
+    # once, the runs table at its start and at its end.
+    attempt = (run["attempt_id"], record["started_at"])
     for path in (deployment.output.path, deployment.quarantine.path):
-        assert run_ids_committed(path) == ["parquet-1"]
-    assert run_ids_committed(deployment.runs.path) == ["parquet-1", "parquet-1"]
+        assert run_ids_committed(path) == [("parquet-1", *attempt)]
+    assert run_ids_committed(deployment.runs.path) == [("parquet-1", *attempt)] * 2
 
 
 def test_delta_input_sets_source_table_version(lakehouse: Any, capsys: Any, spark: Any) -> None:

@@ -87,3 +87,12 @@ def test_a_run_that_committed_nothing_does_not_say_its_warned_rows_were_scored(
     succeeded, aborted = capsys.readouterr().out.split("run stopped aborted")
     assert "warned       plausible: 5 rows (scored anyway)" in succeeded
     assert "warned       plausible: 5 rows (would have been scored)" in aborted
+
+
+def test_one_row_is_a_row(deployment: Deployment, capsys: Any) -> None:
+    one = {"warnings_by_rule": {"plausible": 1}}
+    one |= {"executors": [{"executor": "driver", "rows": 1, "tasks": 1}]}
+    print_run({"run_id": "r", "status": "succeeded", "input": "in", **one}, deployment)
+    out = capsys.readouterr().out
+    assert "plausible: 1 row (scored anyway)" in out
+    assert "driver: 1 row in 1 task(s)" in out
