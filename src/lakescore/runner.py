@@ -128,6 +128,12 @@ def check_run_id(run_id: str) -> str:
     """The run id as given, or UsageError. An empty one is refused, not replaced by a new id: a
     scheduler passing `--run-id "$RUN_ID"` with the variable unset would get retries that no
     longer replace each other's rows."""
+    if not run_id.strip():
+        raise UsageError(
+            "Run id is empty: give one, or none at all for a new id. An unset variable "
+            '(--run-id "$RUN_ID") is not taken as a new id: a scheduler\'s retries would no '
+            "longer replace each other's rows."
+        )
     if not _RUN_ID.match(run_id):
         raise UsageError(
             f"Run id {run_id!r} must start with a letter or digit and hold only letters, "

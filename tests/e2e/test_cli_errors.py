@@ -213,7 +213,8 @@ def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, cap
     ("option", "value", "wanted"),
     [
         ("--run-id", "a b'c", 'Run id "a b\'c" must start with a letter or digit'),
-        ("--run-id", "", "Run id '' must start with a letter or digit"),
+        ("--run-id", "", "Run id is empty: give one, or none at all for a new id"),
+        ("--run-id", "  ", "Run id is empty"),
         ("--input", " ", "--input is empty"),
     ],
 )
