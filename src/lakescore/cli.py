@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lakescore import __version__
-from lakescore.config import Deployment, load_deployment
+from lakescore.config import Deployment, deployment_as_dict, load_deployment
 from lakescore.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -220,7 +220,7 @@ def _show_deployment(args: argparse.Namespace, deployment: Deployment) -> int:
             deployment.scoring.result_type,
         )
     shown: dict[str, Any] = {
-        "deployment": asdict(deployment),
+        "deployment": deployment_as_dict(deployment),
         "model": {
             "requested_uri": model.version.requested_uri,
             "pinned_uri": model.pinned_uri,

@@ -6,7 +6,7 @@ import os
 import posixpath
 import re
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -316,12 +316,26 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
     )
 
 
+# The keys each table's section takes (TableConfig serves all three).
+_TABLE_KEYS = {
+    "output": {"path", "table", "stats_columns"},
+    "quarantine": {"path", "table", "redact"},
+    "runs": {"path", "table"},
+}
+
+
+def deployment_as_dict(deployment: Deployment) -> dict[str, Any]:
+    """The resolved deployment as its file's keys (`deployment show --json`): each table's
+    section without the settings that section does not take, so it can be written back."""
+    shown = asdict(deployment)
+    for section, keys in _TABLE_KEYS.items():
+        shown[section] = {key: value for key, value in shown[section].items() if key in keys}
+    return shown
+
+
 def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:
     data = _mapping(raw, where, source)
-    optional = {"path", "table"} | {"quarantine": {"redact"}, "output": {"stats_columns"}}.get(
-        where, set()
-    )
-    _check_keys(data, set(), optional, where, source)
+    _check_keys(data, set(), _TABLE_KEYS[where], where, source)
     location, table = _path_or_table(data, where, base_dir, source)
     redact = _names(data.get("redact") or [], f"{where}.redact", source)
     stats = data.get("stats_columns")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from lakescore.config import (
     Rule,
     ScoringConfig,
     TableConfig,
+    deployment_as_dict,
     load_deployment,
     parse_deployment,
 )
@@ -113,6 +115,31 @@ def test_full_file_gives_frozen_dataclasses(tmp_path: Path) -> None:
     )
     assert isinstance(deployment.input.passthrough, tuple)
     assert isinstance(deployment.rules, tuple)
+
+
+def test_the_shown_deployment_reads_back_as_the_same_deployment(tmp_path: Path) -> None:
+    """`deployment show --json` gives the file's own keys: each table's section only the
+    settings it takes (output.redact or runs.stats_columns would be refused as unknown)."""
+    text = FULL_YAML.replace(
+        "output:     {path: scored/meter_risk}",
+        "output:     {path: scored/meter_risk, stats_columns: [_run_id]}",
+    ).replace(
+        "quarantine: {path: scored/meter_risk_quarantine}",
+        "quarantine: {path: scored/meter_risk_quarantine, redact: [meter_id]}",
+    )
+    deployment = load_deployment(write(tmp_path, text))
+
+    def given(value: Any) -> Any:  # as a person would write it: no nulls
+        if isinstance(value, dict):
+            return {key: given(item) for key, item in value.items() if item is not None}
+        return [given(item) for item in value] if isinstance(value, list) else value
+
+    shown = given(json.loads(json.dumps(deployment_as_dict(deployment))))
+    source = shown.pop("source_file")  # where the file was read from, not a key of it
+
+    again = parse_deployment(shown, base_dir=tmp_path, source="shown")
+
+    assert dataclasses.replace(again, source_file=source) == deployment
 
 
 @pytest.mark.parametrize(
