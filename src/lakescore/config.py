@@ -325,12 +325,23 @@ _TABLE_KEYS = {
 
 
 def deployment_as_dict(deployment: Deployment) -> dict[str, Any]:
-    """The resolved deployment as its file's keys (`deployment show --json`): each table's
-    section without the settings that section does not take, so it can be written back."""
+    """The resolved deployment as its file's keys (`deployment show --json`), so it can be
+    written back: each table's section without the settings that section does not take, and
+    no key left unset (a catalog table's path is empty until a session resolves it)."""
     shown = asdict(deployment)
     for section, keys in _TABLE_KEYS.items():
         shown[section] = {key: value for key, value in shown[section].items() if key in keys}
-    return shown
+    for section in (*_TABLE_KEYS, "input"):
+        if shown[section].get("table"):
+            shown[section].pop("path")
+    without: dict[str, Any] = _without_unset(shown)
+    return without
+
+
+def _without_unset(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_unset(item) for key, item in value.items() if item is not None}
+    return [_without_unset(item) for item in value] if isinstance(value, list) else value
 
 
 def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:

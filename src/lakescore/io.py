@@ -742,7 +742,20 @@ def _commit_since(table: Any, metadata: str, before: int) -> Row | None:
         return None
     if latest["userMetadata"] == metadata:
         return latest
-    return _commit_carrying(table, metadata, depth=int(latest["version"]) - before)
+    newest = int(latest["version"])
+    while True:
+        # history(n) is the newest n commits when it is read: if others committed since
+        # `newest`, the window no longer reaches back to `before`, so read again, deeper.
+        commits: list[Row] = (
+            table.history(newest - before).where(F.col("version") > before).collect()
+        )
+        ours = [commit for commit in commits if commit["userMetadata"] == metadata]
+        if ours:
+            return max(ours, key=lambda commit: int(commit["version"]))
+        versions = [int(commit["version"]) for commit in commits]
+        if not versions or min(versions) <= before + 1:
+            return None
+        newest = max(versions)
 
 
 def _newest_version(table: Any) -> int:

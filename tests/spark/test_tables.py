@@ -201,6 +201,37 @@ def test_a_commit_is_found_however_many_other_writers_committed_after_it(
     assert DeltaTable.forPath(spark, path).history(1).first()["version"] == 56
 
 
+def test_a_commit_is_found_when_others_commit_while_it_is_looked_up(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Delta's history(n) is the newest n commits when it is read: others committing between
+    the look at the newest version and the deeper search moved the window past the run's own
+    commit, which was then reported as not committed (and never taken back on a failure)."""
+    from deltalake import write_deltalake
+
+    path = str(tmp_path / "t")
+    spark.range(1).selectExpr("id", "'other' AS run").write.format("delta").save(path)
+    ours = overwrite_run_rows(spark.range(3).selectExpr("id", "'r' AS run"), path, "run", "r", {})
+    other = pa.table({"id": pa.array([1], pa.int64()), "run": ["s"]})
+    write_deltalake(path, other, mode="append")  # version 2: ours is not the newest
+
+    class OthersCommitBeforeTheSearch:
+        def __init__(self, table: Any) -> None:
+            self.table, self.searched = table, False
+
+        def history(self, limit: int) -> Any:
+            if limit > 1 and not self.searched:
+                self.searched = True
+                for _ in range(3):  # versions 3-5
+                    write_deltalake(path, other, mode="append")
+            return self.table.history(limit)
+
+    table = OthersCommitBeforeTheSearch(DeltaTable.forPath(spark, path))
+    found = io._commit_since(table, ours, before=0)
+
+    assert table.searched and found is not None and int(found["version"]) == 1
+
+
 def test_a_write_delta_skips_is_reported_as_not_committed(spark: Any, tmp_path: Path) -> None:
     """Nothing to add and nothing to replace: Delta commits nothing, and the run records no
     version for that table."""
