@@ -155,9 +155,9 @@ def predict_isolating_failures(
                 if withhold_messages
                 else f"{type(exc).__name__}: {exc}"[:1000]
             )
-            if len(part) == 1:
+            if len(part) <= 1:  # an empty part (an empty batch) is not split forever
                 errors.loc[part.index] = message
-                isolated += 1
+                isolated += len(part)
             elif isolated >= max_isolated:
                 errors.loc[part.index] = f"{message} (batch not split further: too many failures)"
             else:
@@ -396,7 +396,9 @@ def _restore_type(values: pd.Series, ok: pd.Series, spark_type: str) -> pd.Serie
     if spark_type == "timestamp":
         return _restore_timestamps(values, ok)
     target = _PANDAS_TYPES.get(spark_type)
-    if ok.all() and target not in (None, "object"):
+    # A null on a scored row (an optional output) keeps the column as objects: astype would
+    # raise for an integer and make False of it for a boolean.
+    if ok.all() and values.notna().all() and target not in (None, "object"):
         return values.astype(target)
     if target in ("float32", "float64"):
         return values.astype(target)

@@ -687,6 +687,45 @@ def test_many_nulls_in_an_optional_integer_input_fail_none_of_the_other_rows() -
     assert calls[0] == 100  # the rows without a null, in one call
 
 
+@pytest.mark.parametrize(("spark_type", "value"), [("bigint", 2**60), ("boolean", True)])
+@pytest.mark.parametrize("split", ["a null input apart", "halves of a failing batch"])
+def test_an_optional_output_left_null_stays_null_when_the_batch_is_split(
+    spark_type: str, value: Any, split: str
+) -> None:
+    """A split batch's parts are put back together: a null the model gave for an optional
+    output failed the run (bigint) or was stored as False (boolean)."""
+    batch = pd.DataFrame({"n": [1.0, 2.0, np.nan, 4.0]})
+    valid = pd.Series(True, index=batch.index)
+    optional = (OutputColumn("prediction", spark_type, required=False),)
+    calls: list[int] = []
+
+    def predict(rows: pd.DataFrame) -> Any:
+        calls.append(len(rows))
+        if split == "halves of a failing batch" and len(rows) == len(batch):
+            raise ValueError("only in parts")
+        return pd.Series([value if n == 1.0 else None for n in rows["n"]], dtype=object)
+
+    dtypes = {"n": "float64"} if split == "a null input apart" else None
+    result = predict_valid_rows(
+        FnModel(predict), batch, valid, optional, LABEL, input_dtypes=dtypes
+    )
+
+    assert len(calls) > 1  # the batch was scored in parts
+    assert result["prediction"].tolist() == [value, None, None, None]
+    assert result["_score_error"].isna().all()
+
+
+def test_a_model_failing_on_an_empty_batch_is_not_split_forever() -> None:
+    from lakescore.scoring import predict_isolating_failures
+
+    def predict(rows: pd.DataFrame) -> Any:
+        raise ValueError("Found array with 0 sample(s)")
+
+    empty = pd.DataFrame({"n": pd.Series([], dtype="float64")})
+    result = predict_isolating_failures(FnModel(predict), empty, PREDICTION, LABEL)
+    assert len(result) == 0
+
+
 @pytest.mark.parametrize(
     ("env", "folder", "label"),
     [
