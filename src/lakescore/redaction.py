@@ -15,7 +15,11 @@ from pyspark.sql import functions as F
 
 from lakescore.columns import quoted
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@")
+# user:password@ in any URI; the password up to the authority's last `@` (one written with a
+# raw `@` in it). Without a password, the user part is masked for http(s) only, where it is a
+# token (`https://TOKEN@host`): in `abfss://container@account` it names the storage.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/\s]+@")
+_HTTP_TOKEN = re.compile(r"(?P<scheme>(?i:https?)://)[^/@\s:]+@")
 _SECRET_PARAMS = re.compile(
     r"(?i)(?P<key>\b(?:token|access_token|password|passwd|pwd|secret|client_secret|api_key|"
     r"apikey|access_key|secret_key|sig|signature|sas|credential)s?=)[^&\s'\"]+"
@@ -26,6 +30,7 @@ MASK = "***"
 def scrub(text: str) -> str:
     """The text with URI passwords and secret-looking parameters replaced by ***."""
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    text = _HTTP_TOKEN.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     return _SECRET_PARAMS.sub(lambda m: f"{m['key']}{MASK}", text)
 
 

@@ -15,6 +15,8 @@ from lakescore.redaction import scrub
         ("abfss://c@acct.dfs.core.windows.net/x?sig=AbC%2Fdef&sv=2021", ["AbC%2Fdef"]),
         ("postgresql://u:pw@db/mlflow?password=other", ["pw@", "other"]),
         ("token=ghp_abcdef and api_key=XYZ", ["ghp_abcdef", "XYZ"]),
+        ("https://user:p@ss@host/api and http://u:v@w@h2:5000", ["p@ss", "ss@", "v@w"]),
+        ("https://dapi0123abc@mlflow.example.com/api", ["dapi0123abc"]),
     ],
 )
 def test_scrub_masks_credentials(text: str, secrets: list[str]) -> None:
@@ -28,3 +30,5 @@ def test_scrub_masks_credentials(text: str, secrets: list[str]) -> None:
 def test_scrub_leaves_ordinary_paths_alone() -> None:
     text = "Input s3://bucket/raw/meters does not exist; model models:/meter_risk@champion"
     assert scrub(text) == text
+    storage = "abfss://container@account.dfs.core.windows.net/raw and https://host/a@b"
+    assert scrub(storage) == storage  # a container, and an @ in a path, are no secrets
