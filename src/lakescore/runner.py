@@ -267,12 +267,22 @@ def _end_failed_run(
 def _raise_with_record(
     error: BaseException, record: RunRecord | None, exc: BaseException | None
 ) -> NoReturn:
-    """Raise `error` carrying the run's record as written (None if it could not be)."""
+    """Raise `error` carrying the run's record as written (None if it could not be), without
+    the credentials its text may quote (a notebook shows it and keeps it in its output; the
+    command line scrubs what it prints itself)."""
     with contextlib.suppress(AttributeError):  # an exception type that takes no attributes
         error.run_record = asdict(record) if record else None  # type: ignore[attr-defined]
+    if isinstance(error, LakescoreError | KeyboardInterrupt):
+        _scrub_message(error)
     if exc is None or exc is error:
         raise error
     raise error from exc
+
+
+def _scrub_message(error: BaseException) -> None:
+    """Mask credentials in a message of lakescore's own (one text argument)."""
+    if len(error.args) == 1 and isinstance(error.args[0], str):
+        error.args = (scrub(error.args[0]),)
 
 
 def _stopped(state: RunState, exc: BaseException) -> str:
@@ -353,6 +363,7 @@ def _record_failure(
             if reason in str(error)
             else f"{said} The run could not be recorded in {where} either: {reason}",
         )
+        _scrub_message(error)
         _log.debug("run %s could not record its failure", record.run_id, exc_info=exc)
         # The run's own cause stays the one shown; without one, the record's failure (and,
         # before it, whatever the run failed on) is.

@@ -74,3 +74,24 @@ def test_credentials_in_the_tracking_uri_never_appear(
     assert main(["deployment", "show", str(deployment_file), "--json"]) == 1
     captured = capsys.readouterr()
     assert "s3cr3t" not in captured.err + captured.out
+
+
+def test_a_notebooks_error_does_not_show_the_tracking_uris_credentials(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook shows the exception `score()` raises, and keeps it in its saved output."""
+    from lakescore.errors import RegistryUnreachableError
+    from lakescore.runner import score
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    deployment_file = lakehouse(rows=20, files=1)
+    data = yaml.safe_load(deployment_file.read_text())
+    data["model"]["tracking_uri"] = "http://alice:s3cr3t@127.0.0.1:9"
+    deployment_file.write_text(yaml.safe_dump(data))
+
+    with pytest.raises(RegistryUnreachableError) as raised:
+        score(spark, load_deployment(deployment_file), "cell")
+
+    assert "could not be reached" in str(raised.value) and "s3cr3t" not in str(raised.value)
+    assert "***@127.0.0.1:9" in str(raised.value)
