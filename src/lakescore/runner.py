@@ -431,12 +431,16 @@ def _score_input(
 ) -> RunRecord:
     """One pass from reading to the last commit; idempotent, so it can be redone without a file
     that failed halfway (its rows are then in no table at all)."""
+    # Before listing: a producer writes its marker or manifest last, so every file it wrote
+    # is in a listing that starts after either was seen (one seen after listing could have
+    # come with files the listing missed).
+    arrival = _arrival(spark, deployment)
     try:
         data = read_input(spark, deployment.input, exclude=[f.path for f in failed_later])
     except NoReadableInputError as exc:
         unread = [*(FailedFile(**f) for f in exc.files_failed), *failed_later]
         state.update(files_read=0, files_failed=failed_records(unread))
-        _require_listed_complete(spark, deployment, [], unread)  # input.expect says it first
+        _require_listed_complete(spark, deployment, arrival, [], unread)  # input.expect first
         raise
     pipeline.refuse_reserved_names(data.frame)
     carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
@@ -454,7 +458,7 @@ def _score_input(
         + (f"; {len(failed)} could not be read" if failed else "")
     )
     fault_point("after_listing")
-    manifest, names = _require_listed_complete(spark, deployment, data.files, failed)
+    manifest, names = _require_listed_complete(spark, deployment, arrival, data.files, failed)
     inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
     pipeline.check_input_columns(
         data.frame,
@@ -665,21 +669,41 @@ def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile
         raise DeploymentError(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Arrival:
+    """What the producer writes last, as found before the input was listed."""
+
+    marker_found: bool | None  # None: the deployment expects no marker
+    manifest: tuple[ExpectedFile, ...] | None  # None: expected, not written yet
+
+
+def _arrival(spark: SparkSession, deployment: Deployment) -> _Arrival:
+    marker = deployment.input.expect.marker
+    folder = deployment.input.path.rstrip("/")
+    return _Arrival(
+        path_exists(spark, f"{folder}/{marker}") if marker else None,
+        _manifest(spark, deployment),
+    )
+
+
 def _require_listed_complete(
-    spark: SparkSession, deployment: Deployment, files: Sequence[str], failed: Sequence[FailedFile]
+    spark: SparkSession,
+    deployment: Deployment,
+    arrival: _Arrival,
+    files: Sequence[str],
+    failed: Sequence[FailedFile],
 ) -> tuple[tuple[ExpectedFile, ...], dict[str, str]]:
     """Stop the run before scoring when the listing alone shows the input incomplete
     (input.expect); return the manifest and the readable files' relative names."""
     expect = deployment.input.expect
-    manifest = _manifest(spark, deployment)
+    manifest = arrival.manifest
     names = relative_names(spark, deployment.input.path, files)
-    marker = f"{deployment.input.path.rstrip('/')}/{expect.marker}" if expect.marker else None
     unreadable = relative_names(spark, deployment.input.path, [f.path for f in failed])
     _require_complete(
         missing_before_reading(
             sorted(names.values()),
             expect.min_files,
-            path_exists(spark, marker) if marker else None,
+            arrival.marker_found,
             expect.marker,
             manifest,
             sorted(unreadable.values()),

@@ -51,6 +51,26 @@ def test_missing_marker_stops_the_run_until_the_producer_writes_it(
     capsys.readouterr()
 
 
+def test_a_marker_written_while_the_input_is_listed_does_not_pass_that_listing(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The producer writes its marker last: one that appears after the listing began may have
+    come with files the listing missed, so it counts only if it was there before."""
+    from lakescore import io
+
+    base = {"format": "parquet", "path": "raw/meters", "key": "meter_id"}
+    deployment_file = lakehouse(rows=120, files=2, input={**base, "expect": {"marker": "_SUCCESS"}})
+    listing = io.list_input_files
+
+    def listed_then_marked(spark: Any, folder: str) -> list[str]:
+        files = listing(spark, folder)
+        (Path(folder) / "_SUCCESS").write_text("")  # the producer finishes just after
+        return files
+
+    monkeypatch.setattr(io, "list_input_files", listed_then_marked)
+    assert_stopped(deployment_file, "racing", capsys, "marker file _SUCCESS is missing")
+
+
 @pytest.mark.parametrize(
     ("expect", "fragment"),
     [
