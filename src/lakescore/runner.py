@@ -335,6 +335,22 @@ def _drop_older_staging(spark: SparkSession, deployment: Deployment, record: Run
         _log.warning("could not remove the staging of run %s", record.run_id, exc_info=True)
 
 
+def _delete_own_staging(
+    spark: SparkSession, run_staging: str, record: RunRecord, staging: str
+) -> None:
+    """Clean-up only: a storage error here (a delete refused, a folder another attempt removed
+    meanwhile) must not turn a run that committed, or aborted, into a failed one."""
+    try:
+        delete_staging(spark, run_staging, record.attempt, staging)
+    except Exception:
+        _log.warning(
+            "could not remove the staging folder %s of run %s; delete it by hand",
+            scrub(staging),
+            record.run_id,
+            exc_info=True,
+        )
+
+
 def _staging_folders(deployment: Deployment, record: RunRecord) -> tuple[str, str]:
     """The run id's staging folder and this attempt's folder inside it."""
     run_staging = staging_path(deployment.output.path, deployment.name, record.run_id)
@@ -541,7 +557,7 @@ def _score_input(
     finally:
         # Staging holds the rows to quarantine as read: leave none behind, nor anything that
         # killed earlier attempts of this run left; a newer attempt's folder is its own.
-        delete_staging(spark, run_staging, record.attempt, staging)
+        _delete_own_staging(spark, run_staging, record, staging)
     if not record.reconciles():
         return record.with_(
             status=FAILED,
@@ -618,8 +634,13 @@ def _stage_and_commit(
                 failed_files_metadata(run.deployment, record),
                 functools.partial(commit_failed_files, run.spark, run.deployment, record, failed),
             ).result()
-            return commit_tables(run, validated, staged, summary)
+            committed = commit_tables(run, validated, staged, summary)
+            # Committed: a signal during the clean-up and the record changes nothing (the
+            # run would say it failed while its rows stayed).
+            run.state.stop.ending()
+            return committed
         except LimitExceededError:
+            run.state.stop.ending()  # the abort committed its quarantine: the same
             raise  # an aborted run keeps its record of unreadable files, as its quarantine
         except BaseException as error:  # Ctrl-C and SIGTERM too: a stopped run changes no table
             commits.take_back(error)

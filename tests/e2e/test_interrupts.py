@@ -245,3 +245,47 @@ def test_an_unexpected_error_is_recorded_with_its_type(spark: Any, lakehouse: An
     assert run["status"] == "failed"
     assert run["error"] == "Run bug failed with an unexpected RuntimeError: reporter broke."
     assert rows_of(deployment.output.path, "bug") == 0
+
+
+def test_a_stop_while_a_committed_run_cleans_up_leaves_it_succeeded(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both commits landed; a Ctrl-C while the staging folder is removed made the run `failed`
+    (exit 130) with its rows kept in both tables."""
+    import lakescore.runner as runner
+
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+    delete = runner.delete_staging
+
+    def stopped_while_deleting(*args: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)  # the handler runs here, on the main thread
+        delete(*args)
+
+    monkeypatch.setattr(runner, "delete_staging", stopped_while_deleting)
+    result = score(spark, deployment, "tidy")
+
+    assert result.record.status == "succeeded"
+    run = read(deployment.runs.path).set_index("run_id").loc["tidy"]
+    assert run["status"] == "succeeded"
+    tables = (deployment.output.path, deployment.quarantine.path)
+    assert sum(rows_of(table, "tidy") for table in tables) == 200
+
+
+def test_a_staging_folder_that_cannot_be_removed_does_not_fail_a_committed_run(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import lakescore.runner as runner
+
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+
+    def refused(*args: Any) -> None:
+        raise OSError("Permission denied")
+
+    monkeypatch.setattr(runner, "delete_staging", refused)
+    with caplog.at_level(logging.WARNING, logger="lakescore.runner"):
+        result = score(spark, deployment, "kept")
+
+    assert result.record.status == "succeeded"
+    assert read(deployment.runs.path).set_index("run_id").loc["kept"]["status"] == "succeeded"
+    assert "could not remove the staging folder" in caplog.text
