@@ -170,11 +170,23 @@ def read_input(
     frames, read = [], []
     for schema_json, paths in groups.items():
         schema = T.StructType.fromJson(json.loads(schema_json))
-        raw = (
-            spark.read.schema(schema)
-            .option("basePath", config.path)
-            .parquet(*(literal_path(p) for p in paths))
-        )
+        try:
+            raw = _read_parquet(spark, config.path, schema, paths)
+        except AnalysisException as exc:
+            if "PATH_NOT_FOUND" not in str(exc):
+                raise
+            # Removed since its footer was read (Spark checks every path before reading any):
+            # recorded, and the group read without it.
+            gone = {p for p in paths if not path_exists(spark, p)}
+            if not gone:
+                raise
+            failed.extend(
+                FailedFile(p, "was removed after the input was listed") for p in sorted(gone)
+            )
+            paths = [p for p in paths if p not in gone]
+            if not paths:
+                continue
+            raw = _read_parquet(spark, config.path, schema, paths)
         try:
             frames.append(raw.select(*_project(canonical, schema), *_lineage(raw, None)))
             read.extend(paths)
@@ -184,12 +196,19 @@ def read_input(
             )
     if not frames:
         raise NoReadableInputError(
-            f"Input {config.path} holds no file whose schema can be reconciled.",
+            f"Input {config.path} holds no readable file whose schema can be reconciled "
+            f"({len(failed)} unreadable: {failed[0].path}: {failed[0].error}).",
             failed_records(failed),
         )
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)
     return InputData(frame, tuple(read), None, tuple(failed), all_null)
+
+
+def _read_parquet(
+    spark: SparkSession, folder: str, schema: T.StructType, paths: Sequence[str]
+) -> DataFrame:
+    return spark.read.schema(schema).option("basePath", folder).parquet(*map(literal_path, paths))
 
 
 def literal_path(path: str) -> str:

@@ -251,3 +251,28 @@ def test_partition_folders_holding_pattern_characters_are_read(spark: Any, tmp_p
     pq.write_table(pa.table({"id": ["a"]}), folder / "day=1" / "f.parquet")
     data = read_input(spark, InputConfig(format="parquet", path=str(folder)))
     assert [tuple(r) for r in data.frame.select("id", "day").collect()] == [("a", 1)]
+
+
+def test_a_file_removed_after_its_footer_was_read_is_recorded_and_the_rest_read(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark checks every path before it reads any: one file removed between the listing and
+    the read failed the whole run, and was recorded nowhere."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    for name in ("a", "b"):
+        pq.write_table(pa.table({"id": [f"{name}-0", f"{name}-1"]}), folder / f"{name}.parquet")
+    footers = io._read_footers
+
+    def then_removed(*args: Any) -> Any:
+        found = footers(*args)
+        (folder / "b.parquet").unlink()  # a producer replacing its output, say
+        return found
+
+    monkeypatch.setattr(io, "_read_footers", then_removed)
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    assert sorted(r["id"] for r in data.frame.collect()) == ["a-0", "a-1"]
+    assert [(unquote(f.path).endswith("b.parquet"), f.error) for f in data.failed] == [
+        (True, "was removed after the input was listed")
+    ]
