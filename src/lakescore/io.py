@@ -142,7 +142,8 @@ def read_input(
     if config.format == "delta":
         return _read_delta(spark, config)
     _refuse_delta_as_parquet(spark, config.path)
-    files = [f for f in list_input_files(spark, config.path) if f not in set(exclude)]
+    left_out = {*exclude, *_completeness_files(spark, config)}
+    files = [f for f in list_input_files(spark, config.path) if f not in left_out]
     schemas, failed = _read_footers(spark, config.path, files)
     for path, schema in list(schemas.items()):
         twins = case_twins(schema)
@@ -203,6 +204,19 @@ def read_input(
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)
     return InputData(frame, tuple(read), None, tuple(failed), all_null)
+
+
+def _completeness_files(spark: SparkSession, config: InputConfig) -> set[str]:
+    """The marker and the manifest (`input.expect`), as the listing names them: they may sit
+    among the data files under names Spark does not skip (`READY`), and hold no rows."""
+    expect = config.expect
+    paths = [f"{config.path.rstrip('/')}/{expect.marker}"] if expect.marker else []
+    paths += [expect.manifest] if expect.manifest else []
+    found = set()
+    for path in paths:
+        fs, hadoop_path = _filesystem(spark, path)
+        found.add(str(fs.makeQualified(hadoop_path).toString()))
+    return found
 
 
 def _read_parquet(

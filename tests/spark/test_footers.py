@@ -17,7 +17,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from lakescore import io
-from lakescore.config import InputConfig
+from lakescore.config import ExpectConfig, InputConfig
 from lakescore.io import _read_footers, _schemas_by_spark, list_input_files, read_input
 
 _T = TypeVar("_T")
@@ -276,3 +276,21 @@ def test_a_file_removed_after_its_footer_was_read_is_recorded_and_the_rest_read(
     assert [(unquote(f.path).endswith("b.parquet"), f.error) for f in data.failed] == [
         (True, "was removed after the input was listed")
     ]
+
+
+def test_a_marker_and_a_manifest_among_the_data_files_are_not_read_as_data(
+    spark: Any, tmp_path: Path
+) -> None:
+    """`marker: READY` (a name Spark does not skip) was listed as a data file and recorded as
+    unreadable: with max_unreadable_files 0, every run aborted."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": ["a"]}), folder / "a.parquet")
+    (folder / "READY").write_text("")
+    (folder / "manifest.json").write_text('{"files": [{"path": "a.parquet", "rows": 1}]}')
+    expect = ExpectConfig(marker="READY", manifest=str(folder / "manifest.json"))
+
+    data = read_input(spark, InputConfig("parquet", str(folder), expect=expect))
+
+    assert [Path(unquote(f)).name for f in data.files] == ["a.parquet"]
+    assert data.failed == ()
