@@ -20,6 +20,8 @@ from lakescore.mlmodel import pyfunc_flavor, read_mlmodel
 
 _MAX_MODELS = 2
 _models: OrderedDict[str, Any] = OrderedDict()
+# The code folder of each cached model that has `code_paths` (see _use_own_code).
+_code: dict[str, str] = {}
 _lock = threading.Lock()
 _FOLDER = "lakescore-models"  # in the SparkFiles folder, next to the shipped archives
 
@@ -29,19 +31,37 @@ def get_or_load(archive_name: str) -> Any:
     with _lock:
         if archive_name in _models:
             _models.move_to_end(archive_name)
+            _use_own_code(archive_name)
             return _models[archive_name]
         import mlflow.pyfunc
 
         local = _extract(archive_name)
-        _forget_other_models_code(local)
+        _forget_other_models_code(_code_folder(local))
         # suppress_warnings skips mlflow's check of the model's pip requirements against this
         # environment: it scans every installed package (0.5 s of CPU per Python worker) to
         # print a warning into an executor log nobody reads.
         model = mlflow.pyfunc.load_model(local, suppress_warnings=True)
         _models[archive_name] = model
+        code = _code_folder(local)
+        if code is not None:
+            _code[archive_name] = code
         while len(_models) > _MAX_MODELS:
-            _models.popitem(last=False)
+            dropped, _ = _models.popitem(last=False)
+            _code.pop(dropped, None)
         return model
+
+
+def _use_own_code(archive_name: str) -> None:
+    """A model the worker turns back to (a notebook scoring A, then B, then A again) imports its
+    own modules again: one that imports them when it predicts would otherwise find the other
+    model's module of the same name in sys.modules, or first on sys.path. Modules it imported
+    while it was loaded are held by its objects, and stay its own."""
+    folder = _code.get(archive_name)
+    _forget_other_models_code(folder)
+    if folder is not None:
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
 
 
 def _extract(archive_name: str) -> str:
@@ -52,7 +72,7 @@ def _extract(archive_name: str) -> str:
     from pyspark import SparkFiles
 
     archive = SparkFiles.get(archive_name)
-    models = os.path.join(SparkFiles.getRootDirectory(), _FOLDER)
+    models = _models_folder()
     target = os.path.join(models, archive_name)
     if os.path.isfile(os.path.join(target, "MLmodel")):
         return target
@@ -67,19 +87,23 @@ def _extract(archive_name: str) -> str:
     return target
 
 
-def _forget_other_models_code(model_dir: str) -> None:
+def _models_folder() -> str:
+    """Where this executor unpacks the shipped models."""
+    from pyspark import SparkFiles
+
+    return os.path.join(SparkFiles.getRootDirectory(), _FOLDER)
+
+
+def _forget_other_models_code(code: str | None) -> None:
     """MLflow puts a model's `code_paths` first on sys.path, but a module of the same name that
     another model imported in this worker stays in sys.modules: version 2 of a model would run
-    version 1's `features.py`. Such modules are dropped, so the new model imports its own; a
-    model loaded before keeps the modules it holds."""
-    code = _code_folder(model_dir)
-    if code is None:
-        return
-    ours = os.path.realpath(code) + os.sep
-    shipped = os.path.realpath(os.path.dirname(model_dir)) + os.sep
+    version 1's `features.py`. Modules of other shipped models are dropped, so the model in use
+    imports its own (`code`: its code folder; None: it has none)."""
+    ours = os.path.join(os.path.realpath(code), "") if code else None
+    shipped = os.path.join(os.path.realpath(_models_folder()), "")
     for name, module in list(sys.modules.items()):
         file = os.path.realpath(getattr(module, "__file__", None) or "")
-        if file.startswith(shipped) and not file.startswith(ours):
+        if file.startswith(shipped) and not (ours and file.startswith(ours)):
             del sys.modules[name]
 
 

@@ -132,8 +132,9 @@ def test_a_new_model_version_runs_its_own_code_in_a_reused_python_worker(
 ) -> None:
     """Two versions ship a module of the same name. In a session that scores both (a notebook),
     the second ran the first's module: its predictions were the first version's, with its own
-    version in the lineage. Unpacked models live in Spark's folder for shipped files, not in
-    the system's temporary folder, where a copy per Python worker stayed after every run."""
+    version in the lineage; and the first, scored again, ran the second's. Unpacked models
+    live in Spark's folder for shipped files, not in the system's temporary folder, where a
+    copy per Python worker stayed after every run."""
     from pyspark import SparkFiles
 
     from lakescore.runner import score
@@ -141,14 +142,15 @@ def test_a_new_model_version_runs_its_own_code_in_a_reused_python_worker(
     left_before = set(Path(tempfile.gettempdir()).glob("lakescore-[0-9]*"))
     deployment = load_deployment(lakehouse(rows=40, files=1, bad=False, rules=[]))
     deployment = replace(deployment, input=replace(deployment.input, passthrough=("kwh_7d",)))
-    for factor in (1, 1000):
-        model = save_code_path_model(tmp_path / "models", factor)
-        chosen = replace(deployment, model=replace(deployment.model, uri=str(model)))
-        score(spark, chosen, f"factor-{factor}")
+    models = {factor: save_code_path_model(tmp_path / "models", factor) for factor in (1, 1000)}
+    # The first version again last: its worker still holds it loaded, next to the second.
+    for run, factor in (("first", 1), ("second", 1000), ("first-again", 1)):
+        chosen = replace(deployment, model=replace(deployment.model, uri=str(models[factor])))
+        score(spark, chosen, run)
         predictions = read(deployment.output.path)
-        mine = predictions[predictions["_run_id"] == f"factor-{factor}"]
+        mine = predictions[predictions["_run_id"] == run]
         assert len(mine) == 40
-        assert (mine["prediction"] == mine["kwh_7d"] * factor).all(), factor
+        assert (mine["prediction"] == mine["kwh_7d"] * factor).all(), run
     unpacked = Path(SparkFiles.getRootDirectory(), "lakescore-models")
     assert len([p for p in unpacked.iterdir() if not p.name.startswith(".")]) >= 2
     assert set(Path(tempfile.gettempdir()).glob("lakescore-[0-9]*")) == left_before
