@@ -19,6 +19,7 @@ def main() -> int:
         .appName("lakescore-resolve-jars")
         .config("spark.jars.packages", DELTA_PACKAGE)
         .config("spark.ui.enabled", "false")
+        .config("spark.api.mode", "classic")  # as lakescore's sessions: Connect has no jars
         .getOrCreate()
     )
     jars = spark.sparkContext.getConf().get("spark.jars", "") or ""

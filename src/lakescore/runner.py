@@ -93,7 +93,13 @@ from lakescore.runs import (
 )
 from lakescore.scoring import scoring_udf
 from lakescore.scoring_failures import guard_scoring
-from lakescore.session import EVERY_FILE_READ, STANDARD_TIMESTAMPS, require_classic, session_conf
+from lakescore.session import (
+    EVERY_FILE_READ,
+    STANDARD_TIMESTAMPS,
+    require_classic,
+    require_delta,
+    session_conf,
+)
 from lakescore.spark_logs import query_context_logs_quieted
 from lakescore.table_fit import (
     among,
@@ -150,6 +156,7 @@ def score(
 ) -> RunResult:
     """Run the deployment once. Raises a LakescoreError (after recording the run) on failure."""
     require_classic(spark)  # a Connect session can neither run nor record the run
+    require_delta(spark)  # a session built by hand: one sentence, not the first Delta error
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
     deployment = resolve_tables(spark, deployment)
     check_locations(deployment)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from lakescore.errors import EnvironmentProblem, LakescoreError, UsageError
@@ -51,7 +52,7 @@ def get_spark(
     (`metastore_db` and `spark-warehouse` in the current folder); a submitted job's session
     must have a catalog that outlives it.
     """
-    active = SparkSession.getActiveSession()
+    active = _session_of_this_process()
     if active is not None:
         # A notebook's session: its log level is the user's (and the whole cluster's) to set.
         require_classic(active)
@@ -88,14 +89,29 @@ def get_spark(
         builder = _with_local_metastore(builder)
     builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
     if not verbose:
-        log_config = resources.files("lakescore").joinpath("log4j2.properties")
-        builder = builder.config(
-            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}"
-        )
+        builder = builder.config("spark.driver.extraJavaOptions", quiet_logging_option())
     spark = builder.getOrCreate()
     require_classic(spark)
     _quiet(spark, verbose)
     return spark
+
+
+def _session_of_this_process() -> SparkSession | None:
+    """The session a notebook or driver program already runs. The active session belongs to
+    a thread (a new thread has none), so a process with a running SparkContext is asked for its
+    session without settings: a builder with lakescore's would change the user's session."""
+    active = SparkSession.getActiveSession()
+    if active is None and SparkContext._active_spark_context is not None:
+        active = SparkSession.builder.getOrCreate()
+    return active
+
+
+def quiet_logging_option(log_config: Path | None = None) -> str:
+    """The JVM option that points log4j at lakescore's quieter configuration. A file URI: the
+    launcher splits the option on whitespace, and a path holding a space broke the JVM's start."""
+    if log_config is None:
+        log_config = Path(str(resources.files("lakescore").joinpath("log4j2.properties")))
+    return f"-Dlog4j2.configurationFile={log_config.resolve().as_uri()}"
 
 
 def delta_jars() -> list[str]:

@@ -3,6 +3,7 @@ settings, writes correct times whatever its time settings are, and refuses one w
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -102,6 +103,32 @@ def test_a_session_with_the_delta_extension_but_not_its_catalog_is_refused(
         require_delta(no_catalog)
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
     require_delta(no_catalog)
+
+
+def test_score_refuses_a_session_without_delta_before_it_records_anything(
+    spark: Any, lakehouse: Any
+) -> None:
+    """`score(spark, …)` with a session built by hand: the command's checks, not Delta's error
+    from the first table it touches."""
+    deployment = load_deployment(lakehouse(rows=20, files=1))
+    no_catalog = spark.newSession()
+    no_catalog.conf.unset("spark.sql.catalog.spark_catalog")
+    with pytest.raises(LakescoreError, match=r"has no Delta Lake"):
+        score(no_catalog, deployment, "no-delta")
+    assert not Path(deployment.runs.path).exists()
+
+
+def test_get_spark_from_another_thread_borrows_the_session_unchanged(spark: Any) -> None:
+    """The active session belongs to a thread: from a notebook's worker thread, get_spark()
+    built one with lakescore's settings, which changed the user's session (time zone, shuffle
+    partitions) for every thread."""
+    found: list[Any] = []
+    with session_settings(spark, spark__sql__shuffle__partitions="3"):
+        worker = threading.Thread(target=lambda: found.append(get_spark()))
+        worker.start()
+        worker.join()
+        assert found == [spark] or found[0].sparkContext is spark.sparkContext
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
 
 
 def test_a_models_datetime_output_is_a_timestamp_in_a_session_whose_timestamps_default_to_ntz(

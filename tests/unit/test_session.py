@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lakescore.errors import EnvironmentProblem
-from lakescore.session import check_java, resolution_failure
+from lakescore.session import check_java, quiet_logging_option, resolution_failure
 
 
 def test_missing_java_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,3 +60,16 @@ def test_a_failed_resolution_gives_ivys_reason() -> None:
 
 def test_without_ivys_reason_the_last_lines_are_given() -> None:
     assert resolution_failure("one\ntwo\nthree\nfour\nfive\n") == "two | three | four | five"
+
+
+def test_the_logging_option_survives_a_folder_with_a_space(tmp_path: Path) -> None:
+    """Spark's launcher splits extraJavaOptions on whitespace: a checkout in `My Projects/`
+    gave the JVM a second, bogus argument, and no local session started."""
+    config = tmp_path / "My Projects" / "log4j2.properties"
+    option = quiet_logging_option(config)
+    assert " " not in option
+    assert (
+        option
+        == f"-Dlog4j2.configurationFile=file://{tmp_path.resolve()}/My%20Projects/log4j2.properties"
+    )
+    assert quiet_logging_option().startswith("-Dlog4j2.configurationFile=file:///")
