@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -131,11 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failure(args, scrub(said), code, getattr(exc, "run_record", None))
     except Exception as exc:
         if args.verbose:
-            raise
+            traceback.print_exc()  # the bug's traceback, and still the JSON a scheduler parses
         return _failure(
             args,
-            f"unexpected {type(exc).__name__}: {scrub(_first_line(exc))} "
-            "(rerun with --verbose for the traceback)",
+            f"unexpected {type(exc).__name__}: {scrub(_first_line(exc))}"
+            + ("" if args.verbose else " (rerun with --verbose for the traceback)"),
             EXIT_FAILED,
             getattr(exc, "run_record", None),
         )
