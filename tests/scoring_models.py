@@ -97,3 +97,13 @@ def save_echo(path: Any, signature: Any = None) -> Any:
         pip_requirements=["pandas"],
     )
     return path
+
+
+class UnloadableModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Saves, but cannot be loaded: as a model needing a package the executors lack."""
+
+    def load_context(self, context: Any) -> None:
+        raise ModuleNotFoundError("No module named 'featurestore_client'")
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        return model_input["kwh_7d"]

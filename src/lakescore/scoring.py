@@ -282,8 +282,14 @@ def scoring_udf(
         from lakescore import model_cache
         from lakescore.faults import fault_point
 
-        model = model_cache.get_or_load(archive_name)
         executor, task = executor_label(), _task_attempt()
+        try:
+            model = model_cache.get_or_load(archive_name)
+        except Exception as exc:  # a package missing on the executors, a pickle of another age
+            raise ScoringError(
+                f"Model {model_label} could not be loaded on executor {executor}: "
+                f"{type(exc).__name__}: {str(exc)[:500]}"
+            ) from exc
         for batch in batches:
             valid = batch.pop(valid_column).fillna(False).astype(bool)
             scored = predict_valid_rows(

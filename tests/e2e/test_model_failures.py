@@ -154,3 +154,26 @@ def test_a_new_model_version_runs_its_own_code_in_a_reused_python_worker(
     unpacked = Path(SparkFiles.getRootDirectory(), "lakescore-models")
     assert len([p for p in unpacked.iterdir() if not p.name.startswith(".")]) >= 2
     assert set(Path(tempfile.gettempdir()).glob("lakescore-[0-9]*")) == left_before
+
+
+def test_a_model_the_executors_cannot_load_is_named_with_the_reason(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """The driver only reads the model's signature; the executors load it. A package they lack
+    failed the run as the model failing "while scoring", as if a row had broken it."""
+    path = tmp_path / "unloadable"
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=scoring_models.UnloadableModel(),
+        code_paths=[scoring_models.__file__],
+        pip_requirements=["pandas"],
+    )
+    deployment_file = lakehouse(rows=20, files=1, bad=False, rules=[], model=str(path))
+
+    assert main(["score", str(deployment_file), "--run-id", "unloadable"]) == 1
+
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert f"Model {path} could not be loaded on executor " in err and "/driver: " in err
+    assert "ModuleNotFoundError: No module named 'featurestore_client'" in err
+    run = read(load_deployment(deployment_file).runs.path).iloc[0]
+    assert run["status"] == "failed" and "could not be loaded" in run["error"]
