@@ -9,6 +9,7 @@
 
 from dataclasses import asdict
 
+from lakescore.notebook import run_id_widget
 from lakescore.notebook import widget as notebook_widget
 
 try:
@@ -23,7 +24,7 @@ def widget(name: str, default: str) -> str:
 
 
 deployment_path = widget("deployment", "lakehouse/deployment.yaml")
-run_id = widget("run_id", "") or None
+run_id = run_id_widget(_dbutils)  # blank: a new run id
 
 # COMMAND ----------
 
