@@ -36,13 +36,13 @@ def get_or_load(archive_name: str) -> Any:
         import mlflow.pyfunc
 
         local = _extract(archive_name)
-        _forget_other_models_code(_code_folder(local))
+        code = _code_folder(local)
+        _forget_other_models_code(code)
         # suppress_warnings skips mlflow's check of the model's pip requirements against this
         # environment: it scans every installed package (0.5 s of CPU per Python worker) to
         # print a warning into an executor log nobody reads.
         model = mlflow.pyfunc.load_model(local, suppress_warnings=True)
         _models[archive_name] = model
-        code = _code_folder(local)
         if code is not None:
             _code[archive_name] = code
         while len(_models) > _MAX_MODELS:

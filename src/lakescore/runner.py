@@ -336,10 +336,7 @@ def _drop_older_staging(spark: SparkSession, deployment: Deployment, record: Run
     if record.attempt == 1:
         return
     run_staging, own = _staging_folders(deployment, record)
-    try:
-        delete_staging(spark, run_staging, record.attempt, own)
-    except Exception:  # cleanup only: the run's own error matters more
-        _log.warning("could not remove the staging of run %s", record.run_id, exc_info=True)
+    _delete_own_staging(spark, run_staging, record, own)  # the run's own error matters more
 
 
 def _delete_own_staging(

@@ -50,15 +50,21 @@ def test_a_lineage_column_named_for_redaction_is_refused(lakehouse: Any, capsys:
     assert not Path(load_deployment(deployment_file).quarantine.path).exists()
 
 
-def test_credentials_in_the_tracking_uri_never_appear(
-    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def unreachable_registry_with_credentials(lakehouse: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A deployment whose tracking URI holds a password (`s3cr3t`) and answers nothing, at once."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    deployment_file = lakehouse(rows=20, files=1)
+    deployment_file: Path = lakehouse(rows=20, files=1)
     data = yaml.safe_load(deployment_file.read_text())
     data["model"]["tracking_uri"] = "http://alice:s3cr3t@127.0.0.1:9"
     deployment_file.write_text(yaml.safe_dump(data))
+    return deployment_file
+
+
+def test_credentials_in_the_tracking_uri_never_appear(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment_file = unreachable_registry_with_credentials(lakehouse, monkeypatch)
     deployment = load_deployment(deployment_file)
 
     code = main(["score", str(deployment_file), "--run-id", "creds", "--json"])
@@ -83,12 +89,7 @@ def test_a_notebooks_error_does_not_show_the_tracking_uris_credentials(
     from lakescore.errors import RegistryUnreachableError
     from lakescore.runner import score
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    deployment_file = lakehouse(rows=20, files=1)
-    data = yaml.safe_load(deployment_file.read_text())
-    data["model"]["tracking_uri"] = "http://alice:s3cr3t@127.0.0.1:9"
-    deployment_file.write_text(yaml.safe_dump(data))
+    deployment_file = unreachable_registry_with_credentials(lakehouse, monkeypatch)
 
     with pytest.raises(RegistryUnreachableError) as raised:
         score(spark, load_deployment(deployment_file), "cell")
