@@ -34,7 +34,7 @@ from lakescore.errors import (
     spark_error_message,
 )
 from lakescore.progress import Progress
-from lakescore.redaction import scrub
+from lakescore.redaction import ScrubbingFormatter, scrub
 from lakescore.report import format_runs, print_deployment, print_run, to_json
 from lakescore.spark_logs import quiet_query_context_logs
 
@@ -132,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failure(args, scrub(said), code, getattr(exc, "run_record", None))
     except Exception as exc:
         if args.verbose:
-            traceback.print_exc()  # the bug's traceback, and still the JSON a scheduler parses
+            # the bug's traceback, and still the JSON a scheduler parses
+            print(scrub(traceback.format_exc()), end="", file=sys.stderr)
         return _failure(
             args,
             f"unexpected {type(exc).__name__}: {scrub(_first_line(exc))}"
@@ -273,10 +274,9 @@ def _common(parser: argparse.ArgumentParser, with_json: bool = True) -> None:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     if not verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         for noisy in ("mlflow", "py4j", "alembic", "urllib3"):

@@ -7,6 +7,7 @@ findable while the values themselves never land in the quarantine table.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
@@ -32,6 +33,53 @@ def scrub(text: str) -> str:
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     text = _HTTP_TOKEN.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     return _SECRET_PARAMS.sub(lambda m: f"{m['key']}{MASK}", text)
+
+
+def scrub_causes(error: BaseException) -> None:
+    """Mask credentials in the exceptions `error` was raised from, which a notebook's traceback
+    shows below lakescore's own scrubbed sentence (an MLflow error quoting the tracking URI).
+
+    A link whose text still holds one after its text arguments are scrubbed (a Java error's
+    message, a type with its own `__str__`) is cut from the chain, with a note saying so.
+    """
+    seen: set[int] = set()
+    link = error
+    while id(link) not in seen:
+        seen.add(id(link))
+        below = (
+            link.__cause__
+            if link.__cause__ is not None
+            else (None if link.__suppress_context__ else link.__context__)
+        )
+        if below is None:
+            return
+        if _holds_credentials(below):
+            below.args = tuple(scrub(a) if isinstance(a, str) else a for a in below.args)
+            if isinstance(getattr(below, "message", None), str):
+                below.message = scrub(below.message)  # type: ignore[attr-defined]
+        if _holds_credentials(below):
+            link.__cause__ = None
+            link.__suppress_context__ = True
+            link.add_note(
+                f"(raised from a {type(below).__name__} left out here: its text held credentials)"
+            )
+            return
+        link = below
+
+
+def _holds_credentials(error: BaseException) -> bool:
+    try:
+        text = str(error)
+    except Exception:  # a broken __str__ shows nothing either
+        return False
+    return scrub(text) != text
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """A log formatter that masks credentials in the message and in a logged traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 def redact_columns(columns: Sequence[str], redact: Sequence[str]) -> list[Column]:

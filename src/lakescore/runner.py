@@ -78,7 +78,7 @@ from lakescore.model import InputColumn, ResolvedModel, resolve_model
 from lakescore.model_environment import environment_mismatches
 from lakescore.model_shipping import ship_model
 from lakescore.progress import SILENT, Progress
-from lakescore.redaction import scrub
+from lakescore.redaction import scrub, scrub_causes
 from lakescore.run_state import RunContext, RunState
 from lakescore.runs import (
     ABORTED,
@@ -279,11 +279,13 @@ def _raise_with_record(
     command line scrubs what it prints itself)."""
     with contextlib.suppress(AttributeError):  # an exception type that takes no attributes
         error.run_record = asdict(record) if record else None  # type: ignore[attr-defined]
+    if exc is not None and exc is not error:
+        error.__cause__ = exc  # as `raise error from exc`, and scrubbed below with it
+        error.__suppress_context__ = True
     if isinstance(error, LakescoreError | KeyboardInterrupt):
         _scrub_message(error)
-    if exc is None or exc is error:
-        raise error
-    raise error from exc
+        scrub_causes(error)
+    raise error
 
 
 def _scrub_message(error: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,6 @@ def test_a_notebooks_error_does_not_show_the_tracking_uris_credentials(
 
     assert "could not be reached" in str(raised.value) and "s3cr3t" not in str(raised.value)
     assert "***@127.0.0.1:9" in str(raised.value)
+    # and in the traceback it prints: MLflow's own error, raised from, quotes the URI too
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "MlflowException" in shown and "s3cr3t" not in shown

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import traceback
+
 import pytest
 
-from lakescore.redaction import scrub
+from lakescore.errors import LakescoreError
+from lakescore.redaction import ScrubbingFormatter, scrub, scrub_causes
 
 
 @pytest.mark.parametrize(
@@ -32,3 +37,70 @@ def test_scrub_leaves_ordinary_paths_alone() -> None:
     assert scrub(text) == text
     storage = "abfss://container@account.dfs.core.windows.net/raw and https://host/a@b"
     assert scrub(storage) == storage  # a container, and an @ in a path, are no secrets
+
+
+class _OwnStr(Exception):
+    """An exception whose text is not its arguments (as a Java error's is not)."""
+
+    def __str__(self) -> str:
+        return "failed at http://alice:s3cr3t@host:5000"
+
+
+def _traceback_of(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+def test_the_exceptions_an_error_was_raised_from_lose_their_credentials() -> None:
+    """A notebook prints the whole chain: MLflow's error below lakescore's quotes the URI."""
+    inner = ValueError("API request to http://alice:s3cr3t@host:5000/api failed")
+    middle = RuntimeError("retrying https://bob:tok-123@host")
+    middle.__cause__ = inner
+    error = LakescoreError("MLflow registry http://***@host:5000 could not be reached")
+    error.__cause__ = middle
+
+    scrub_causes(error)
+
+    shown = _traceback_of(error)
+    assert "s3cr3t" not in shown and "tok-123" not in shown
+    assert "API request to http://***@host:5000/api failed" in shown  # kept, scrubbed
+
+
+def test_a_cause_whose_text_cannot_be_scrubbed_is_left_out_with_a_note() -> None:
+    error = LakescoreError("Run r failed")
+    try:
+        try:
+            raise _OwnStr()
+        except _OwnStr as own:
+            raise error from own
+    except LakescoreError:
+        pass
+
+    scrub_causes(error)
+
+    shown = _traceback_of(error)
+    assert "s3cr3t" not in shown
+    assert "raised from a _OwnStr left out here" in shown
+
+
+def test_a_cause_without_credentials_is_kept_as_it_is() -> None:
+    error = LakescoreError("Run r failed")
+    error.__cause__ = ValueError("file:/data/x.parquet is not a Parquet file")
+
+    scrub_causes(error)
+
+    assert "file:/data/x.parquet is not a Parquet file" in _traceback_of(error)
+
+
+def test_logged_tracebacks_lose_their_credentials() -> None:
+    formatter = ScrubbingFormatter("%(message)s")
+    try:
+        raise ValueError("connecting to http://alice:s3cr3t@host:5000")
+    except ValueError:
+        record = logging.LogRecord(
+            "x", logging.WARNING, __file__, 1, "token=%s", ("abc",), sys.exc_info()
+        )
+
+    shown = formatter.format(record)
+
+    assert "s3cr3t" not in shown and "abc" not in shown
+    assert "Traceback" in shown and "token=***" in shown
