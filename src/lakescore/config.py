@@ -239,7 +239,22 @@ def _comparable(location: str) -> str:
     if rest.startswith("//"):
         authority, _, rest = rest[2:].partition("/")
     path = posixpath.normpath("/" + rest.lstrip("/"))
-    return f"{scheme.lower()}://{authority}{path}".rstrip("/")
+    scheme = _SAME_STORAGE.get(scheme.lower(), scheme.lower())
+    return f"{scheme}://{authority}{path}".rstrip("/")
+
+
+def _is_storage_root(location: str) -> bool:
+    """`/`, `s3a://bucket` or `abfss://container@account/`: no folder below the storage."""
+    if location.startswith("file:") or not _URI.match(location):
+        return _comparable(location) == "/"
+    rest = location.partition(":")[2]
+    if rest.startswith("//"):
+        rest = rest[2:].partition("/")[2]  # past the bucket or container@account
+    return posixpath.normpath("/" + rest.lstrip("/")) == "/"
+
+
+# Schemes that reach the same storage through another connector (EMR's `s3`, Hadoop's `s3a`).
+_SAME_STORAGE = {"s3": "s3a", "s3n": "s3a", "abfs": "abfss", "wasb": "wasbs"}
 
 
 def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
@@ -276,7 +291,7 @@ def _input(raw: Any, base_dir: Path, source: str) -> InputConfig:
             f"{source}: input.format is {fmt!r}; expected one of {', '.join(INPUT_FORMATS)}."
         )
     key = data.get("key")
-    passthrough = _names(data.get("passthrough") or [], "input.passthrough", source)
+    passthrough = _names(_listed(data, "passthrough"), "input.passthrough", source)
     return InputConfig(
         format=fmt,
         path=location,
@@ -302,12 +317,19 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
             raise DeploymentError(f"{source}: input.expect.{key} must be a whole number >= 0.")
         counts[key] = value
     marker = data.get("marker")
+    if marker is not None:
+        marker = _string(marker, "input.expect.marker", source)
+        if marker.startswith(("/", "~")) or _URI.match(marker):
+            raise DeploymentError(
+                f"{source}: input.expect.marker {marker!r} is a path; it names a file inside "
+                f"the input's folder (for example _SUCCESS)."
+            )
     manifest = data.get("manifest")
     return ExpectConfig(
         min_files=counts["min_files"],
         min_rows=counts["min_rows"],
         max_unreadable_files=counts["max_unreadable_files"],
-        marker=_string(marker, "input.expect.marker", source) if marker is not None else None,
+        marker=marker,
         manifest=(
             str(_resolve(_string(manifest, "input.expect.manifest", source), base_dir))
             if manifest is not None
@@ -348,7 +370,7 @@ def _table(raw: Any, where: str, base_dir: Path, source: str) -> TableConfig:
     data = _mapping(raw, where, source)
     _check_keys(data, set(), _TABLE_KEYS[where], where, source)
     location, table = _path_or_table(data, where, base_dir, source)
-    redact = _names(data.get("redact") or [], f"{where}.redact", source)
+    redact = _names(_listed(data, "redact"), f"{where}.redact", source)
     stats = data.get("stats_columns")
     return TableConfig(
         path=location,
@@ -365,7 +387,24 @@ def _names(raw: Any, where: str, source: str) -> tuple[str, ...]:
         raise DeploymentError(f"{source}: {where} must be a list of column names.")
     if not all(c.strip() for c in raw):
         raise DeploymentError(f"{source}: {where} holds an empty column name.")
-    return tuple(c.strip() for c in raw)
+    names = tuple(c.strip() for c in raw)
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.lower() in seen:  # Spark matches column names without regard to case
+            raise DeploymentError(
+                f"{source}: {where} names column {seen[name.lower()]!r} twice"
+                + (f" (as {name!r} too)" if name != seen[name.lower()] else "")
+                + "."
+            )
+        seen[name.lower()] = name
+    return names
+
+
+def _listed(data: Mapping[str, Any], key: str) -> Any:
+    """A list setting as written, an unset or null one as empty: `''` or `false` are mistakes
+    for `_names` to refuse, not a way of saying none (an empty `redact` would show the values)."""
+    value = data.get(key)
+    return [] if value is None else value
 
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -384,7 +423,15 @@ def _path_or_table(
         if not _TABLE_NAME.match(table):
             raise DeploymentError(f"{source}: {where}.table {table!r} is not schema.name.")
         return "", table
-    return str(_resolve(_string(data["path"], f"{where}.path", source), base_dir)), None
+    location = str(_resolve(_string(data["path"], f"{where}.path", source), base_dir))
+    if where != "input" and _is_storage_root(location):
+        # The failed-files table and the staging folder are named from a table's folder:
+        # beside a bucket's root they would land in another bucket (`s3a://b_failed_files`).
+        raise DeploymentError(
+            f"{source}: {where}.path {location!r} is the root of its storage; give the table "
+            f"a folder inside it (for example {location.rstrip('/')}/{where})."
+        )
+    return location, None
 
 
 def _rules(raw: Any, source: str) -> tuple[Rule, ...]:
@@ -485,6 +532,11 @@ def _check_keys(
 
 
 def _string(value: Any, key: str, source: str) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise DeploymentError(
+            f"{source}: {key} is the number {value!r}; write it in quotes ('{value}') to mean "
+            "the text."
+        )
     if not isinstance(value, str) or not value.strip():
         raise DeploymentError(f"{source}: {key} must be a non-empty string.")
     return value.strip()
@@ -543,7 +595,12 @@ def _resolve(path: str, base_dir: Path) -> str | Path:
     """
     if _URI.match(path):
         return path
-    candidate = Path(path).expanduser()
+    try:
+        candidate = Path(path).expanduser()
+    except RuntimeError:  # no such user, or no home folder (a container's arbitrary uid)
+        raise DeploymentError(
+            f"{path!r}: its `~` names no home folder here; give an absolute path."
+        ) from None
     return candidate if candidate.is_absolute() else (base_dir / candidate).resolve()
 
 

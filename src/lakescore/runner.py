@@ -109,7 +109,7 @@ from lakescore.table_fit import (
     stats_columns_setting,
     warn_of_empty_columns,
 )
-from lakescore.validate import TIME_TYPES, check_rules
+from lakescore.validate import TIME_TYPES, check_rule_syntax, check_rules
 
 _log = logging.getLogger(__name__)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -160,6 +160,7 @@ def score(
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
     deployment = resolve_tables(spark, deployment)
     check_locations(deployment)
+    check_rule_syntax(spark, deployment.rules)
     started = datetime.now(timezone.utc)
     record = RunRecord(
         run_id,

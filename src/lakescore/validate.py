@@ -358,6 +358,19 @@ def _check(
     )
 
 
+def check_rule_syntax(spark: SparkSession, rules: Sequence[Rule]) -> None:
+    """Refuse a rule Spark cannot parse before the run is recorded, its model downloaded and its
+    input listed: else a typo shows only once the input is complete (a run waiting for its
+    marker is `aborted`, which a scheduler retries), after a failed run is recorded."""
+    for rule in rules:
+        try:
+            spark._jsparkSession.sessionState().sqlParser().parseExpression(rule.expr)
+        except PySparkException as exc:
+            raise DeploymentError(
+                f"Rule {rule.name} ({rule.expr}) is not valid Spark SQL: {spark_error_message(exc)}"
+            ) from exc
+
+
 def check_rules(frame: DataFrame, rules: Sequence[Rule]) -> None:
     """Refuse, before the pass and naming the rule, what is not a check of one row: an
     expression Spark cannot analyse, one that is not a boolean, an aggregate over the whole input

@@ -173,6 +173,21 @@ def test_invalid_rule_expression_is_bad_usage(lakehouse: Any, capsys: Any) -> No
     assert "kwh_7dd" in err.split("expression over the input:", 1)[1]
 
 
+def test_a_rule_spark_cannot_parse_is_refused_before_the_run_waits_for_its_input(
+    lakehouse: Any, capsys: Any
+) -> None:
+    """Not `aborted` for a marker not written yet (a scheduler retries that, and the typo would
+    show only once the data lands), and no failed run recorded for a file never started."""
+    deployment_file = edit(
+        lakehouse(rows=20, files=1, rules=[{"name": "typo", "expr": "kwh_7d >="}]),
+        lambda d: d["input"].update(expect={"marker": "_READY"}),
+    )
+    code, err = run(["score", str(deployment_file)], capsys)
+    assert code == 2
+    assert f"{deployment_file}: Rule typo (kwh_7d >=) is not valid Spark SQL" in err
+    assert not Path(load_deployment(deployment_file).runs.path).exists()
+
+
 @pytest.mark.parametrize(
     ("limits", "wanted"),
     [

@@ -793,3 +793,107 @@ def test_numbers_and_dates_are_read_as_yaml_1_2_reads_them(written: str, read: A
 def test_a_batch_size_written_with_a_leading_zero_is_decimal(tmp_path: Path) -> None:
     text = yaml.safe_dump(minimal()) + "scoring:\n  batch_size: 010\n"
     assert load_deployment(write(tmp_path, text)).scoring.batch_size == 10
+
+
+# --- mistakes a production file makes (audit of the file's parsing) ---------------------------
+
+
+@pytest.mark.parametrize("section", ["output", "quarantine", "runs"])
+@pytest.mark.parametrize(
+    "root", ["s3a://scores", "s3a://scores/", "abfss://q@acct.dfs.core.windows.net/", "/"]
+)
+def test_a_table_at_the_root_of_its_storage_is_refused(
+    tmp_path: Path, section: str, root: str
+) -> None:
+    """Its failed-files table and staging folder are named beside it: in another bucket."""
+    raw = minimal()
+    raw[section]["path"] = root
+    message = str(parse_error(raw, tmp_path))
+    assert f"{section}.path" in message and "is the root of its storage" in message
+
+
+def test_an_input_at_the_root_of_a_bucket_is_accepted(tmp_path: Path) -> None:
+    raw = minimal()
+    raw["input"]["path"] = "s3a://landing/"
+    assert parse_deployment(raw, base_dir=tmp_path).input.path == "s3a://landing/"
+
+
+@pytest.mark.parametrize("marker", ["/data/raw/_SUCCESS", "s3a://lake/raw/_SUCCESS", "~/_SUCCESS"])
+def test_a_marker_given_as_a_path_is_refused(tmp_path: Path, marker: str) -> None:
+    """It is looked for inside the input's folder: a path would never be found, and every run
+    would be aborted as waiting for its input."""
+    raw = minimal()
+    raw["input"]["expect"] = {"marker": marker}
+    assert "input.expect.marker" in str(parse_error(raw, tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "names"),
+    [
+        ("input", "passthrough", ["meter_id", "region", "meter_id"]),
+        ("quarantine", "redact", ["email", "Email"]),
+        ("output", "stats_columns", ["_run_id", "risk", "_run_id"]),
+    ],
+)
+def test_a_column_named_twice_is_refused(
+    tmp_path: Path, section: str, key: str, names: list[str]
+) -> None:
+    """Delta refuses duplicate statistics columns only when it creates the table, after the
+    scoring pass; Spark matches names without regard to case."""
+    raw = minimal()
+    raw[section][key] = names
+    assert f"{section}.{key} names column" in str(parse_error(raw, tmp_path))
+
+
+@pytest.mark.parametrize("value", ["", False, {}])
+@pytest.mark.parametrize(("section", "key"), [("input", "passthrough"), ("quarantine", "redact")])
+def test_an_empty_value_that_is_not_a_list_is_refused(
+    tmp_path: Path, section: str, key: str, value: Any
+) -> None:
+    """`redact: ''` silently meant no redaction: the values would land in the table."""
+    raw = minimal()
+    raw[section][key] = value
+    assert f"{section}.{key} must be a list of column names" in str(parse_error(raw, tmp_path))
+
+
+def test_a_null_list_still_means_none(tmp_path: Path) -> None:
+    raw = minimal()
+    raw["input"]["passthrough"] = None
+    raw["quarantine"]["redact"] = None
+    deployment = parse_deployment(raw, base_dir=tmp_path)
+    assert deployment.input.passthrough == () and deployment.quarantine.redact == ()
+
+
+@pytest.mark.parametrize(
+    ("output", "within"),
+    [
+        ("s3a://lake/raw/scored", "s3://lake/raw"),
+        ("abfss://c@a.dfs.core.windows.net/raw/out", "abfs://c@a.dfs.core.windows.net/raw"),
+    ],
+)
+def test_an_output_inside_the_input_under_another_schemes_name_is_refused(
+    tmp_path: Path, output: str, within: str
+) -> None:
+    """`s3` and `s3a` (EMR, Databricks) reach one bucket: the output would be read as input."""
+    raw = minimal()
+    raw["input"]["path"] = within
+    raw["output"]["path"] = output
+    assert "lies inside input" in str(parse_error(raw, tmp_path))
+
+
+@pytest.mark.parametrize(("key", "value"), [("name", 2026), ("input.path", 20260101)])
+def test_a_bare_number_for_text_says_to_quote_it(tmp_path: Path, key: str, value: int) -> None:
+    raw = minimal()
+    if key == "name":
+        raw["name"] = value
+    else:
+        raw["input"]["path"] = value
+    message = str(parse_error(raw, tmp_path))
+    assert f"{key} is the number {value}; write it in quotes" in message
+
+
+def test_a_home_folder_that_cannot_be_found_is_a_deployment_error(tmp_path: Path) -> None:
+    raw = minimal()
+    raw["input"]["path"] = "~no_such_user_lakescore/raw"
+    message = str(parse_error(raw, tmp_path))
+    assert "~no_such_user_lakescore/raw" in message and "absolute path" in message
