@@ -147,11 +147,16 @@ def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
     return value.cast(target)
 
 
-def nested_names(field: T.StructField, prefix: str = "") -> list[str]:
+def nested_names(field: T.StructField) -> list[str]:
     """A column's name and those of the fields nested in it, through structs, arrays and map
     keys and values (`meta.user agent`): Delta and Spark check them all."""
-    name = prefix + field.name
-    found = [name]
+    return [".".join(path) for path in nested_paths(field)]
+
+
+def nested_paths(field: T.StructField, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """As nested_names, each as its parts: a column named `meta.x` is not the field x of `meta`."""
+    path = (*prefix, field.name)
+    found = [path]
     pending = [field.dataType]
     while pending:
         data_type = pending.pop()
@@ -160,18 +165,19 @@ def nested_names(field: T.StructField, prefix: str = "") -> list[str]:
         elif isinstance(data_type, T.MapType):
             pending += [data_type.keyType, data_type.valueType]
         elif isinstance(data_type, T.StructType):
-            found += [n for f in data_type.fields for n in nested_names(f, name + ".")]
+            found += [p for f in data_type.fields for p in nested_paths(f, path)]
     return found
 
 
 def case_twins(schema: T.StructType) -> list[str]:
     """The first two names of a schema, nested ones included, that differ only in case (`x` and
     `X`, `meta.a` and `meta.A`): Spark cannot read such a file."""
-    seen: dict[str, str] = {}
-    for name in (n for f in schema.fields for n in nested_names(f)):
-        if name.lower() in seen:
-            return [seen[name.lower()], name]
-        seen[name.lower()] = name
+    seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for path in (p for f in schema.fields for p in nested_paths(f)):
+        folded = tuple(part.lower() for part in path)
+        if folded in seen:
+            return [".".join(seen[folded]), ".".join(path)]
+        seen[folded] = path
     return []
 
 

@@ -692,8 +692,20 @@ def _allow_new_timestamp_ntz(spark: SparkSession, path: str, schema: T.StructTyp
 
 
 def _has_timestamp_ntz(schema: T.StructType) -> bool:
-    """Whether any column, or any field nested in one, is a timestamp_ntz."""
-    return "timestamp_ntz" in schema.simpleString()
+    """Whether any column, or any field nested in one, is a timestamp_ntz (by type: a column
+    may be named `event_timestamp_ntz`)."""
+    pending: list[T.DataType] = [schema]
+    while pending:
+        data_type = pending.pop()
+        if isinstance(data_type, T.TimestampNTZType):
+            return True
+        if isinstance(data_type, T.StructType):
+            pending += [f.dataType for f in data_type.fields]
+        elif isinstance(data_type, T.ArrayType):
+            pending.append(data_type.elementType)
+        elif isinstance(data_type, T.MapType):
+            pending += [data_type.keyType, data_type.valueType]
+    return False
 
 
 def _created_by_another_writer(spark: SparkSession, path: str) -> bool:

@@ -167,12 +167,39 @@ def check_input_columns(
             f"{'; '.join(lacking)}, which the input lacks; it has {', '.join(columns)}."
         )
     _check_output_names(outputs, model_label)
+    _refuse_change_feed_names(carried, outputs, model_label)
     predicted = {o.name.lower() for o in outputs}
     clash = [c for c in carried if c.lower() in predicted]
     if clash:
         raise DeploymentError(
             f"Passthrough column(s) {', '.join(clash)} have the same name as the model's "
             "prediction column(s) (Delta compares names without regard to case)."
+        )
+
+
+# Change Data Feed's own columns: Delta refuses them in a table with the feed on, as the
+# predictions table has (an input built from a change feed may have kept them).
+_CHANGE_FEED_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+
+
+def _refuse_change_feed_names(
+    carried: Sequence[str], outputs: Sequence[OutputColumn], model_label: str
+) -> None:
+    """Before the pass: Delta would refuse them only at the commit, naming neither setting."""
+    named = [
+        f"{where} {name}"
+        for where, names in (
+            ("input.key/passthrough carries", carried),
+            (f"model {model_label} returns", [o.name for o in outputs]),
+        )
+        for name in names
+        if name.lower() in _CHANGE_FEED_COLUMNS
+    ]
+    if named:
+        raise DeploymentError(
+            f"{'; '.join(named)}, a name Delta keeps for its Change Data Feed, which the "
+            "predictions table has on: leave it out of passthrough, or rename it upstream "
+            "or in the model's output signature."
         )
 
 

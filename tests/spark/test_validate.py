@@ -284,6 +284,27 @@ def test_prediction_names_the_tables_cannot_hold_are_refused_before_the_pass(
     assert "models:/m/1" in str(info.value) or "same name" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("outputs", "passthrough", "wanted"),
+    [
+        (("prediction",), ["_commit_version"], "carries _commit_version, a name Delta keeps"),
+        (("_Change_Type",), [], "models:/m/1 returns _Change_Type, a name Delta keeps"),
+    ],
+    ids=["passthrough", "output"],
+)
+def test_change_data_feed_names_are_refused_before_the_pass(
+    spark: Any, outputs: tuple[str, ...], passthrough: list[str], wanted: str
+) -> None:
+    """An input built from a change feed keeps `_commit_version`; the predictions table has the
+    feed on, and Delta refused the column only at the commit, about a feed no one asked for."""
+    from lakescore.errors import DeploymentError
+
+    df = spark.createDataFrame([("a", "1", "s", 7)], [*SCHEMA.fieldNames(), "_commit_version"])
+    columns = [OutputColumn(name, "double") for name in outputs]
+    with pytest.raises(DeploymentError, match=wanted):
+        pipeline.check_input_columns(df, INPUTS, "id", passthrough, columns, "models:/m/1")
+
+
 def test_a_model_without_a_signature_takes_nested_columns_as_read(spark: Any) -> None:
     """Without a signature every column is an input of its own type, nested ones included:
     an array column passes the check instead of 'cannot cast array<double> to array<double>'."""
@@ -298,14 +319,17 @@ def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> Non
     """`id NOT IN (SELECT id FROM blocklist)`: Spark refused the subquery inside the lambda the
     errors array was filtered with."""
     spark.createDataFrame([("b",)], "id string").createOrReplaceTempView("blocklist")
-    rules = (Rule("not_blocked", "id NOT IN (SELECT id FROM blocklist)", "quarantine"),)
-    rows = [("a", "1", "s"), ("b", "2", "s")]
-    validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
-    got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
+    try:
+        rules = (Rule("not_blocked", "id NOT IN (SELECT id FROM blocklist)", "quarantine"),)
+        rows = [("a", "1", "s"), ("b", "2", "s")]
+        validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), INPUTS, rules)
+        got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
+        # The rule is evaluated once per row: each check that read it used to join the
+        # blocklist again (three joins for this one rule).
+        plan = validated.frame._jdf.queryExecution().optimizedPlan().toString()
+    finally:
+        spark.catalog.dropTempView("blocklist")  # the session is every test's
     assert got == {"a": [], "b": ["not_blocked"]}
-    # The rule is evaluated once per row: each check that read it used to join the blocklist
-    # again (three joins for this one rule).
-    plan = validated.frame._jdf.queryExecution().optimizedPlan().toString()
     assert plan.count("ExistenceJoin(") == 1
 
 

@@ -6,6 +6,7 @@ import pytest
 from pyspark.sql import types as T
 
 from lakescore.drift import ALL_NULL, canonical_schema, case_twins, common_type, nested_names
+from lakescore.io import _has_timestamp_ntz
 
 
 @pytest.mark.parametrize(
@@ -71,3 +72,20 @@ def test_case_twins_are_found_at_any_depth() -> None:
     nested = struct(meta=T.ArrayType(struct(a=T.LongType(), A=T.LongType())))
     assert case_twins(nested) == ["meta.a", "meta.A"]
     assert case_twins(struct(meta=struct(a=T.LongType()), a=T.LongType())) == []
+
+
+def test_a_column_named_with_a_dot_is_no_twin_of_a_nested_field() -> None:
+    """`meta.x` beside a struct `meta` holding `x`: Spark reads the file; it is not unreadable."""
+    schema = T.StructType(
+        [T.StructField("meta.x", T.LongType()), T.StructField("meta", struct(x=T.LongType()))]
+    )
+    assert case_twins(schema) == []
+    assert case_twins(struct(**{"a.b": T.LongType(), "A.B": T.LongType()})) == ["a.b", "A.B"]
+
+
+def test_timestamp_ntz_is_found_by_type_not_by_name() -> None:
+    """The first such column turns Delta's timestampNtz feature on: not a column's name."""
+    named_so = struct(event_timestamp_ntz=T.StringType())
+    nested = struct(m=T.MapType(T.StringType(), T.ArrayType(struct(t=T.TimestampNTZType()))))
+    assert not _has_timestamp_ntz(named_so)
+    assert _has_timestamp_ntz(nested)
