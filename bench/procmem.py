@@ -3,8 +3,11 @@
 Every `interval` seconds the poller finds the root process and all its descendants (the scorer's
 Python driver, the JVM it launches, Spark's Python daemon and workers, or a multiprocessing pool)
 and sums their VmRSS. The peak of that sum is reported. RSS counts pages shared between processes
-(for example copy-on-write pages of forked workers) once per process, so the sum overstates the
-physical memory in use somewhat; it does so the same way for every scorer.
+once per process, so the sum overstates the physical memory in use, and not the same way for
+every scorer: the limit's workers are forked after its parent loaded the model (copy-on-write
+pages, shared), Spark's Python workers load everything after their fork. The peak of the summed
+PSS (each shared page divided among the processes sharing it, from smaps_rollup) is reported
+beside it, and is the fairer of the two.
 
 CPU time is each process's user + system time, as last seen by the poller (a process that
 exits loses at most its last `interval`), summed by kind: the scorer's own Python process, the
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 @dataclass
 class TreeMemory:
     peak_kib: int = 0
+    peak_pss_kib: int = 0
     peak_processes: int = 0
     max_processes: int = 0
     samples: int = 0
@@ -83,6 +87,19 @@ def rss_kib(pid: int) -> int:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of one process in KiB (shared pages divided among their sharers);
+    0 if it is gone, or the kernel has no smaps_rollup."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Pss:"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
@@ -163,6 +180,8 @@ class TreePoller:
             if seconds is not None:  # kind each time: a launcher script execs into the JVM
                 result.cpu_s[pid] = (process_kind(pid, self.root), seconds)
         total = sum(sizes.values())
+        proportional = sum(pss_kib(pid) for pid, kib in sizes.items() if kib)
+        result.peak_pss_kib = max(result.peak_pss_kib, proportional)
         result.samples += 1
         result.max_processes = max(result.max_processes, len(pids))
         if total > result.peak_kib:

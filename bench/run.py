@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -136,9 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     config_path = write_config(workdir, inputs, dataset, registered, args)
 
+    step = time.perf_counter()
+    warm_up(dataset, inputs)
+    say(f"warm-up: Delta's jars resolved, input read once ({time.perf_counter() - step:.1f} s)")
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in args.scorer_list}
     for repetition in range(1, args.repeat + 1):
-        for scorer in args.scorer_list:
+        # Each repetition starts with the next scorer: no one always runs first (its page cache
+        # and disk state after the data was written would be its alone).
+        shift = (repetition - 1) % len(args.scorer_list)
+        for scorer in args.scorer_list[shift:] + args.scorer_list[:shift]:
             say(f"[{repetition}/{args.repeat}] {scorer} ...")
             run = run_scorer(scorer, repetition, workdir, config_path, args.timeout)
             runs[scorer].append(run)
@@ -172,6 +179,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nwrote {display_path(target)}")
     failed = [name for name, s in summary.items() if s["failures"]]
     return 1 if failed else 0
+
+
+def warm_up(dataset: dict[str, Any], inputs: Path) -> None:
+    """Untimed, before any scorer: resolve Delta's jars (a fresh clone's first session fetches
+    them from Maven inside whichever scorer ran first), write freshly generated files back to
+    disk, and read every input file once, so each scorer finds them in the page cache."""
+    from lakescore.session import delta_jars
+
+    delta_jars()
+    os.sync()
+    for name in dataset["files"]:
+        with (inputs / name).open("rb") as f:
+            while f.read(1 << 24):
+                pass
 
 
 def write_config(
@@ -246,12 +267,19 @@ def run_scorer(
     ]
     with log_path.open("w") as log:
         started = time.perf_counter()
-        child = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a timeout stops all of it
+        )
         poller = TreePoller(child.pid).start()
         try:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            child.kill()
+            os.killpg(child.pid, signal.SIGKILL)  # the JVM and workers too, not the driver alone
             code = child.wait()
         wall = time.perf_counter() - started
         memory = poller.stop()
@@ -260,6 +288,7 @@ def run_scorer(
         "exit_code": code,
         "wall_s": round(wall, 3),
         "peak_rss_mib": round(memory.peak_kib / 1024, 1),
+        "peak_pss_mib": round(memory.peak_pss_kib / 1024, 1),
         "peak_processes": memory.peak_processes,
         "max_processes": memory.max_processes,
         "memory_samples": memory.samples,
@@ -320,6 +349,7 @@ def summarize(name: str, attempts: list[dict[str, Any]], rows: int) -> dict[str,
         "rows_per_s_job": round(rows / job) if job else None,
         "rows_per_s_wall": round(rows / wall) if wall else None,
         "peak_rss_mib": median("peak_rss_mib"),
+        "peak_pss_mib": median("peak_pss_mib"),
         "rows_read": good[0].get("rows_read") if good else None,
         "rows_scored": good[0].get("rows_scored") if good else None,
         "rows_quarantined": good[0].get("rows_quarantined") if good else None,
@@ -362,6 +392,7 @@ def compute_ratios(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, fl
             "rows_per_s_job": _ratio(ours["rows_per_s_job"], theirs["rows_per_s_job"]),
             "rows_per_s_wall": _ratio(ours["rows_per_s_wall"], theirs["rows_per_s_wall"]),
             "peak_rss": _ratio(ours["peak_rss_mib"], theirs["peak_rss_mib"]),
+            "peak_pss": _ratio(ours.get("peak_pss_mib"), theirs.get("peak_pss_mib")),
         }
     return ratios
 
@@ -380,7 +411,8 @@ def render(report: dict[str, Any]) -> str:
     ]
     header = (
         f"{'scorer':<18} {'wall s':>8} {'job s':>8} {'job s min-max':>14} {'start s':>8} "
-        f"{'rows/s job':>11} {'rows/s wall':>12} {'peak RSS MiB':>13} {'scored':>11} "
+        f"{'rows/s job':>11} {'rows/s wall':>12} {'peak RSS MiB':>13} {'peak PSS MiB':>13} "
+        f"{'scored':>11} "
         f"{'quarantined':>12}"
     )
     lines += [header, "-" * len(header)]
@@ -393,6 +425,7 @@ def render(report: dict[str, Any]) -> str:
             f"{s['scorer']:<18} {_num(s['wall_s'], 1):>8} {_num(s['job_s'], 1):>8} {shown:>14} "
             f"{_num(s['startup_s'], 1):>8} {_num(s['rows_per_s_job'], 0):>11} "
             f"{_num(s['rows_per_s_wall'], 0):>12} {_num(s['peak_rss_mib'], 0):>13} "
+            f"{_num(s.get('peak_pss_mib'), 0):>13} "
             f"{_num(s['rows_scored'], 0):>11} {_num(s['rows_quarantined'], 0):>12}"
             + (f"   ({s['failures']} failed)" if s["failures"] else "")
         )
@@ -400,8 +433,10 @@ def render(report: dict[str, Any]) -> str:
         "",
         "wall s: the whole subprocess (Python, imports, Spark start-up, job, shutdown); "
         "job s: from the SparkSession",
-        "existing to the last commit; rows/s: input rows / time; peak RSS: summed over the "
-        "process tree (JVM + Python).",
+        "existing to the last commit; rows/s: input rows / time; peak RSS and PSS: summed over "
+        "the process tree",
+        "(JVM + Python); PSS divides shared pages among their processes (the limit's forked "
+        "workers share the model).",
     ]
     if report["ratios"]:
         lines += ["", "lakescore / reference (throughput below 1.0 = lakescore is slower):"]
@@ -409,7 +444,7 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {name:<30} rows/s excl. start-up {_num(r['rows_per_s_job'], 2)}x, "
                 f"incl. start-up {_num(r['rows_per_s_wall'], 2)}x, "
-                f"peak memory {_num(r['peak_rss'], 2)}x"
+                f"peak memory {_num(r['peak_rss'], 2)}x RSS, {_num(r.get('peak_pss'), 2)}x PSS"
             )
     passes = {n: s["input_passes"] for n, s in report["scorers"].items() if "input_passes" in s}
     if passes:

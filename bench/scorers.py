@@ -45,6 +45,14 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore")
 
 
+def _preload() -> None:
+    """Before any scorer's clock starts, the imports they all need (MLflow's pyfunc, with
+    pandas, numpy and pyarrow), so no scorer's job time holds imports another's does not."""
+    import mlflow.pyfunc  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import pyspark.sql.functions  # noqa: F401
+
+
 def _spark() -> tuple[Any, float]:
     """lakescore's own session (local[*], Delta, Arrow, the same conf), and how long it took."""
     from lakescore.session import get_spark
@@ -237,7 +245,8 @@ def _make_predict_fn(model_path: str, names: list[str]) -> Callable[[], Callable
         import numpy as np
         import pandas as pd
 
-        model = mlflow.pyfunc.load_model(model_path)
+        # As lakescore's workers load it: MLflow's scan of the installed packages is skipped.
+        model = mlflow.pyfunc.load_model(model_path, suppress_warnings=True)
 
         def predict(*columns: Any) -> Any:
             return np.asarray(model.predict(pd.DataFrame(dict(zip(names, columns, strict=True)))))
@@ -303,7 +312,7 @@ def score_limit(config: Config) -> Result:
         for path in config["files"]
         for group in range(pq.ParquetFile(path).num_row_groups)
     ]
-    processes = os.cpu_count() or 1
+    processes = len(os.sched_getaffinity(0))  # the cores this process may use, as local[*]
     # Load once, then fork: every worker starts with the model in memory (copy-on-write). The
     # parent never calls predict, so no OpenMP thread pool exists yet when it forks.
     global _LIMIT_MODEL
@@ -374,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Each scorer writes under its own folder, which run.py empties before every run.
     config["output_root"] = str(Path(config["scratch"]) / args.scorer)
     config["output_path"] = str(Path(config["output_root"]) / "predictions")
+    _preload()
     result = SCORERS[args.scorer](config)
     result["child_total_s"] = time.perf_counter() - _CHILD_STARTED
     Path(args.result).write_text(json.dumps(result, indent=2, default=str) + "\n")
