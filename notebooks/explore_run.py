@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakescore.catalog import resolve_tables, uses_catalog
+from lakescore.columns import quoted
 from lakescore.config import load_deployment
 from lakescore.notebook import widget as notebook_widget
 from lakescore.session import get_spark
@@ -124,7 +125,9 @@ else:
     reasons.show(50, truncate=False)
     key = deployment.input.key
     sample = quarantined.select(
-        *([key] if key else []), F.col("_errors")[0]["message"].alias("first_error"), "_source_file"
+        *([F.col(quoted(key))] if key else []),  # a key may hold a dot
+        F.col("_errors")[0]["message"].alias("first_error"),
+        "_source_file",
     )
     sample.show(5, truncate=False)
 

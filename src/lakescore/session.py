@@ -123,7 +123,7 @@ def delta_jars() -> list[str]:
     cache_dir = Path(os.environ.get("LAKESCORE_CACHE_DIR", Path.home() / ".cache" / "lakescore"))
     listing = cache_dir / (DELTA_PACKAGE.replace(":", "_") + ".jars")
     if listing.is_file():
-        jars = listing.read_text().split()
+        jars = [line for line in listing.read_text().splitlines() if line]  # a home with a space
         if jars and all(Path(j).is_file() for j in jars):
             return jars
     try:
@@ -138,7 +138,7 @@ def delta_jars() -> list[str]:
         raise EnvironmentProblem(
             f"Resolving {DELTA_PACKAGE} from Maven Central took over 15 minutes."
         ) from exc
-    jars = [line for line in done.stdout.split() if line.endswith(".jar")]
+    jars = [line for line in done.stdout.splitlines() if line.endswith(".jar")]
     if done.returncode != 0 or not jars:
         raise EnvironmentProblem(
             f"Could not resolve Delta Lake's jars ({DELTA_PACKAGE}) from Maven Central: "

@@ -73,3 +73,20 @@ def test_the_logging_option_survives_a_folder_with_a_space(tmp_path: Path) -> No
         == f"-Dlog4j2.configurationFile=file://{tmp_path.resolve()}/My%20Projects/log4j2.properties"
     )
     assert quiet_logging_option().startswith("-Dlog4j2.configurationFile=file:///")
+
+
+def test_the_cached_jar_list_keeps_paths_with_spaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home folder with a space in its name: the cached list is one path per line."""
+    from lakescore.session import DELTA_PACKAGE, delta_jars
+
+    jars = [tmp_path / "my home" / ".ivy2" / name for name in ("delta-spark.jar", "storage.jar")]
+    for jar in jars:
+        jar.parent.mkdir(parents=True, exist_ok=True)
+        jar.write_bytes(b"")
+    listing = tmp_path / (DELTA_PACKAGE.replace(":", "_") + ".jars")
+    listing.write_text("".join(f"{jar}\n" for jar in jars))
+    monkeypatch.setenv("LAKESCORE_CACHE_DIR", str(tmp_path))
+
+    assert delta_jars() == [str(jar) for jar in jars]
