@@ -62,12 +62,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     register_model(train, uri, root / "artifacts")
 
     counting_log = root / "counting.log"
-    example = train[[*FEATURES, "tariff"]].head(20)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment(
         "tests", artifact_location=(root / "artifacts-tests").as_uri()
     )
-    signature = infer_signature(example, pd.Series(np.zeros(len(example))))
+    signature = _test_model_signature(train)
     for name, model in (
         ("counting", scoring_models.CountingModel(str(counting_log))),
         ("broken", scoring_models.BrokenModel()),
@@ -99,6 +98,40 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
         ),
     )
     return Registry(uri, root, counting_log)
+
+
+def _test_model_signature(train: pd.DataFrame) -> Any:
+    from mlflow.models import infer_signature
+
+    example = train[[*FEATURES, "tariff"]].head(20)
+    return infer_signature(example, pd.Series(np.zeros(len(example))))
+
+
+def register_counting_model(registry: Registry, name: str) -> Path:
+    """A CountingModel of its own under `name` (its own files, so no Python worker of the
+    session has it loaded yet), logging to the file returned."""
+    import mlflow
+    import scoring_models
+
+    from lakescore.demo import log_and_register, make_meter_frame
+
+    log = registry.root / f"{name}.log"
+    client = mlflow.MlflowClient(tracking_uri=registry.tracking_uri)
+    experiment = client.get_experiment_by_name("tests").experiment_id
+    signature = _test_model_signature(make_meter_frame(40))
+    log_and_register(
+        registry.tracking_uri,
+        experiment,
+        name,
+        lambda: mlflow.pyfunc.log_model(
+            name="model",
+            python_model=scoring_models.CountingModel(str(log)),
+            signature=signature,
+            code_paths=[scoring_models.__file__],
+            pip_requirements=["pandas"],
+        ),
+    )
+    return log
 
 
 LakehouseFactory = Callable[..., Path]

@@ -68,11 +68,16 @@ class GappyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
 
 class CodePathModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    """kwh_7d times FACTOR of the `featlib` module that the model ships in its code_paths."""
+    """kwh_7d times FACTOR of the `featlib` module that the model ships in its code_paths;
+    logs the Python worker (pid) of each batch to `log_path`."""
+
+    def __init__(self, log_path: str) -> None:
+        self.log_path = log_path
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
         import featlib  # type: ignore[import-not-found]
 
+        _append(self.log_path, f"batch {os.getpid()}")
         return model_input["kwh_7d"].astype("float64") * featlib.FACTOR
 
 

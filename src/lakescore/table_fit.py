@@ -249,6 +249,9 @@ def stats_columns_setting(
     if chosen is None:
         chosen = pipeline.default_stats_columns(model.outputs)
         chosen = tuple(c for c in chosen if isinstance(types[c], _STATS_TYPES))
+    # Named as the table spells them: names match without regard to case, as Delta's do.
+    spelling = {name.lower(): name for name in types}
+    chosen = tuple(spelling.get(c.lower(), c) for c in chosen)
     unknown = [c for c in chosen if c not in types]
     if unknown:
         raise DeploymentError(
@@ -262,5 +265,6 @@ def stats_columns_setting(
             f"{', '.join(f'{c} ({types[c].simpleString()})' for c in unsupported)}; use "
             "numeric, string, date or timestamp columns."
         )
-    # Delta takes a name unquoted only if it is ASCII letters, digits and `_` (`\w` is wider).
-    return ",".join(c if re.fullmatch(r"[A-Za-z0-9_]+", c) else quoted(c) for c in chosen)
+    # Delta takes a name unquoted only if it is ASCII letters, digits and `_` (`\w` is wider),
+    # and not one its parser reads as a number (`2024`, `1e5`, `10L`).
+    return ",".join(c if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c) else quoted(c) for c in chosen)

@@ -68,15 +68,18 @@ def score_deleting_after_listing(
 ) -> tuple[int, str]:
     """Score, deleting `doomed` once the run has listed its input; exit code and stderr."""
     marker = deployment_file.parent / "listed.marker"
+    resume = deployment_file.parent / "listed.resume"
     monkeypatch.setenv("LAKESCORE_FAULT_PAUSE_AT", "after_listing")
     monkeypatch.setenv("LAKESCORE_FAULT_MARKER", str(marker))
-    monkeypatch.setenv("LAKESCORE_FAULT_PAUSE_SECONDS", "3")
+    monkeypatch.setenv("LAKESCORE_FAULT_RESUME_FILE", str(resume))
+    monkeypatch.setenv("LAKESCORE_FAULT_PAUSE_SECONDS", "120")  # a lost resume cannot hang
 
     def delete_when_listed() -> None:
         deadline = time.monotonic() + 120
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         doomed.unlink()
+        resume.touch()  # the run goes on at once, the file gone
 
     deleter = threading.Thread(target=delete_when_listed)
     deleter.start()

@@ -354,9 +354,12 @@ def test_runs_of_another_deployment_sharing_the_runs_table_are_not_shown_as_ours
     theirs = sharing_runs_table(ours, tmp_path)
     assert main(["score", str(ours), "--run-id", "mine"]) == 0
     assert main(["score", str(theirs), "--run-id", "theirs"]) == 0
+    assert main(["score", str(ours), "--run-id", "mine-later"]) == 0
     capsys.readouterr()
     assert main(["runs", "list", str(ours), "--json"]) == 0
-    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["mine"]
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["mine-later", "mine"]
+    assert main(["runs", "list", str(ours), "--json", "--limit", "1"]) == 0  # the newest
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["mine-later"]
     assert main(["runs", "show", str(ours), "theirs"]) == 1
     assert "is a run of deployment other-deployment" in capsys.readouterr().err
 

@@ -108,3 +108,42 @@ def test_a_limit_abort_whose_quarantine_cannot_be_committed_keeps_the_earlier_pr
     runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
     run = runs.set_index("run_id").loc["nightly"]
     assert run["status"] == "failed" and "does not conform" in run["error"]  # the constraint
+
+
+def test_a_run_whose_counts_do_not_reconcile_is_failed_and_keeps_its_commits(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's promise: a run is `succeeded` only when rows read = scored + quarantined;
+    otherwise it is `failed`, says the three counts, and keeps both commits (taking them back
+    would remove correct rows). The miscount is injected: the quarantine commit is reported
+    one row short of what it wrote."""
+    from dataclasses import replace
+
+    from lakescore import commits
+    from lakescore.errors import LakescoreError
+    from lakescore.runner import score
+
+    landed = commits._landed
+    calls: list[int] = []
+
+    def quarantine_one_row_short(commit: Any) -> Any:
+        calls.append(1)
+        found = landed(commit)
+        return replace(found, rows=found.rows - 1) if len(calls) == 2 else found
+
+    monkeypatch.setattr(commits, "_landed", quarantine_one_row_short)
+    deployment = load_deployment(lakehouse(rows=100, files=1))
+
+    with pytest.raises(LakescoreError, match="Counts do not reconcile: read 100, scored") as raised:
+        score(spark, deployment, "miscounted")
+
+    run = raised.value.run_record
+    assert run["status"] == "failed"
+    assert run["rows_read"] == 100
+    assert run["rows_scored"] + run["rows_quarantined"] == 99
+    stored = DeltaTable(deployment.runs.path).to_pandas().set_index("run_id").loc["miscounted"]
+    assert stored["status"] == "failed" and "do not reconcile" in stored["error"]
+    kept = rows_of(deployment.output.path, "miscounted") + rows_of(
+        deployment.quarantine.path, "miscounted"
+    )
+    assert len(kept) == 100  # both commits stay

@@ -112,15 +112,15 @@ def test_rows_a_model_leaves_without_a_required_prediction_are_quarantined(
     assert main(["score", str(limited), "--run-id", "gappy-limited"]) == 3  # aborted
 
 
-def save_code_path_model(folder: Path, factor: int) -> Path:
-    """A model shipping `featlib.py` (FACTOR = factor) in its code_paths."""
+def save_code_path_model(folder: Path, factor: int, log: Path) -> Path:
+    """A model shipping `featlib.py` (FACTOR = factor) in its code_paths, logging its workers."""
     code = folder / f"code-{factor}"
     code.mkdir(parents=True)
     (code / "featlib.py").write_text(f"FACTOR = {factor}\n")
     path = folder / f"model-{factor}"
     mlflow.pyfunc.save_model(
         str(path),
-        python_model=scoring_models.CodePathModel(),
+        python_model=scoring_models.CodePathModel(str(log)),
         code_paths=[scoring_models.__file__, str(code / "featlib.py")],
         pip_requirements=["pandas"],
     )
@@ -137,22 +137,32 @@ def test_a_new_model_version_runs_its_own_code_in_a_reused_python_worker(
     copy per Python worker stayed after every run."""
     from pyspark import SparkFiles
 
+    from lakescore.model_shipping import ship_model
     from lakescore.runner import score
 
     left_before = set(Path(tempfile.gettempdir()).glob("lakescore-[0-9]*"))
-    deployment = load_deployment(lakehouse(rows=40, files=1, bad=False, rules=[]))
+    # Several files, so each run's tasks keep both of the session's Python workers busy.
+    deployment = load_deployment(lakehouse(rows=80, files=4, bad=False, rules=[]))
     deployment = replace(deployment, input=replace(deployment.input, passthrough=("kwh_7d",)))
-    models = {factor: save_code_path_model(tmp_path / "models", factor) for factor in (1, 1000)}
+    log = tmp_path / "workers.log"
+    models = {f: save_code_path_model(tmp_path / "models", f, log) for f in (1, 1000)}
+    workers: dict[str, set[str]] = {}
     # The first version again last: its worker still holds it loaded, next to the second.
     for run, factor in (("first", 1), ("second", 1000), ("first-again", 1)):
         chosen = replace(deployment, model=replace(deployment.model, uri=str(models[factor])))
+        log.unlink(missing_ok=True)
         score(spark, chosen, run)
+        workers[run] = {line.split()[1] for line in log.read_text().splitlines()}
         predictions = read(deployment.output.path)
         mine = predictions[predictions["_run_id"] == run]
-        assert len(mine) == 40
+        assert len(mine) == 80
         assert (mine["prediction"] == mine["kwh_7d"] * factor).all(), run
+    shared = workers["first"] & workers["second"] & workers["first-again"]
+    assert shared, f"no Python worker scored all three runs, nothing was checked: {workers}"
     unpacked = Path(SparkFiles.getRootDirectory(), "lakescore-models")
-    assert len([p for p in unpacked.iterdir() if not p.name.startswith(".")]) >= 2
+    archives = {p.name for p in unpacked.iterdir() if not p.name.startswith(".")}
+    # Each version unpacked (ship_model gives a model shipped before the name it was sent as).
+    assert {ship_model(spark, str(models[f])) for f in (1, 1000)} <= archives
     assert set(Path(tempfile.gettempdir()).glob("lakescore-[0-9]*")) == left_before
 
 

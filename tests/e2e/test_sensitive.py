@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import traceback
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from deltalake import DeltaTable
@@ -38,6 +40,10 @@ def test_redacted_quarantine_columns_hold_a_stable_hash(lakehouse: Any, capsys: 
     assert one == two  # the same row hashes the same way: duplicates stay findable
     predictions = read(deployment.output.path)
     assert predictions["meter_id"].str.startswith("M").all()
+    # Each quarantined row's own key, hashed: not a constant, nor a hash of something else.
+    scored = set(predictions.loc[predictions["_run_id"] == "one", "meter_id"])
+    kept_out = set(pd.read_parquet(deployment.input.path)["meter_id"]) - scored
+    assert one == {"sha256:" + hashlib.sha256(key.encode()).hexdigest() for key in kept_out}
 
 
 def test_a_lineage_column_named_for_redaction_is_refused(lakehouse: Any, capsys: Any) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from chispa import assert_df_equality
+from conftest import register_counting_model
 from pyspark.sql import functions as F
 
 from lakescore import pipeline
@@ -106,13 +107,14 @@ def test_every_row_is_either_scored_or_quarantined_never_both(
 def test_each_valid_row_reaches_the_model_once_and_the_model_loads_once_per_worker(
     spark: Any, lakehouse: Any, registry: Any
 ) -> None:
-    registry.counting_log.unlink(missing_ok=True)
+    # A model of its own: a worker that loaded another test's copy would not load it again.
+    counting_log = register_counting_model(registry, "counting_once")
     deployment = load_deployment(
-        lakehouse(rows=1_000, files=4, model="models:/counting/1", scoring={"batch_size": 50})
+        lakehouse(rows=1_000, files=4, model="models:/counting_once/1", scoring={"batch_size": 50})
     )
     result = score(spark, deployment)
 
-    events = [line.split() for line in registry.counting_log.read_text().splitlines()]
+    events = [line.split() for line in counting_log.read_text().splitlines()]
     batches = [e for e in events if e[0] == "batch"]
     loads = Counter(e[1] for e in events if e[0] == "load")
     assert sum(int(e[2]) for e in batches) == result.record.rows_scored

@@ -751,3 +751,30 @@ def test_executor_label_names_the_executor_on_every_cluster_manager(
     (tmp_path / folder).mkdir(parents=True)
     monkeypatch.chdir(tmp_path / folder)
     assert executor_label() == f"{socket.gethostname()}/{label}"
+
+
+def test_a_batch_stops_being_split_after_32_rows_the_model_raised_on() -> None:
+    """The README's cap: a model raising on most rows is not called once per row. Past 32
+    isolated rows, each still-failing part goes to quarantine whole, marked so."""
+    from lakescore.scoring import predict_isolating_failures
+
+    batch = pd.DataFrame({"n": [float(i) for i in range(1000)]})
+    calls: list[int] = []
+
+    def mostly_failing(rows: pd.DataFrame) -> Any:
+        calls.append(len(rows))
+        if (rows["n"] % 5 != 0).any():  # four rows in five
+            raise ValueError("cannot score")
+        return rows["n"].astype("int64").to_numpy()
+
+    result = predict_isolating_failures(FnModel(mostly_failing), batch, PREDICTION, LABEL)
+
+    errors = result["_score_error"]
+    one_by_one = errors.eq("ValueError: cannot score")
+    assert one_by_one.sum() == 32  # isolated row by row, then no more
+    whole = errors.str.endswith("(batch not split further: too many failures)", na=False)
+    assert whole.any() and (one_by_one | whole | errors.isna()).all()
+    assert result.loc[errors.isna(), "prediction"].tolist() == [
+        n for n in range(1000) if errors[n] is None
+    ]
+    assert len(calls) < 32 * 2 * 10 + 50  # about 2·log2(n) calls per isolated row, not 1000

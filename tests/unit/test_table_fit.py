@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyspark.sql import types as T
 
-from lakescore.table_fit import Clash, Fit, fit, left_null
+from lakescore.config import parse_deployment
+from lakescore.model import ModelVersion, OutputColumn, ResolvedModel
+from lakescore.table_fit import Clash, Fit, fit, left_null, stats_columns_setting
 
 
 def schema(**columns: T.DataType) -> T.StructType:
@@ -145,3 +149,33 @@ def test_the_tables_columns_a_run_lacks_are_the_ones_left_null() -> None:
     assert left_null(run, table) == ("prediction",)
     assert left_null(table, table) == ()
     assert left_null(run, None) == ()
+
+
+def _stats_setting(stats_columns: list[str], run: T.StructType, tmp_path: Path) -> str:
+    raw = {
+        "name": "job",
+        "model": {"uri": "models:/m/1"},
+        "input": {"format": "parquet", "path": "raw"},
+        "output": {"path": "out", "stats_columns": stats_columns},
+        "quarantine": {"path": "quarantine"},
+        "runs": {"path": "runs"},
+    }
+    model = ResolvedModel(
+        ModelVersion("models:/m/1", "models:/m/1", "m", "1", "models:/m/1"),
+        "",
+        None,
+        (OutputColumn("prediction", "double"),),
+    )
+    return stats_columns_setting(parse_deployment(raw, base_dir=tmp_path), model, run)
+
+
+def test_stats_columns_named_like_numbers_are_quoted(tmp_path: Path) -> None:
+    """Delta parses the setting as SQL identifiers: `2024` unquoted is the number 2024."""
+    run = schema(**{"2024": T.LongType(), "1e5": T.DoubleType(), "_run_id": T.StringType()})
+    setting = _stats_setting(["2024", "1e5", "_run_id"], run, tmp_path)
+    assert setting == "`2024`,`1e5`,_run_id"
+
+
+def test_stats_columns_match_the_tables_names_without_regard_to_case(tmp_path: Path) -> None:
+    run = schema(meter_id=T.StringType(), prediction=T.DoubleType())
+    assert _stats_setting(["Meter_ID", "PREDICTION"], run, tmp_path) == "meter_id,prediction"
