@@ -7,6 +7,7 @@ findable while the values themselves never land in the quarantine table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -56,13 +57,16 @@ def scrub_causes(error: BaseException) -> None:
         if _holds_credentials(below):
             below.args = tuple(scrub(a) if isinstance(a, str) else a for a in below.args)
             if isinstance(getattr(below, "message", None), str):
-                below.message = scrub(below.message)  # type: ignore[attr-defined]
+                with contextlib.suppress(AttributeError):  # a read-only property
+                    below.message = scrub(below.message)  # type: ignore[attr-defined]
         if _holds_credentials(below):
             link.__cause__ = None
             link.__suppress_context__ = True
-            link.add_note(
-                f"(raised from a {type(below).__name__} left out here: its text held credentials)"
-            )
+            if hasattr(link, "add_note"):  # Python 3.11+; on 3.10 the chain is only cut
+                link.add_note(
+                    f"(raised from a {type(below).__name__} left out here: its text held "
+                    "credentials)"
+                )
             return
         link = below
 
