@@ -13,6 +13,7 @@ bench/results/<UTC timestamp>-<rows>.json. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -279,8 +280,12 @@ def run_scorer(
         try:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)  # the JVM and workers too, not the driver alone
+            _kill_group(child)
             code = child.wait()
+        except BaseException:  # Ctrl-C: its own session does not get the terminal's signal
+            _kill_group(child)
+            child.wait()
+            raise
         wall = time.perf_counter() - started
         memory = poller.stop()
     run: dict[str, Any] = {
@@ -307,6 +312,13 @@ def run_scorer(
         tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
         run["error"] = "\n".join(tail) or f"exit code {code}"
     return run
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """The scorer and its JVM (its process group); Spark's Python workers, in a group of their
+    own, end when the JVM does."""
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def output_files(folder: Path) -> dict[str, dict[str, float]]:

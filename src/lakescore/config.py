@@ -110,7 +110,7 @@ class Deployment:
                 "--input is empty: give the input's path, or leave --input out to read the "
                 "deployment's input."
             )
-        location = str(_resolve(path, Path.cwd()))
+        location = str(_resolve(path, Path.cwd(), "--input "))
         return replace(self, input=replace(self.input, path=location, table=None))
 
 
@@ -261,7 +261,7 @@ def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
     data = _mapping(raw, "model", source)
     _check_keys(data, {"uri"}, {"tracking_uri"}, "model", source)
     uri = _string(data["uri"], "model.uri", source)
-    uri = str(_resolve(uri, base_dir))
+    uri = str(_resolve(uri, base_dir, f"{source}: model.uri "))
     try:
         check_model_uri(uri)
     except DeploymentError as exc:
@@ -331,7 +331,13 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
         max_unreadable_files=counts["max_unreadable_files"],
         marker=marker,
         manifest=(
-            str(_resolve(_string(manifest, "input.expect.manifest", source), base_dir))
+            str(
+                _resolve(
+                    _string(manifest, "input.expect.manifest", source),
+                    base_dir,
+                    f"{source}: input.expect.manifest ",
+                )
+            )
             if manifest is not None
             else None
         ),
@@ -387,16 +393,18 @@ def _names(raw: Any, where: str, source: str) -> tuple[str, ...]:
         raise DeploymentError(f"{source}: {where} must be a list of column names.")
     if not all(c.strip() for c in raw):
         raise DeploymentError(f"{source}: {where} holds an empty column name.")
-    names = tuple(c.strip() for c in raw)
+    names = tuple(dict.fromkeys(c.strip() for c in raw))  # a name given twice counts once
     seen: dict[str, str] = {}
     for name in names:
-        if name.lower() in seen:  # Spark matches column names without regard to case
+        # Spark matches column names without regard to case: two spellings are one column
+        # given twice, which Delta refuses in its statistics columns when it creates the table.
+        if name.lower() in seen:
             raise DeploymentError(
-                f"{source}: {where} names column {seen[name.lower()]!r} twice"
-                + (f" (as {name!r} too)" if name != seen[name.lower()] else "")
-                + "."
+                f"{source}: {where} names column {seen[name.lower()]!r} twice, as {name!r} too."
             )
         seen[name.lower()] = name
+    if where.endswith("stats_columns") and len(names) < len(raw):
+        raise DeploymentError(f"{source}: {where} names a column twice.")
     return names
 
 
@@ -423,9 +431,10 @@ def _path_or_table(
         if not _TABLE_NAME.match(table):
             raise DeploymentError(f"{source}: {where}.table {table!r} is not schema.name.")
         return "", table
-    location = str(_resolve(_string(data["path"], f"{where}.path", source), base_dir))
-    if where != "input" and _is_storage_root(location):
-        # The failed-files table and the staging folder are named from a table's folder:
+    given = _string(data["path"], f"{where}.path", source)
+    location = str(_resolve(given, base_dir, f"{source}: {where}.path "))
+    if where in ("output", "quarantine") and _is_storage_root(location):
+        # The staging folder and the failed-files table are named from these tables' folders:
         # beside a bucket's root they would land in another bucket (`s3a://b_failed_files`).
         raise DeploymentError(
             f"{source}: {where}.path {location!r} is the root of its storage; give the table "
@@ -534,8 +543,7 @@ def _check_keys(
 def _string(value: Any, key: str, source: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise DeploymentError(
-            f"{source}: {key} is the number {value!r}; write it in quotes ('{value}') to mean "
-            "the text."
+            f"{source}: {key} is read as a number; put it in quotes, as you wrote it, to mean text."
         )
     if not isinstance(value, str) or not value.strip():
         raise DeploymentError(f"{source}: {key} must be a non-empty string.")
@@ -586,7 +594,7 @@ def _yaml_1_2_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _yaml_1_2_int)
 
 
-def _resolve(path: str, base_dir: Path) -> str | Path:
+def _resolve(path: str, base_dir: Path, where: str = "") -> str | Path:
     """Resolve a relative local path against the deployment file's folder; leave URIs alone.
 
     A URI is any `scheme:/` of two or more letters, so Databricks' `dbfs:/mnt/…` and Hadoop's
@@ -599,7 +607,7 @@ def _resolve(path: str, base_dir: Path) -> str | Path:
         candidate = Path(path).expanduser()
     except RuntimeError:  # no such user, or no home folder (a container's arbitrary uid)
         raise DeploymentError(
-            f"{path!r}: its `~` names no home folder here; give an absolute path."
+            f"{where}{path!r}: its `~` names no home folder here; give an absolute path."
         ) from None
     return candidate if candidate.is_absolute() else (base_dir / candidate).resolve()
 

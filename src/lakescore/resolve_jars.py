@@ -7,6 +7,7 @@ the operator's terminal; later sessions reuse the cached list.
 from __future__ import annotations
 
 import sys
+from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
 
@@ -24,12 +25,21 @@ def main() -> int:
     )
     jars = spark.sparkContext.getConf().get("spark.jars", "") or ""
     spark.stop()
-    paths = [j.removeprefix("file://").removeprefix("file:") for j in jars.split(",") if j]
+    paths = jar_paths(jars)
     if not any("delta-spark" in p for p in paths):
         print(f"Spark resolved no Delta jar for {DELTA_PACKAGE}", file=sys.stderr)
         return 1
     print("\n".join(paths))
     return 0
+
+
+def jar_paths(setting: str) -> list[str]:
+    """The local paths of `spark.jars`, which Spark gives as URIs (`file:/home/my%20home/…`)."""
+    return [
+        unquote(urlparse(jar).path) if jar.startswith("file:") else jar
+        for jar in setting.split(",")
+        if jar
+    ]
 
 
 if __name__ == "__main__":

@@ -158,9 +158,9 @@ def score(
     require_classic(spark)  # a Connect session can neither run nor record the run
     require_delta(spark)  # a session built by hand: one sentence, not the first Delta error
     run_id = new_run_id() if run_id is None else check_run_id(run_id)
+    check_rule_syntax(spark, deployment.rules)  # before resolve_tables creates a schema
     deployment = resolve_tables(spark, deployment)
     check_locations(deployment)
-    check_rule_syntax(spark, deployment.rules)
     started = datetime.now(timezone.utc)
     record = RunRecord(
         run_id,
@@ -219,11 +219,12 @@ def score(
                 )
                 if version is not None
             )
-            raise LakescoreError(
+            unrecorded = LakescoreError(
                 f"Run {run_id} committed its rows ({versions or 'no rows to commit'}) "
                 f"but could not record itself in the runs table at "
-                f"{scrub(deployment.runs.path)}: {spark_error_message(exc)}"
-            ) from exc
+                f"{deployment.runs.path}: {spark_error_message(exc)}"
+            )
+            _raise_with_record(unrecorded, None, exc)  # scrubbed, its Spark error too
     if record.status != SUCCEEDED:  # counts that do not reconcile: recorded as failed
         _raise_with_record(LakescoreError(record.error or f"Run {run_id} failed."), record, None)
     return RunResult(record, deployment)

@@ -798,7 +798,7 @@ def test_a_batch_size_written_with_a_leading_zero_is_decimal(tmp_path: Path) -> 
 # --- mistakes a production file makes (audit of the file's parsing) ---------------------------
 
 
-@pytest.mark.parametrize("section", ["output", "quarantine", "runs"])
+@pytest.mark.parametrize("section", ["output", "quarantine"])
 @pytest.mark.parametrize(
     "root", ["s3a://scores", "s3a://scores/", "abfss://q@acct.dfs.core.windows.net/", "/"]
 )
@@ -812,10 +812,14 @@ def test_a_table_at_the_root_of_its_storage_is_refused(
     assert f"{section}.path" in message and "is the root of its storage" in message
 
 
-def test_an_input_at_the_root_of_a_bucket_is_accepted(tmp_path: Path) -> None:
+def test_an_input_or_runs_table_at_the_root_of_a_bucket_is_accepted(tmp_path: Path) -> None:
+    """Nothing is named beside them."""
     raw = minimal()
     raw["input"]["path"] = "s3a://landing/"
-    assert parse_deployment(raw, base_dir=tmp_path).input.path == "s3a://landing/"
+    raw["runs"]["path"] = "s3a://runs-bucket/"
+    deployment = parse_deployment(raw, base_dir=tmp_path)
+    assert deployment.input.path == "s3a://landing/"
+    assert deployment.runs.path == "s3a://runs-bucket/"
 
 
 @pytest.mark.parametrize("marker", ["/data/raw/_SUCCESS", "s3a://lake/raw/_SUCCESS", "~/_SUCCESS"])
@@ -828,21 +832,31 @@ def test_a_marker_given_as_a_path_is_refused(tmp_path: Path, marker: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("section", "key", "names"),
+    ("section", "key", "names", "named"),
     [
-        ("input", "passthrough", ["meter_id", "region", "meter_id"]),
-        ("quarantine", "redact", ["email", "Email"]),
-        ("output", "stats_columns", ["_run_id", "risk", "_run_id"]),
+        ("input", "passthrough", ["meter_id", "Meter_ID"], "names column 'meter_id' twice"),
+        ("quarantine", "redact", ["email", "Email"], "names column 'email' twice"),
+        ("output", "stats_columns", ["_run_id", "risk", "_run_id"], "names a column twice"),
     ],
 )
 def test_a_column_named_twice_is_refused(
-    tmp_path: Path, section: str, key: str, names: list[str]
+    tmp_path: Path, section: str, key: str, names: list[str], named: str
 ) -> None:
-    """Delta refuses duplicate statistics columns only when it creates the table, after the
-    scoring pass; Spark matches names without regard to case."""
+    """Two spellings are one column to Spark; Delta refuses duplicate statistics columns only
+    when it creates the table, after the scoring pass."""
     raw = minimal()
     raw[section][key] = names
-    assert f"{section}.{key} names column" in str(parse_error(raw, tmp_path))
+    assert f"{section}.{key} {named}" in str(parse_error(raw, tmp_path))
+
+
+def test_a_passthrough_or_redact_name_repeated_as_written_counts_once(tmp_path: Path) -> None:
+    """Harmless, and accepted before: a file that repeats one is not refused on upgrade."""
+    raw = minimal()
+    raw["input"]["passthrough"] = ["meter_id", "region", "meter_id"]
+    raw["quarantine"]["redact"] = ["email", "email"]
+    deployment = parse_deployment(raw, base_dir=tmp_path)
+    assert deployment.input.passthrough == ("meter_id", "region")
+    assert deployment.quarantine.redact == ("email",)
 
 
 @pytest.mark.parametrize("value", ["", False, {}])
@@ -889,11 +903,12 @@ def test_a_bare_number_for_text_says_to_quote_it(tmp_path: Path, key: str, value
     else:
         raw["input"]["path"] = value
     message = str(parse_error(raw, tmp_path))
-    assert f"{key} is the number {value}; write it in quotes" in message
+    assert f"{key} is read as a number; put it in quotes, as you wrote it" in message
 
 
 def test_a_home_folder_that_cannot_be_found_is_a_deployment_error(tmp_path: Path) -> None:
     raw = minimal()
     raw["input"]["path"] = "~no_such_user_lakescore/raw"
     message = str(parse_error(raw, tmp_path))
-    assert "~no_such_user_lakescore/raw" in message and "absolute path" in message
+    assert message.startswith("dep.yaml: input.path '~no_such_user_lakescore/raw'")
+    assert "absolute path" in message

@@ -90,3 +90,15 @@ def test_the_cached_jar_list_keeps_paths_with_spaces(
     monkeypatch.setenv("LAKESCORE_CACHE_DIR", str(tmp_path))
 
     assert delta_jars() == [str(jar) for jar in jars]
+
+
+def test_resolved_jar_uris_become_local_paths() -> None:
+    """Spark gives `spark.jars` as URIs: a home with a space is `%20` there, not a path."""
+    from lakescore.resolve_jars import jar_paths
+
+    setting = "file:/home/my%20home/.ivy2.5.2/jars/delta-spark.jar,file:///opt/x.jar,/plain.jar"
+    assert jar_paths(setting) == [
+        "/home/my home/.ivy2.5.2/jars/delta-spark.jar",
+        "/opt/x.jar",
+        "/plain.jar",
+    ]
