@@ -232,25 +232,30 @@ def _comparable(location: str) -> str:
     """A location as check_locations compares it, so that no spelling of one folder passes as
     another: `file:///x`, `file:/x`, `/x`, `//x`, `/y/../x` and a symbolic link to `/x` are one
     local folder, and `s3a://b/a//x`, `s3a://b/a/./x` and `s3a://b/a/x` one storage location."""
-    if location.startswith("file:") or not _URI.match(location):
+    parts = _storage_parts(location)
+    if parts is None:
         return os.path.realpath("/" + location.removeprefix("file:").lstrip("/"))
-    scheme, _, rest = location.partition(":")
-    authority = ""
-    if rest.startswith("//"):
-        authority, _, rest = rest[2:].partition("/")
-    path = posixpath.normpath("/" + rest.lstrip("/"))
-    scheme = _SAME_STORAGE.get(scheme.lower(), scheme.lower())
+    scheme, authority, path = parts
     return f"{scheme}://{authority}{path}".rstrip("/")
 
 
 def _is_storage_root(location: str) -> bool:
     """`/`, `s3a://bucket` or `abfss://container@account/`: no folder below the storage."""
+    parts = _storage_parts(location)
+    return (_comparable(location) if parts is None else parts[2]) == "/"
+
+
+def _storage_parts(location: str) -> tuple[str, str, str] | None:
+    """A URI's scheme (one name per storage), authority (the bucket or container@account) and
+    normalised path; None for a local path (plain or `file:`)."""
     if location.startswith("file:") or not _URI.match(location):
-        return _comparable(location) == "/"
-    rest = location.partition(":")[2]
+        return None
+    scheme, _, rest = location.partition(":")
+    authority = ""
     if rest.startswith("//"):
-        rest = rest[2:].partition("/")[2]  # past the bucket or container@account
-    return posixpath.normpath("/" + rest.lstrip("/")) == "/"
+        authority, _, rest = rest[2:].partition("/")
+    path = posixpath.normpath("/" + rest.lstrip("/"))
+    return _SAME_STORAGE.get(scheme.lower(), scheme.lower()), authority, path
 
 
 # Schemes that reach the same storage through another connector (EMR's `s3`, Hadoop's `s3a`).
