@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -313,13 +314,46 @@ def _leaf_paths(fs: Any, root: Any) -> list[str]:
         while listing.hasNext():
             found.append(str(listing.next().getPath().toString()))
         return found
-    files, folders = [], [root]
+    return _local_leaf_paths(fs, root)
+
+
+def _local_leaf_paths(fs: Any, root: Any) -> list[str]:
+    """Every file under a local `root`, each file read once however many symbolic links lead to
+    it: a link to a folder above (`loop -> ..`) was walked until the path grew too long, and a
+    link to a folder inside the input (`latest -> 2026-11-27`) had its rows scored twice, under
+    two `_source_file`s. Of the names of one file, the one through no link wins, else the first."""
+    by_target: dict[str, list[tuple[bool, str]]] = {}
+    not_read = []
+    root_real = os.path.realpath(root.toUri().getPath())
+    folders = [(root, root_real, (root_real,), False)]
     while folders:
-        for status in fs.listStatus(folders.pop()):
-            if status.isDirectory():
-                folders.append(status.getPath())
+        folder, folder_real, above, linked = folders.pop()
+        for status in fs.listStatus(folder):
+            path = status.getPath()
+            real = os.path.realpath(path.toUri().getPath())
+            # Through a link: here, or in a folder on the way.
+            through_link = linked or real != os.path.join(folder_real, path.getName())
+            if not status.isDirectory():
+                by_target.setdefault(real, []).append((through_link, str(path.toString())))
+            elif any(seen == real or seen.startswith(real.rstrip("/") + "/") for seen in above):
+                not_read.append(str(path.toString()))  # a loop: it leads back up
             else:
-                files.append(str(status.getPath().toString()))
+                folders.append((path, real, (*above, real), through_link))
+    files = []
+    for names in by_target.values():
+        kept = min(names)  # the one through no link (False sorts first), else the first name
+        files.append(kept[1])
+        not_read += [name for _, name in names if name != kept[1]]
+    if not_read:
+        prefix = str(fs.makeQualified(root).toString()).rstrip("/") + "/"
+        shown = sorted(name.removeprefix(prefix) for name in not_read)
+        _log.warning(
+            "Input %s: %d symbolic link(s) lead to files read under another name, or to a "
+            "folder holding the one they are in, and were not followed: %s",
+            root.toUri().getPath(),
+            len(shown),
+            ", ".join(shown[:20]) + (", …" if len(shown) > 20 else ""),
+        )
     return files
 
 

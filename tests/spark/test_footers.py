@@ -294,3 +294,38 @@ def test_a_marker_and_a_manifest_among_the_data_files_are_not_read_as_data(
 
     assert [Path(unquote(f)).name for f in data.files] == ["a.parquet"]
     assert data.failed == ()
+
+
+def test_files_reached_through_symbolic_links_are_read_once(
+    spark: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A link to a folder inside the input (`latest -> 2026-11-27`) had its rows scored twice,
+    under two `_source_file`s, and a link back up (`loop -> ..`) was walked until the path grew
+    too long. A link to a folder outside the input is input like any other folder."""
+    folder = tmp_path / "input"
+    day = folder / "2026-11-27"
+    day.mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for path, ids in [(day / "a.parquet", ["a0", "a1"]), (outside / "b.parquet", ["b0"])]:
+        pq.write_table(pa.table({"id": ids}), path)
+    (folder / "latest").symlink_to(day, target_is_directory=True)
+    (day / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "root").symlink_to("/", target_is_directory=True)
+    (folder / "copy.parquet").symlink_to(day / "a.parquet")
+    (folder / "extra").symlink_to(outside, target_is_directory=True)
+
+    with caplog.at_level(logging.WARNING, logger="lakescore.io"):
+        data = read_input(spark, InputConfig(format="parquet", path=str(folder)))
+
+    assert [f.removeprefix("file:") for f in data.files] == [
+        str(day / "a.parquet"),
+        str(folder / "extra" / "b.parquet"),
+    ]
+    assert sorted(row.id for row in data.frame.collect()) == ["a0", "a1", "b0"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.endswith(
+        ": 5 symbolic link(s) lead to files read under another name, or to a folder holding the "
+        "one they are in, and were not followed: 2026-11-27/loop, copy.parquet, "
+        "latest/a.parquet, latest/loop, root"
+    )
