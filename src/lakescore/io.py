@@ -325,7 +325,7 @@ def _local_leaf_paths(fs: Any, root: Any) -> list[str]:
     by_target: dict[str, list[tuple[bool, str]]] = {}
     not_read = []
     root_real = os.path.realpath(root.toUri().getPath())
-    folders = [(root, root_real, (root_real,), False)]
+    folders: list[tuple[Any, str, tuple[str, ...], bool]] = [(root, root_real, (root_real,), False)]
     while folders:
         folder, folder_real, above, linked = folders.pop()
         for status in fs.listStatus(folder):
