@@ -23,6 +23,7 @@ RESULT_TYPES = ("double", "float", "bigint", "int", "boolean", "string")
 _RESULT_TYPE_ALIASES = {"long": "bigint", "integer": "int"}
 _MAX_BATCH = 2**31 - 1  # Spark's arrow.maxRecordsPerBatch is an int
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME_LIMIT = 255
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,11 @@ def parse_deployment(raw: Any, base_dir: Path, source: str = "<deployment>") -> 
         source=source,
     )
     name = _string(top["name"], "name", source)
-    if not _NAME_PATTERN.match(name):
+    if not _NAME_PATTERN.match(name) or len(name) > _NAME_LIMIT:
+        # It names a folder (the run's staging folder), which a file system limits to 255 bytes.
         raise DeploymentError(
-            f"{source}: name {name!r} may hold only letters, digits, '_', '.', '-'."
+            f"{source}: name {name!r} may hold only letters, digits, '_', '.', '-', "
+            f"at most {_NAME_LIMIT} of them, starting with a letter or digit."
         )
     deployment = Deployment(
         name=name,
@@ -281,7 +284,7 @@ def _model(raw: Any, base_dir: Path, source: str) -> ModelConfig:
                 f"{source}: model.tracking_uri {given!r} is a file name, not a URI: write "
                 f"sqlite:///{given} for a SQLite registry (relative to the deployment file)."
             )
-        tracking_uri = _resolve_sqlite(given, base_dir)
+        tracking_uri = _resolve_tracking_uri(given, base_dir, f"{source}: model.tracking_uri ")
     return ModelConfig(uri=uri, tracking_uri=tracking_uri)
 
 
@@ -620,9 +623,17 @@ def _resolve(path: str, base_dir: Path, where: str = "") -> str | Path:
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
-def _resolve_sqlite(uri: str, base_dir: Path) -> str:
-    """Make `sqlite:///relative.db` relative to the deployment file, as every other path is."""
+def _resolve_tracking_uri(uri: str, base_dir: Path, where: str) -> str:
+    """Make a relative `sqlite:///mlflow.db`, or a folder store given as a path (`mlruns`,
+    `~/mlruns`), relative to the deployment file, as every other path is: MLflow would take
+    them relative to the folder the job happens to run in, and find no model there."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((base_dir / uri[len(prefix) :]).resolve())
-    return uri
+    if _SCHEME.match(uri) or uri in _SCHEMELESS_URIS:
+        return uri
+    return str(_resolve(uri, base_dir, where))
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_SCHEMELESS_URIS = {"databricks", "databricks-uc"}  # MLflow's names, not folders

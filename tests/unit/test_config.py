@@ -376,6 +376,34 @@ def test_absolute_and_remote_tracking_uris_are_left_alone(
     assert parse_deployment(raw, base_dir=tmp_path).model.tracking_uri == tracking_uri
 
 
+@pytest.mark.parametrize("given", ["mlruns", "./registry/mlruns"])
+def test_a_folder_store_given_as_a_relative_path_is_relative_to_the_file(
+    tmp_path: Path, given: str
+) -> None:
+    """MLflow took `mlruns` relative to the folder the job ran in, as no other path is."""
+    raw = minimal()
+    raw["model"]["tracking_uri"] = given
+    resolved = parse_deployment(raw, base_dir=tmp_path).model.tracking_uri
+    assert resolved == str((tmp_path / given).resolve())
+
+
+@pytest.mark.parametrize(
+    ("name", "accepted"),
+    [("a" * 255, True), ("a" * 256, False), ("meter-risk_v2.1", True), ("-risk", False)],
+)
+def test_a_deployment_name_is_a_folder_name_of_at_most_255_characters(
+    tmp_path: Path, name: str, accepted: bool
+) -> None:
+    """A longer name passed, and every run failed at its staging folder, whose name a file
+    system limits to 255 bytes."""
+    raw = minimal()
+    raw["name"] = name
+    if accepted:
+        assert parse_deployment(raw, base_dir=tmp_path).name == name
+    else:
+        assert "at most 255 of them" in str(parse_error(raw, tmp_path))
+
+
 # --- mistakes ---------------------------------------------------------------------------------
 
 
