@@ -34,7 +34,7 @@ from lakescore.errors import (
     spark_error_message,
 )
 from lakescore.progress import Progress
-from lakescore.redaction import ScrubbingFormatter, scrub
+from lakescore.redaction import ScrubbingFormatter, scrub, scrub_every_log_record
 from lakescore.report import format_runs, print_deployment, print_run, to_json
 from lakescore.spark_logs import quiet_query_context_logs
 
@@ -276,6 +276,7 @@ def _common(parser: argparse.ArgumentParser, with_json: bool = True) -> None:
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(ScrubbingFormatter("%(levelname)s %(name)s: %(message)s"))
+    scrub_every_log_record()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     if not verbose:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -84,6 +85,33 @@ class ScrubbingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return scrub(super().format(record))
+
+
+def scrub_every_log_record() -> None:
+    """Mask credentials in every log record this process makes, whichever handler prints it:
+    MLflow logs through a handler of its own (not propagated to the root logger's), and its
+    warnings can quote a tracking URI. For the command line, which owns its process; a notebook's
+    logging is left as its user set it up."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "scrubs", False):
+        return
+
+    def scrubbed(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # wrong arguments: logging reports it when the record is printed
+            return record
+        if scrub(message) != message:
+            record.msg, record.args = scrub(message), None
+        if record.exc_info and record.exc_info[0] is not None:
+            trace = logging.Formatter().formatException(record.exc_info)
+            if scrub(trace) != trace:
+                record.exc_text = scrub(trace)  # a formatter prints exc_text when it is set
+        return record
+
+    scrubbed.scrubs = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(scrubbed)
 
 
 def redact_columns(columns: Sequence[str], redact: Sequence[str]) -> list[Column]:

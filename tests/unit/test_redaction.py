@@ -9,7 +9,7 @@ import traceback
 import pytest
 
 from lakescore.errors import LakescoreError
-from lakescore.redaction import ScrubbingFormatter, scrub, scrub_causes
+from lakescore.redaction import ScrubbingFormatter, scrub, scrub_causes, scrub_every_log_record
 
 
 @pytest.mark.parametrize(
@@ -105,3 +105,32 @@ def test_logged_tracebacks_lose_their_credentials() -> None:
 
     assert "s3cr3t" not in shown and "abc" not in shown
     assert "Traceback" in shown and "token=***" in shown
+
+
+def test_mlflow_log_lines_lose_their_credentials_once_the_command_line_scrubs_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """MLflow prints through a handler of its own, which the command line's scrubbing formatter
+    never saw: a warning quoting the tracking URI showed its password."""
+    import mlflow  # noqa: F401  (sets up MLflow's own handler)
+
+    mlflow_log = logging.getLogger("mlflow.tracking")
+    original = logging.getLogRecordFactory()
+    scrub_every_log_record()
+    try:
+        mlflow_log.error("registry at %s is slow", "https://alice:s3cr3t@host/")
+        try:
+            raise ValueError("token=abc failed")
+        except ValueError:
+            mlflow_log.exception("lost https://bob:hunter2@host")
+        logging.getLogger("mlflow").error("%s %s", "one argument too few")
+    finally:
+        logging.setLogRecordFactory(original)
+    mlflow_log.error("after: https://carol:kept@host/")
+
+    shown = capsys.readouterr().err
+    assert "registry at https://***@host/ is slow" in shown
+    assert "lost https://***@host" in shown and "token=***" in shown and "ValueError" in shown
+    for secret in ("s3cr3t", "hunter2", "abc"):
+        assert secret not in shown
+    assert "https://carol:kept@host/" in shown  # the factory is restored: the test left no trace
