@@ -10,7 +10,9 @@ whole double then reads as the integer it is (`2`, not Spark's `2.0` or `1.23456
 it is the same key as the other files' and an integer input still takes it. Decimals of different
 precisions widen to one that holds them all (up to 38 digits). Structs, arrays and maps of the
 same kind merge: a struct gains the fields any file gives it (null where a file lacks them), and
-nested types widen by the same rules.
+nested types widen by the same rules. Dates and times widen as Spark widens them: a date with a
+zone-less time (timestamp_ntz) is a zone-less time, anything with a timestamp a timestamp (a
+zone-less time taken in the session's time zone, a date at its midnight there).
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def canonical_schema(schemas: Mapping[str, T.StructType]) -> list[CanonicalColum
 def common_type(seen: Sequence[T.DataType]) -> T.DataType:
     """A type every value of `seen` fits in without loss: the type itself when all agree, bigint
     for a mix of integer types, double for floats with integers narrower than bigint, the
-    decimal holding every decimal of `seen` (up to 38 digits), else string (structs, arrays and
-    maps field by field). Files whose column is all null (NullType) have no say; a column no
-    file gives a type is a string."""
+    decimal holding every decimal of `seen` (up to 38 digits), Spark's wider type of dates and
+    times, else string (structs, arrays and maps field by field). Files whose column is all
+    null (NullType) have no say; a column no file gives a type is a string."""
     seen = [t for t in seen if not isinstance(t, T.NullType)] or [T.StringType()]
     names = {t.simpleString() for t in seen}
     if len(names) == 1:
@@ -84,7 +86,14 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
             return widest
     if names <= set(_INTEGRAL) - {"bigint"} | set(_FLOATING):
         return T.DoubleType()
+    if names <= _TIMES:
+        # Spark's wider type: pandas writes zone-less times (timestamp_ntz) where Spark writes
+        # timestamps; a date is its midnight.
+        return T.TimestampType() if "timestamp" in names else T.TimestampNTZType()
     return T.StringType()
+
+
+_TIMES = {"date", "timestamp", "timestamp_ntz"}
 
 
 def _holding_every(seen: Sequence[T.DecimalType]) -> T.DecimalType | None:

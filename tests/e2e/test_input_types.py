@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -562,3 +563,57 @@ def test_a_raising_rule_over_a_redacted_column_does_not_quote_its_value(
     assert "SECRET-7" not in str(info.value)
     [recorded] = read(str(tmp_path / "out" / "runs"))["error"]
     assert "(message withheld" in recorded and "SECRET-7" not in recorded
+
+
+def test_times_with_and_without_a_time_zone_and_dates_across_files_stay_times(
+    tmp_path: Path, spark: Any
+) -> None:
+    """pandas writes zone-less times (timestamp_ntz), Spark zoned ones: a column that had both
+    across files became text in the tables, and a date with them too. They widen as Spark
+    widens them: a zone-less time in the session's time zone, a date at its midnight there."""
+
+    def table(key: str, seen: pa.Array) -> pa.Table:
+        return pa.table({"id": [key], "n": pa.array([1], pa.int64()), "seen_at": seen})
+
+    zoned = table("zoned", pa.array([datetime(2026, 1, 4, 5, 6, 7, tzinfo=timezone.utc)]))
+    naive = table("naive", pa.array([datetime(2026, 1, 2, 3, 4, 5)], pa.timestamp("us")))
+    day = table("day", pa.array([date(2026, 1, 3)]))
+    carried = {"format": "parquet", "path": "raw", "key": "id", "passthrough": ["seen_at"]}
+    record, predictions, _ = run(tmp_path, zoned, echo_model(tmp_path), naive, day, input=carried)
+
+    assert record.status == "succeeded" and record.rows_scored == 3
+    stored = spark.read.format("delta").load(str(tmp_path / "out" / "predictions"))
+    assert dict(stored.dtypes)["seen_at"] == "timestamp"
+    local = ZoneInfo(spark.conf.get("spark.sql.session.timeZone"))
+    assert dict(zip(predictions["id"], predictions["seen_at"], strict=True)) == {
+        "zoned": datetime(2026, 1, 4, 5, 6, 7, tzinfo=timezone.utc),
+        "naive": datetime(2026, 1, 2, 3, 4, 5, tzinfo=local),
+        "day": datetime(2026, 1, 3, tzinfo=local),
+    }
+
+
+def test_a_column_null_in_every_file_of_the_first_run_takes_times_as_text_later(
+    tmp_path: Path, spark: Any
+) -> None:
+    """pyarrow writes a column of nulls with Parquet's null type: the first run stored it as
+    text, and every later run whose files held times in it failed before scoring ("table
+    string, run timestamp")."""
+    nulls = pa.table({"id": ["a"], "n": pa.array([1], pa.int64()), "seen_at": pa.nulls(1)})
+    carried = {"format": "parquet", "path": "raw", "key": "id", "passthrough": ["seen_at"]}
+    record, _, _ = run(tmp_path, nulls, echo_model(tmp_path), input=carried)
+    assert record.status == "succeeded"
+
+    when = datetime(2026, 1, 2, 3, 4, 5)
+    later = pa.table(
+        {
+            "id": ["b"],
+            "n": pa.array([2], pa.int64()),
+            "seen_at": pa.array([when], pa.timestamp("us")),
+        }
+    )
+    pq.write_table(later, tmp_path / "raw" / "part-0.parquet")
+    again = score(spark, load_deployment(tmp_path / "deployment.yaml"), run_id="later").record
+
+    assert again.status == "succeeded"
+    stored = read(str(tmp_path / "out" / "predictions")).set_index("id")
+    assert stored.loc["b", "seen_at"] == "2026-01-02 03:04:05"

@@ -25,6 +25,16 @@ from lakescore.io import _has_timestamp_ntz
         ([T.DecimalType(10, 0), T.DecimalType(5, 4)], T.DecimalType(14, 4)),
         ([T.DecimalType(38, 0), T.DecimalType(38, 10)], T.StringType()),
         ([T.DecimalType(10, 2), T.LongType()], T.StringType()),
+        # Dates and times as Spark widens them (pandas writes zone-less times, Spark zoned ones).
+        ([T.TimestampNTZType(), T.TimestampType()], T.TimestampType()),
+        ([T.DateType(), T.TimestampNTZType()], T.TimestampNTZType()),
+        ([T.DateType(), T.TimestampNTZType(), T.TimestampType()], T.TimestampType()),
+        ([T.DateType(), T.StringType()], T.StringType()),
+        ([T.TimestampType(), T.LongType()], T.StringType()),
+        (
+            [T.ArrayType(T.TimestampNTZType()), T.ArrayType(T.TimestampType())],
+            T.ArrayType(T.TimestampType()),
+        ),
     ],
 )
 def test_types_widen_only_where_no_value_changes(

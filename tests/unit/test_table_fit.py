@@ -28,6 +28,25 @@ def test_values_the_table_holds_unchanged_are_cast_to_its_types() -> None:
     assert decided.clashes == ()
 
 
+def test_dates_and_times_go_to_text_and_a_date_to_a_zone_less_time() -> None:
+    """A table stored a column as text where its times differed between files (before they
+    widened), or where its first run had it null in every file: every later run failed,
+    "table string, run timestamp"."""
+    table = schema(t=T.StringType(), n=T.StringType(), d=T.TimestampNTZType(), e=T.StringType())
+    run = schema(t=T.TimestampType(), n=T.TimestampNTZType(), d=T.DateType(), e=T.DateType())
+    decided = fit(run, table)
+    assert decided.clashes == ()
+    assert decided.casts == {
+        "t": T.StringType(),
+        "n": T.StringType(),
+        "d": T.TimestampNTZType(),
+        "e": T.StringType(),
+    }
+    assert fit(schema(d=T.TimestampNTZType()), schema(d=T.DateType())).clashes == (
+        Clash("d", "date", "timestamp_ntz"),
+    )
+
+
 def test_values_the_table_cannot_hold_are_clashes() -> None:
     table = schema(a=T.IntegerType(), b=T.DoubleType(), c=T.LongType(), t=T.TimestampType())
     run = schema(a=T.LongType(), b=T.LongType(), c=T.StringType(), t=T.TimestampNTZType())
