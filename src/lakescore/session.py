@@ -78,22 +78,63 @@ def get_spark(
     # Classic whatever SPARK_API_MODE, SPARK_CONNECT_MODE or an installed pyspark_connect make
     # the default: a local session is lakescore's own, and Connect cannot run it.
     builder = builder.config("spark.api.mode", "classic")
+    defaults = spark_defaults()
     for key, value in LOCAL_CONF.items():
-        builder = builder.config(key, value)
+        builder = builder.config(key, _joined(defaults, key, value))
     # Python workers must run the interpreter that has lakescore installed, not whatever
     # `python3` is first on PATH.
     # PySpark reads the worker interpreter from PYSPARK_PYTHON only.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = builder.config("spark.jars", ",".join(delta_jars()))
+    builder = builder.config("spark.jars", _joined(defaults, "spark.jars", *delta_jars()))
     if catalog:
         builder = _with_local_metastore(builder)
     builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
     if not verbose:
-        builder = builder.config("spark.driver.extraJavaOptions", quiet_logging_option())
+        quiet = _joined(defaults, "spark.driver.extraJavaOptions", quiet_logging_option())
+        builder = builder.config("spark.driver.extraJavaOptions", quiet)
     spark = builder.getOrCreate()
     require_classic(spark)
     _quiet(spark, verbose)
     return spark
+
+
+def spark_defaults() -> dict[str, str]:
+    """The settings of the spark-defaults.conf that spark-submit reads when PySpark starts the
+    JVM (in SPARK_CONF_DIR, else SPARK_HOME/conf), in Java's properties syntax."""
+    from pyspark.find_spark_home import _find_spark_home
+
+    folder = os.environ.get("SPARK_CONF_DIR") or os.path.join(_find_spark_home(), "conf")
+    file = Path(folder) / "spark-defaults.conf"
+    if not file.is_file():
+        return {}
+    settings = {}
+    for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line and line[0] not in "#!":
+            key, value = _PROPERTY.match(line).groups()  # type: ignore[union-attr]
+            settings[key] = value.strip()
+    return settings
+
+
+_PROPERTY = re.compile(r"([^\s=:]+)\s*[=:]?\s*(.*)")
+
+# Settings that hold lists, joined with what spark-defaults.conf gives them: a builder's value
+# replaces the file's, and with it a jar (hadoop-aws), a JVM option (a proxy) or an extension
+# the user's other sessions have.
+_LISTS = {
+    "spark.jars": ",",
+    "spark.sql.extensions": ",",
+    "spark.driver.extraJavaOptions": " ",
+}
+
+
+def _joined(defaults: dict[str, str], key: str, *ours: str) -> str:
+    """`ours` for a setting, after spark-defaults.conf's value of it if the setting is a list."""
+    separator = _LISTS.get(key)
+    if separator is None:
+        return ours[0]
+    given = [part for part in defaults.get(key, "").split(separator) if part]
+    return separator.join([*given, *(part for part in ours if part not in given)])
 
 
 def _session_of_this_process() -> SparkSession | None:

@@ -172,3 +172,44 @@ def test_notebook_runs_top_to_bottom_outside_databricks(
     assert "run from-notebook: succeeded, read 120" in out
     runs = RustDeltaTable(load_deployment(deployment_file).runs.path).to_pyarrow_table()
     assert runs.column("run_id").to_pylist() == ["from-notebook"]
+
+
+@pytest.mark.e2e
+def test_a_local_session_keeps_the_jars_options_and_extensions_of_spark_defaults(
+    tmp_path: Path,
+) -> None:
+    """lakescore's own session set spark.jars, the driver's JVM options and the SQL extensions,
+    and so replaced spark-defaults.conf's (hadoop-aws for s3a inputs, a proxy option): each is
+    now the file's, then lakescore's."""
+    import zipfile
+
+    jar = tmp_path / "extra.jar"
+    with zipfile.ZipFile(jar, "w") as archive:
+        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text(
+        "# the user's\n"
+        f"spark.jars  {jar}\n"
+        "spark.driver.extraJavaOptions=-Dlakescore.test.proxy=on\n"
+        "spark.sql.extensions : org.example.Extensions\n"
+    )
+    probe = (
+        "from lakescore.session import get_spark\n"
+        "spark = get_spark()\n"
+        "conf = spark.sparkContext.getConf()\n"
+        "print(conf.get('spark.jars'))\n"
+        "print(spark.sparkContext._jvm.java.lang.System.getProperty('lakescore.test.proxy'))\n"
+        "print(spark.sparkContext._jvm.java.lang.System.getProperty('log4j2.configurationFile'))\n"
+        "print(conf.get('spark.sql.extensions'))\n"
+    )
+    env = {**os.environ, "SPARK_CONF_DIR": str(conf), "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    jars, proxy, log_config, extensions = done.stdout.splitlines()[-4:]
+    assert jars.split(",")[0].endswith(str(jar)) and "delta-spark" in jars
+    assert proxy == "on"
+    assert log_config.endswith("lakescore/log4j2.properties")  # lakescore's quiet logging too
+    assert extensions == "org.example.Extensions,io.delta.sql.DeltaSparkSessionExtension"
