@@ -630,10 +630,9 @@ def _resolve_tracking_uri(uri: str, base_dir: Path, where: str) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((base_dir / uri[len(prefix) :]).resolve())
-    if _SCHEME.match(uri) or uri in _SCHEMELESS_URIS:
+    if uri in _SCHEMELESS_URIS or uri.startswith("file:"):
         return uri
-    return str(_resolve(uri, base_dir, where))
+    return str(_resolve(uri, base_dir, where))  # a URI (`http://…`) stays as written
 
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _SCHEMELESS_URIS = {"databricks", "databricks-uc"}  # MLflow's names, not folders

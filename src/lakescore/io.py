@@ -318,43 +318,71 @@ def _leaf_paths(fs: Any, root: Any) -> list[str]:
 
 
 def _local_leaf_paths(fs: Any, root: Any) -> list[str]:
-    """Every file under a local `root`, each file read once however many symbolic links lead to
-    it: a link to a folder above (`loop -> ..`) was walked until the path grew too long, and a
-    link to a folder inside the input (`latest -> 2026-11-27`) had its rows scored twice, under
-    two `_source_file`s. Of the names of one file, the one through no link wins, else the first."""
+    """Every file under a local `root`, each read once however many symbolic links lead to it:
+    a link back up (`loop -> ..`, or to `/`) was walked without end, and a link to a folder
+    inside the input (`latest -> 2026-11-27`) had its rows scored twice, under two
+    `_source_file`s. Each real folder is walked once, under its own name where it has one (the
+    walk takes folders reached through no link first), and of a file's names the one through
+    no link is kept, else the first by name. Folders Spark skips are not walked: their files
+    are not read under their own name, so a link to one (`current -> _v2`) is how they are
+    read."""
+    qualified = str(fs.makeQualified(root).toString())
+    root_real = os.path.realpath(_local_path(qualified))
+    walked: set[str] = set()
     by_target: dict[str, list[tuple[bool, str]]] = {}
-    not_read = []
-    root_real = os.path.realpath(root.toUri().getPath())
-    folders: list[tuple[Any, str, tuple[str, ...], bool]] = [(root, root_real, (root_real,), False)]
-    while folders:
-        folder, folder_real, above, linked = folders.pop()
+    files, not_followed = [], []
+    plain: list[tuple[Any, str]] = [(root, root_real)]  # folders reached through no link
+    linked: list[tuple[Any, str]] = []
+    while plain or linked:
+        through_link = not plain
+        folder, folder_real = (plain or linked).pop()
+        above_root = folder_real != root_real and _is_or_above(folder_real, root_real)
+        if folder_real in walked or above_root:
+            not_followed.append(str(folder.toString()))  # read under another name, or a loop
+            continue
+        walked.add(folder_real)
         for status in fs.listStatus(folder):
             path = status.getPath()
-            real = os.path.realpath(path.toUri().getPath())
-            # Through a link: here, or in a folder on the way.
-            through_link = linked or real != os.path.join(folder_real, path.getName())
-            if not status.isDirectory():
-                by_target.setdefault(real, []).append((through_link, str(path.toString())))
-            elif any(seen == real or seen.startswith(real.rstrip("/") + "/") for seen in above):
-                not_read.append(str(path.toString()))  # a loop: it leads back up
+            name = str(path.toString())
+            local = _local_path(name)
+            base = local.rsplit("/", 1)[1]
+            is_link = os.path.islink(local)
+            real = os.path.realpath(local) if is_link else os.path.join(folder_real, base)
+            if _skipped_name(base):
+                if not status.isDirectory():
+                    files.append(name)  # for list_input_files to skip, or warn of if copying
+            elif status.isDirectory() and _is_or_above(real, folder_real):
+                not_followed.append(name)  # a loop: it leads back up to where it is
+            elif status.isDirectory():
+                (linked if through_link or is_link else plain).append((path, real))
             else:
-                folders.append((path, real, (*above, real), through_link))
-    files = []
+                by_target.setdefault(real, []).append((through_link or is_link, name))
     for names in by_target.values():
-        kept = min(names)  # the one through no link (False sorts first), else the first name
+        kept = min(names)  # the name through no link (False sorts first), else the first name
         files.append(kept[1])
-        not_read += [name for _, name in names if name != kept[1]]
-    if not_read:
-        prefix = str(fs.makeQualified(root).toString()).rstrip("/") + "/"
-        shown = sorted(name.removeprefix(prefix) for name in not_read)
+        not_followed += [name for _, name in names if name != kept[1]]
+    if not_followed:
+        prefix = qualified.rstrip("/") + "/"
+        shown = sorted(name.removeprefix(prefix) for name in not_followed)
         _log.warning(
             "Input %s: %d symbolic link(s) lead to files read under another name, or to a "
-            "folder holding the one they are in, and were not followed: %s",
-            root.toUri().getPath(),
+            "folder holding the input, and were not followed: %s",
+            _local_path(qualified),
             len(shown),
             ", ".join(shown[:20]) + (", …" if len(shown) > 20 else ""),
         )
     return files
+
+
+def _is_or_above(folder: str, path: str) -> bool:
+    """Whether the local `folder` is `path` or a folder above it."""
+    return folder == path or path.startswith(folder.rstrip("/") + "/")
+
+
+def _local_path(hadoop_path: str) -> str:
+    """A local file's path from Hadoop's `file:/x` (Hadoop's paths are not percent-encoded)."""
+    local = hadoop_path.removeprefix("file:")
+    return "/" + local.lstrip("/") if local.startswith("//") else local
 
 
 def relative_names(spark: SparkSession, folder: str, files: Sequence[str]) -> dict[str, str]:

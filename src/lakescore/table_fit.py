@@ -40,11 +40,12 @@ _HELD_BY: dict[str, frozenset[str]] = {
     "float": frozenset({"double", _TEXT}),
     "double": frozenset({_TEXT}),
     "boolean": frozenset({_TEXT}),
-    "date": frozenset({"timestamp_ntz", _TEXT}),  # its midnight, in no time zone
-    # As the text drift.py stored before dates and times widened between files (and where a
-    # table's first run had the column null in every file).
+    # As drift.py widens them between files (a date is its midnight; a zone-less time, and a
+    # date, are taken in the session's time zone for a timestamp), and as the text it stored
+    # before they widened (or where a table's first run had the column null in every file).
+    "date": frozenset({"timestamp_ntz", "timestamp", _TEXT}),
+    "timestamp_ntz": frozenset({"timestamp", _TEXT}),
     "timestamp": frozenset({_TEXT}),
-    "timestamp_ntz": frozenset({_TEXT}),
 }
 
 

@@ -300,32 +300,56 @@ def test_files_reached_through_symbolic_links_are_read_once(
     spark: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A link to a folder inside the input (`latest -> 2026-11-27`) had its rows scored twice,
-    under two `_source_file`s, and a link back up (`loop -> ..`) was walked until the path grew
-    too long. A link to a folder outside the input is input like any other folder."""
+    under two `_source_file`s, and a link back up (`loop -> ..`, or to `/`) was walked without
+    end. A link to a folder outside the input, or to one Spark skips (`current -> _v2`), is
+    input like any other folder; each folder is walked once, however many links reach it."""
     folder = tmp_path / "input"
     day = folder / "2026-11-27"
-    day.mkdir(parents=True)
+    hidden = folder / "_v2"
     outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    for path, ids in [(day / "a.parquet", ["a0", "a1"]), (outside / "b.parquet", ["b0"])]:
+    for made in (day, hidden, outside):
+        made.mkdir(parents=True)
+    written = [(day / "a.parquet", ["a0", "a1"]), (outside / "b.parquet", ["b0"])]
+    for path, ids in [*written, (hidden / "c.parquet", ["c0"])]:
         pq.write_table(pa.table({"id": ids}), path)
     (folder / "latest").symlink_to(day, target_is_directory=True)
     (day / "loop").symlink_to(folder, target_is_directory=True)
     (folder / "root").symlink_to("/", target_is_directory=True)
     (folder / "copy.parquet").symlink_to(day / "a.parquet")
     (folder / "extra").symlink_to(outside, target_is_directory=True)
+    (folder / "current").symlink_to(hidden, target_is_directory=True)
+    (outside / "up").symlink_to(tmp_path, target_is_directory=True)
+    (outside / "again").symlink_to(outside, target_is_directory=True)
 
     with caplog.at_level(logging.WARNING, logger="lakescore.io"):
         data = read_input(spark, InputConfig(format="parquet", path=str(folder)))
 
     assert [f.removeprefix("file:") for f in data.files] == [
         str(day / "a.parquet"),
+        str(folder / "current" / "c.parquet"),
         str(folder / "extra" / "b.parquet"),
     ]
-    assert sorted(row.id for row in data.frame.collect()) == ["a0", "a1", "b0"]
+    assert sorted(row.id for row in data.frame.collect()) == ["a0", "a1", "b0", "c0"]
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.endswith(
-        ": 5 symbolic link(s) lead to files read under another name, or to a folder holding the "
-        "one they are in, and were not followed: 2026-11-27/loop, copy.parquet, "
-        "latest/a.parquet, latest/loop, root"
+        ": 6 symbolic link(s) lead to files read under another name, or to a folder holding "
+        "the input, and were not followed: 2026-11-27/loop, copy.parquet, extra/again, "
+        "extra/up, latest, root"
     )
+
+
+def test_a_folder_reached_by_many_links_is_walked_once(spark: Any, tmp_path: Path) -> None:
+    """Day folders each linking to the two before them (`prev`, `prev2`) were walked once per
+    path through the links, which doubles with every day: 18 days took 17,691 listings."""
+    folder = tmp_path / "input"
+    days = [folder / f"d{index:02d}" for index in range(24)]
+    for index, day in enumerate(days):
+        day.mkdir(parents=True)
+        pq.write_table(pa.table({"id": [day.name]}), day / "part.parquet")
+        for link, back in (("prev", 1), ("prev2", 2)):
+            if index >= back:
+                (day / link).symlink_to(days[index - back], target_is_directory=True)
+
+    listed = list_input_files(spark, str(folder))
+
+    assert [p.removeprefix("file:") for p in listed] == [str(d / "part.parquet") for d in days]

@@ -365,18 +365,25 @@ def test_a_table_whose_name_only_starts_like_another_is_accepted(tmp_path: Path)
 
 @pytest.mark.parametrize(
     "tracking_uri",
-    ["sqlite:////var/mlflow/mlflow.db", "http://mlflow.internal:5000", "databricks"],
+    [
+        "sqlite:////var/mlflow/mlflow.db",
+        "http://mlflow.internal:5000",
+        "databricks",
+        "databricks-uc",
+        "databricks://profile",
+        "file:///var/mlruns",
+    ],
 )
 def test_absolute_and_remote_tracking_uris_are_left_alone(
     tmp_path: Path, tracking_uri: str
 ) -> None:
-    """Only a relative `sqlite:///` tracking URI is rewritten."""
+    """Only a relative `sqlite:///` tracking URI or a relative path is rewritten."""
     raw = minimal()
     raw["model"]["tracking_uri"] = tracking_uri
     assert parse_deployment(raw, base_dir=tmp_path).model.tracking_uri == tracking_uri
 
 
-@pytest.mark.parametrize("given", ["mlruns", "./registry/mlruns"])
+@pytest.mark.parametrize("given", ["mlruns", "./registry/mlruns", "runs-2026-01-01T10:30/mlruns"])
 def test_a_folder_store_given_as_a_relative_path_is_relative_to_the_file(
     tmp_path: Path, given: str
 ) -> None:

@@ -28,12 +28,27 @@ def test_values_the_table_holds_unchanged_are_cast_to_its_types() -> None:
     assert decided.clashes == ()
 
 
-def test_dates_and_times_go_to_text_and_a_date_to_a_zone_less_time() -> None:
+def test_dates_and_times_go_where_they_widen_between_files_and_to_text() -> None:
     """A table stored a column as text where its times differed between files (before they
     widened), or where its first run had it null in every file: every later run failed,
-    "table string, run timestamp"."""
-    table = schema(t=T.StringType(), n=T.StringType(), d=T.TimestampNTZType(), e=T.StringType())
-    run = schema(t=T.TimestampType(), n=T.TimestampNTZType(), d=T.DateType(), e=T.DateType())
+    "table string, run timestamp". A table whose column a mixed run made a timestamp takes a
+    later run's zone-less times and dates, as drift.py widens them within one run."""
+    table = schema(
+        t=T.StringType(),
+        n=T.StringType(),
+        d=T.TimestampNTZType(),
+        e=T.StringType(),
+        z=T.TimestampType(),
+        y=T.TimestampType(),
+    )
+    run = schema(
+        t=T.TimestampType(),
+        n=T.TimestampNTZType(),
+        d=T.DateType(),
+        e=T.DateType(),
+        z=T.TimestampNTZType(),
+        y=T.DateType(),
+    )
     decided = fit(run, table)
     assert decided.clashes == ()
     assert decided.casts == {
@@ -41,20 +56,24 @@ def test_dates_and_times_go_to_text_and_a_date_to_a_zone_less_time() -> None:
         "n": T.StringType(),
         "d": T.TimestampNTZType(),
         "e": T.StringType(),
+        "z": T.TimestampType(),
+        "y": T.TimestampType(),
     }
-    assert fit(schema(d=T.TimestampNTZType()), schema(d=T.DateType())).clashes == (
+    narrower = schema(d=T.DateType(), n=T.TimestampNTZType())
+    assert fit(schema(d=T.TimestampNTZType(), n=T.TimestampType()), narrower).clashes == (
         Clash("d", "date", "timestamp_ntz"),
+        Clash("n", "timestamp_ntz", "timestamp"),
     )
 
 
 def test_values_the_table_cannot_hold_are_clashes() -> None:
-    table = schema(a=T.IntegerType(), b=T.DoubleType(), c=T.LongType(), t=T.TimestampType())
-    run = schema(a=T.LongType(), b=T.LongType(), c=T.StringType(), t=T.TimestampNTZType())
+    table = schema(a=T.IntegerType(), b=T.DoubleType(), c=T.LongType(), t=T.DateType())
+    run = schema(a=T.LongType(), b=T.LongType(), c=T.StringType(), t=T.TimestampType())
     assert fit(run, table).clashes == (
         Clash("a", "int", "bigint"),
         Clash("b", "double", "bigint"),
         Clash("c", "bigint", "string"),
-        Clash("t", "timestamp", "timestamp_ntz"),
+        Clash("t", "date", "timestamp"),
     )
 
 
