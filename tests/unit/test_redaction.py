@@ -125,7 +125,10 @@ def test_mlflow_log_lines_lose_their_credentials_once_the_command_line_scrubs_re
             raise ValueError("token=abc failed")
         except ValueError:
             mlflow_log.exception("lost https://bob:hunter2@host")
-        logging.getLogger("mlflow").error("%s %s", "one argument too few")
+        # Wrong arguments are logging's to report when the record is printed, not a crash here.
+        make = logging.getLogRecordFactory()
+        record = make("mlflow", logging.ERROR, __file__, 1, "%s %s", ("too few",), None)
+        assert record.args == ("too few",)
     finally:
         logging.setLogRecordFactory(original)
 
