@@ -333,8 +333,12 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
     names = [c.name for c in outputs]
     if not isinstance(raw, pd.Series | pd.DataFrame) and callable(getattr(raw, "to_pandas", None)):
         # A pyarrow Table or a polars DataFrame: as pandas, its columns are matched by name, not
-        # taken in the order they come in.
-        raw = raw.to_pandas()
+        # taken in the order they come in. Integers stay exact beside a null (as float64 they
+        # would be rounded above 2**53); polars converts through Arrow.
+        arrow = raw.to_arrow() if callable(getattr(raw, "to_arrow", None)) else raw
+        as_pandas = arrow.to_pandas
+        is_arrow = type(arrow).__module__.startswith("pyarrow")
+        raw = as_pandas(integer_object_nulls=True) if is_arrow else as_pandas()
     if isinstance(raw, pd.Series | pd.DataFrame):
         raw = _in_input_order(raw)
     if isinstance(raw, pd.DataFrame):
@@ -458,6 +462,11 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         raise ValueError("values other than true and false in a boolean column")
     with np.errstate(over="ignore"):  # an overflow is refused below, by name
         coerced = values.astype(target)
+    if target.startswith("float") and values.dtype.kind in "iu":
+        with np.errstate(invalid="ignore"):  # 2**63 as float is beyond int64: not equal, as meant
+            back = coerced.to_numpy().astype(values.dtype)
+        if (back != values.to_numpy()).any():
+            raise ValueError(f"integers too large for {spark_type} to hold exactly")
     if target == "float32" and values.dtype != np.float32:
         # numpy turns a double beyond float's range (1e300) into infinity without a word.
         overflowed = np.isinf(coerced.to_numpy()) & np.isfinite(values.to_numpy(dtype="float64"))

@@ -451,6 +451,39 @@ def test_integers_too_large_for_the_output_type(
 
 
 @pytest.mark.parametrize(
+    ("spark_type", "raw"),
+    [
+        ("double", np.array([1, 2**53 + 1, 2], dtype="int64")),
+        ("float", np.array([1, 16_777_217, 2], dtype="int32")),
+        ("double", np.array([1, 2**64 - 1, 2], dtype="uint64")),
+    ],
+)
+def test_integers_a_floating_output_would_round_fail_the_run(
+    batch: pd.DataFrame, spark_type: str, raw: Any
+) -> None:
+    """numpy rounded them without a word: 2**53 + 1 was stored as 2**53."""
+    message = scoring_error(returning(raw), batch, (OutputColumn("prediction", spark_type),))
+    assert f"integers too large for {spark_type} to hold exactly" in message
+    exact = np.array([1, 2**53, -(2**24)], dtype="int64")  # powers of two are exact
+    result = predict_batch(returning(exact), batch, (OutputColumn("p", spark_type),), LABEL)
+    assert result["p"].tolist() == [1.0, 2.0**53, -(2.0**24)]
+
+
+@pytest.mark.parametrize("kind", ["pyarrow", "polars"])
+def test_large_integers_from_an_arrow_or_polars_frame_stay_exact_beside_a_null(
+    batch: pd.DataFrame, kind: str
+) -> None:
+    """As pandas, an int64 column holding a null became float64: 2**53 + 1 was stored as 2**53
+    in the rows beside the null."""
+    import polars as pl
+
+    table = pa.table({"p": pa.array([2**53 + 1, None, 2**60 + 1], pa.int64())})
+    raw = table if kind == "pyarrow" else pl.from_arrow(table)
+    result = predict_batch(returning(raw), batch, (OutputColumn("p", "bigint", False),), LABEL)
+    assert result["p"].iloc[0] == 2**53 + 1 and result["p"].iloc[2] == 2**60 + 1
+
+
+@pytest.mark.parametrize(
     "raw",
     [np.array(["True", "False", "False"], dtype=object), np.array([1.0, 0.0, 0.0])],
     ids=["text", "floats"],
