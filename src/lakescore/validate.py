@@ -316,8 +316,8 @@ def _changed_by_cast(
     raw: Column, cast: Column, spec: InputColumn, present: Mapping[str, T.DataType]
 ) -> Column:
     """True where a cast that succeeded still changed the value: a fraction cut off by a cast to
-    an integer, a number other than 0 and 1 made a boolean (7 became true), or a number too
-    large or too small for a float (made infinite, or 0)."""
+    an integer, a number other than 0 and 1 made a boolean (7 became true), an integer rounded
+    by a float or double, or a number too large or too small for a float (made infinite, or 0)."""
     source = present[spec.name]
     if spec.spark_type in ("int", "bigint") and isinstance(
         source, T.FloatType | T.DoubleType | T.DecimalType
@@ -325,6 +325,12 @@ def _changed_by_cast(
         return cast != raw
     if spec.spark_type == "boolean" and isinstance(source, T.NumericType):
         return ~raw.isin(0, 1)
+    if (spec.spark_type, source.simpleString()) in _ROUNDED_INTEGERS:
+        # A float holds every integer only up to 2**24, a double up to 2**53: 16777217 became
+        # 16777216, which differs cast back. 2**63 - 1 rounds to 2**63, beyond bigint, which
+        # Spark's cast back saturates to 2**63 - 1 again.
+        beyond_bigint = F.coalesce(cast >= F.lit(2.0**63), F.lit(False))
+        return ~cast.try_cast(source).eqNullSafe(raw) | beyond_bigint
     made_infinite = cast.isin(*_INFINITIES) & ~_given_infinite(raw, source)
     if spec.spark_type == "float" and isinstance(source, T.DoubleType | T.DecimalType):
         return made_infinite | ((cast == 0) & (raw != 0))
@@ -334,6 +340,8 @@ def _changed_by_cast(
 
 
 _INFINITIES = (float("inf"), float("-inf"))
+# (input type, column type) where a cast may round an integer.
+_ROUNDED_INTEGERS = {("float", "int"), ("float", "bigint"), ("double", "bigint")}
 
 
 def _given_infinite(raw: Column, source: T.DataType) -> Column:

@@ -342,6 +342,10 @@ def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> Non
         ("float", "double", 1e-60),  # a cast makes it 0
         ("double", "string", "1e400"),  # too large for a double: infinite, but not given so
         ("float", "string", "1e-50"),
+        ("float", "int", 16_777_217),  # a float holds every integer only up to 2**24
+        ("float", "bigint", -16_777_219),
+        ("double", "bigint", 2**53 + 1),  # a double, up to 2**53
+        ("double", "bigint", 2**63 - 1),  # rounded to 2**63, beyond bigint
     ],
 )
 def test_casts_that_change_a_value_are_type_mismatches(
@@ -356,12 +360,19 @@ def test_casts_that_change_a_value_are_type_mismatches(
 
 
 def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
-    rows = [("a", 1, 0.5, "2.5"), ("b", 0, 0.0, "-inf"), ("c", 1, 1.0, " Infinity ")]
-    frame = spark.createDataFrame(rows, "id string, flag int, x double, y string")
+    rows = [
+        ("a", 1, 0.5, "2.5", 2**53, 16_777_216),
+        ("b", 0, 0.0, "-inf", -(2**60), None),
+        ("c", 1, 1.0, " Infinity ", None, -7),
+    ]
+    schema = "id string, flag int, x double, y string, big bigint, small int"
+    frame = spark.createDataFrame(rows, schema)
     inputs = (
         InputColumn("flag", "boolean"),
         InputColumn("x", "float"),
         InputColumn("y", "float"),
+        InputColumn("big", "double", required=False),
+        InputColumn("small", "float", required=False),
     )
     validated = pipeline.validate(frame, inputs, ())
     got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
