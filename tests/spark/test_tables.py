@@ -105,6 +105,30 @@ def test_an_attempt_removes_its_own_and_older_staging_but_not_a_newer_attempts(
     assert not Path(run).exists()
 
 
+def test_a_run_id_with_a_colon_stages_under_a_name_hdfs_takes(spark: Any, tmp_path: Path) -> None:
+    """HDFS refuses a `:` in a name, and README allows one in a run id
+    (`nightly-2026-11-25T02:00`): every such run failed at its staging write on HDFS."""
+    from lakescore.io import (
+        attempt_staging_path,
+        delete_staging,
+        read_staging,
+        staging_path,
+        write_staging,
+    )
+
+    output = str(tmp_path / "out" / "predictions")
+    run = staging_path(output, "meter-risk", "nightly-2026-11-25T02:00")
+    assert run != staging_path(output, "meter-risk", "nightly-2026-11-25T02_00")
+    attempt = attempt_staging_path(run, 1, "abc")
+    write_staging(spark.range(3), attempt)
+
+    [folder] = (tmp_path / "out" / "_lakescore_staging" / "meter-risk").iterdir()
+    assert ":" not in folder.name and folder.name == "nightly-2026-11-25T02%3A00"
+    assert sorted(row.id for row in read_staging(spark, attempt).collect()) == [0, 1, 2]
+    delete_staging(spark, run, 1, attempt)
+    assert not folder.exists()
+
+
 def test_new_tables_have_no_deletion_vectors_even_where_the_session_defaults_to_them(
     spark: Any, tmp_path: Path
 ) -> None:
