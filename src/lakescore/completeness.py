@@ -50,7 +50,7 @@ def missing_before_reading(
     like a marker."""
     problems = []
     if manifest is None:
-        problems.append(f"manifest {manifest_path} is missing")
+        problems.append(f"manifest {manifest_path} is missing or still empty")
     if marker is not None and not marker_present:
         problems.append(f"marker file {marker} is missing")
     if min_files is not None and len(found) < min_files:

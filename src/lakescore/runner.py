@@ -684,13 +684,14 @@ def _staged(
 
 
 def _manifest(spark: SparkSession, deployment: Deployment) -> tuple[ExpectedFile, ...] | None:
-    """The manifest's files; None when the deployment expects one that does not exist yet (the
-    producer writes it last, so the input is incomplete, as with a missing marker)."""
+    """The manifest's files; None when the deployment expects one that is not written yet (the
+    producer writes it last, so the input is incomplete, as with a missing marker): absent, or
+    still empty (created before its text is written)."""
     path = deployment.input.expect.manifest
     if path is None:
         return ()
     text = read_text(spark, path)
-    if text is None:
+    if text is None or not text.strip():
         return None
     try:
         return parse_manifest(text, path)

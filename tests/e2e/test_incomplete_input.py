@@ -138,8 +138,11 @@ def test_a_manifest_not_written_yet_stops_the_run_as_incomplete(
     """A producer writes its manifest last, like a marker: until then the input is incomplete
     (exit 3, retry later), not a failed run (exit 1)."""
     deployment_file = lakehouse(rows=120, files=2, input=with_manifest("raw/meters"))
-    missing = f"manifest {tmp_path / 'manifest.json'} is missing"
+    missing = f"manifest {tmp_path / 'manifest.json'} is missing or still empty"
     assert_stopped(deployment_file, "early", capsys, missing)
+    # Created before its text is written: still not written (it was a bad deployment, exit 2).
+    (tmp_path / "manifest.json").write_text("")
+    assert_stopped(deployment_file, "created", capsys, missing)
 
 
 def test_manifest_row_counts_hold_for_a_folder_with_a_space(
