@@ -358,7 +358,7 @@ def _local_leaf_paths(fs: Any, root: Any) -> list[str]:
             else:
                 by_target.setdefault(real, []).append((through_link or is_link, name))
     for names in by_target.values():
-        kept = min(names)  # the name through no link (False sorts first), else the first name
+        kept = min(names)  # the name through no link (False sorts first), else the first by name
         files.append(kept[1])
         not_followed += [name for _, name in names if name != kept[1]]
     if not_followed:
