@@ -334,11 +334,10 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
     if not isinstance(raw, pd.Series | pd.DataFrame) and callable(getattr(raw, "to_pandas", None)):
         # A pyarrow Table or a polars DataFrame: as pandas, its columns are matched by name, not
         # taken in the order they come in. Integers stay exact beside a null (as float64 they
-        # would be rounded above 2**53); polars converts through Arrow.
-        arrow = raw.to_arrow() if callable(getattr(raw, "to_arrow", None)) else raw
-        as_pandas = arrow.to_pandas
-        is_arrow = type(arrow).__module__.startswith("pyarrow")
-        raw = as_pandas(integer_object_nulls=True) if is_arrow else as_pandas()
+        # would be rounded above 2**53); polars passes the option on to pyarrow.
+        library = type(raw).__module__.partition(".")[0]
+        exact = {"integer_object_nulls": True} if library in ("pyarrow", "polars") else {}
+        raw = raw.to_pandas(**exact)
     if isinstance(raw, pd.Series | pd.DataFrame):
         raw = _in_input_order(raw)
     if isinstance(raw, pd.DataFrame):
@@ -462,11 +461,8 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
         raise ValueError("values other than true and false in a boolean column")
     with np.errstate(over="ignore"):  # an overflow is refused below, by name
         coerced = values.astype(target)
-    if target.startswith("float") and values.dtype.kind in "iu":
-        with np.errstate(invalid="ignore"):  # 2**63 as float is beyond int64: not equal, as meant
-            back = coerced.to_numpy().astype(values.dtype)
-        if (back != values.to_numpy()).any():
-            raise ValueError(f"integers too large for {spark_type} to hold exactly")
+    if target.startswith("float") and _rounded_integers(values, target):
+        raise ValueError(f"integers too large for {spark_type} to hold exactly")
     if target == "float32" and values.dtype != np.float32:
         # numpy turns a double beyond float's range (1e300) into infinity without a word.
         overflowed = np.isinf(coerced.to_numpy()) & np.isfinite(values.to_numpy(dtype="float64"))
@@ -476,6 +472,22 @@ def _coerce(values: pd.Series, spark_type: str) -> pd.Series:
 
 
 _CONTAINERS = (bytes, bytearray, Mapping, list, tuple, set, frozenset, np.ndarray)
+
+
+def _rounded_integers(values: pd.Series, target: str) -> bool:
+    """Whether `values`, if integers (numpy's, pandas' nullable or Arrow-backed ones, or Python
+    ints), hold one that the floating `target` would round: a float holds every integer only up
+    to 2**24, a double up to 2**53. Checked in Python's exact integers, so a value past int64
+    (2**63 - 1 rounds to 2**63) is caught whatever the CPU makes of casting it back."""
+    integers = pd.api.types.is_integer_dtype(values.dtype) or (
+        values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "integer"
+    )
+    if not integers:
+        return False
+    limit, rounded = (2**24, np.float32) if target == "float32" else (2**53, float)
+    numbers = values.to_numpy() if values.dtype.kind in "iu" else values.to_numpy(dtype=object)
+    beyond = numbers[(numbers > limit) | (numbers < -limit)]
+    return any(int(rounded(v)) != int(v) for v in beyond)
 
 
 def _holds_containers(values: pd.Series) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -456,6 +456,11 @@ def test_integers_too_large_for_the_output_type(
         ("double", np.array([1, 2**53 + 1, 2], dtype="int64")),
         ("float", np.array([1, 16_777_217, 2], dtype="int32")),
         ("double", np.array([1, 2**64 - 1, 2], dtype="uint64")),
+        ("double", np.array([1, 2**63 - 1, 2], dtype="int64")),  # rounds past int64
+        ("float", np.array([1, 2**31 - 1, 2], dtype="int32")),
+        ("double", pd.array([1, 2**53 + 1, 2], dtype="Int64")),
+        ("double", pd.Series([1, 2**53 + 1, 2], dtype="int64[pyarrow]")),
+        ("double", pa.table({"p": pa.array([1, 2**53 + 1, None], pa.int64())})),
     ],
 )
 def test_integers_a_floating_output_would_round_fail_the_run(
@@ -467,6 +472,20 @@ def test_integers_a_floating_output_would_round_fail_the_run(
     exact = np.array([1, 2**53, -(2**24)], dtype="int64")  # powers of two are exact
     result = predict_batch(returning(exact), batch, (OutputColumn("p", spark_type),), LABEL)
     assert result["p"].tolist() == [1.0, 2.0**53, -(2.0**24)]
+    nullable = pd.array([1, 2**24, 3], dtype="Int64")  # a pandas nullable column, as before
+    result = predict_batch(returning(nullable), batch, (OutputColumn("p", spark_type),), LABEL)
+    assert result["p"].tolist() == [1.0, 2.0**24, 3.0]
+
+
+def test_dates_from_a_polars_frame_still_fill_a_timestamp_output(batch: pd.DataFrame) -> None:
+    """polars converts its dates to times itself; through pyarrow they were dates, refused."""
+    import polars as pl
+
+    days = [date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 29)]
+    result = predict_batch(
+        returning(pl.DataFrame({"due": days})), batch, (OutputColumn("due", "timestamp"),), LABEL
+    )
+    assert [t.date() for t in result["due"]] == days
 
 
 @pytest.mark.parametrize("kind", ["pyarrow", "polars"])
