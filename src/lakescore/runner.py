@@ -145,6 +145,11 @@ def check_run_id(run_id: str) -> str:
             f"Run id {run_id!r} must start with a letter or digit and hold only letters, "
             "digits, '_', '.', ':' and '-' (at most 128)."
         )
+    if len(staging_path("", "", run_id).rsplit("/", 1)[1]) > 255:
+        raise UsageError(
+            f"Run id {run_id!r} names a folder too long for a file system: each ':' in it is "
+            "written %3A in its staging folder's name, which may hold 255 characters."
+        )
     return run_id
 
 

@@ -107,16 +107,42 @@ def spark_defaults() -> dict[str, str]:
     file = Path(folder) / "spark-defaults.conf"
     if not file.is_file():
         return {}
-    settings = {}
-    for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = line.strip()
-        if line and line[0] not in "#!":
-            key, value = _PROPERTY.match(line).groups()  # type: ignore[union-attr]
-            settings[key] = value.strip()
+    return java_properties(file.read_text(encoding="utf-8", errors="replace"))
+
+
+def java_properties(text: str) -> dict[str, str]:
+    """`key value`, `key=value` or `key: value` lines as java.util.Properties reads them: `#` and
+    `!` comments, a line ending in an odd number of backslashes continued on the next (its
+    leading blanks dropped), and backslash escapes (`\\ `, `\\=`, `\\t`, `\\uXXXX`)."""
+    settings: dict[str, str] = {}
+    logical = ""
+    for line in text.splitlines():
+        line = line.lstrip(" \t\f")
+        if not logical and (not line or line[0] in "#!"):
+            continue
+        logical += line
+        if (len(logical) - len(logical.rstrip("\\"))) % 2:
+            logical = logical[:-1]  # continued on the next line
+            continue
+        key, value = _PROPERTY.match(logical).groups()  # type: ignore[union-attr]
+        if key:
+            settings[_unescaped(key)] = _unescaped(value)
+        logical = ""
     return settings
 
 
-_PROPERTY = re.compile(r"([^\s=:]+)\s*[=:]?\s*(.*)")
+_PROPERTY = re.compile(r"((?:\\.|[^\s=:\\])*)[ \t\f]*[=:]?[ \t\f]*(.*)", re.DOTALL)
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
+_ESCAPED = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _unescaped(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        code = match[1]
+        return chr(int(code[1:], 16)) if len(code) == 5 else _ESCAPED.get(code, code)
+
+    return _ESCAPE.sub(one, text)
+
 
 # Settings that hold lists, joined with what spark-defaults.conf gives them: a builder's value
 # replaces the file's, and with it a jar (hadoop-aws), a JVM option (a proxy) or an extension
@@ -133,7 +159,7 @@ def _joined(defaults: dict[str, str], key: str, *ours: str) -> str:
     separator = _LISTS.get(key)
     if separator is None:
         return ours[0]
-    given = [part for part in defaults.get(key, "").split(separator) if part]
+    given = [part.strip() for part in defaults.get(key, "").split(separator) if part.strip()]
     return separator.join([*given, *(part for part in ours if part not in given)])
 
 

@@ -24,3 +24,12 @@ def test_a_run_id_of_128_characters_is_taken_and_one_longer_is_refused() -> None
     assert check_run_id(longest) == longest
     with pytest.raises(UsageError, match="at most 128"):
         check_run_id(longest + "r")
+
+
+def test_a_run_id_whose_staging_folder_name_is_too_long_is_refused() -> None:
+    """Each `:` is written `%3A` in the staging folder's name, which may hold 255 characters."""
+    too_long = "r" + ":" * 127  # 1 + 3 * 127 = 382 characters as a folder name
+    with pytest.raises(UsageError, match="too long for a file system"):
+        check_run_id(too_long)
+    longest = "r" * 2 + ":" * 84  # 2 + 3 * 84 = 254
+    assert check_run_id(longest) == longest

@@ -102,3 +102,33 @@ def test_resolved_jar_uris_become_local_paths() -> None:
         "/opt/x.jar",
         "/plain.jar",
     ]
+
+
+def test_spark_defaults_are_read_as_java_reads_properties() -> None:
+    """A proxy option continued on the next line became a bogus key, and the `\\` of the first
+    line reached the JVM's options; a `, ` before an extension listed Delta's twice."""
+    from lakescore.session import _joined, java_properties
+
+    text = (
+        "# a comment ending in a backslash \\\n"
+        "spark.driver.extraJavaOptions -Dhttp.proxyHost=proxy \\\n"
+        "    -Dhttp.proxyPort=3128\n"
+        "spark.jars a.jar,\\\n"
+        "           b.jar\n"
+        "spark.local.dir=C:\\\\tmp\\\\spark\n"
+        "spark.app.name : caf\\u00e9\n"
+        "=nameless\n"
+        "spark.sql.extensions org.example.Ext, io.delta.sql.DeltaSparkSessionExtension\n"
+    )
+    settings = java_properties(text)
+    assert settings == {
+        "spark.driver.extraJavaOptions": "-Dhttp.proxyHost=proxy -Dhttp.proxyPort=3128",
+        "spark.jars": "a.jar,b.jar",
+        "spark.local.dir": "C:\\tmp\\spark",
+        "spark.app.name": "café",
+        "spark.sql.extensions": "org.example.Ext, io.delta.sql.DeltaSparkSessionExtension",
+    }
+    delta = "io.delta.sql.DeltaSparkSessionExtension"
+    joined = _joined(settings, "spark.sql.extensions", delta)
+    assert joined == f"org.example.Ext,{delta}"
+    assert _joined(settings, "spark.jars", "/d.jar") == "a.jar,b.jar,/d.jar"
