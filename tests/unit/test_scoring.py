@@ -461,6 +461,7 @@ def test_integers_too_large_for_the_output_type(
         ("double", pd.array([1, 2**53 + 1, 2], dtype="Int64")),
         ("double", pd.Series([1, 2**53 + 1, 2], dtype="int64[pyarrow]")),
         ("double", pa.table({"p": pa.array([1, 2**53 + 1, None], pa.int64())})),
+        ("float", np.array([1, 2**200, 2], dtype=object)),  # beyond a float's range too
     ],
 )
 def test_integers_a_floating_output_would_round_fail_the_run(
