@@ -983,10 +983,15 @@ def _sql_string(value: str) -> str:
 
 def staging_path(output_path: str, deployment: str, run_id: str) -> str:
     """Where a run keeps its scored rows between scoring and committing: beside the output table
-    (never inside it), one folder per deployment and run, replaced by a rerun. A run id's `:`
-    is written `%3A` (HDFS refuses a `:` in a name; `_` would give `a:b` and `a_b` one folder)."""
+    (never inside it), one folder per deployment and run, replaced by a rerun."""
     parent = output_path.rstrip("/").rsplit("/", 1)[0]
-    return f"{parent}/_lakescore_staging/{deployment}/{run_id.replace(':', '%3A')}"
+    return f"{parent}/_lakescore_staging/{deployment}/{staging_folder_name(run_id)}"
+
+
+def staging_folder_name(run_id: str) -> str:
+    """A run id as a folder name: its `:` written `%3A` (HDFS refuses a `:` in a name; `_` would
+    give `a:b` and `a_b` one folder)."""
+    return run_id.replace(":", "%3A")
 
 
 def attempt_staging_path(run_staging: str, attempt: int, attempt_id: str) -> str:

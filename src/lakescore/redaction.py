@@ -102,12 +102,14 @@ def scrub_every_log_record() -> None:
             message = record.getMessage()
         except Exception:  # wrong arguments: logging reports it when the record is printed
             return record
-        if scrub(message) != message:
-            record.msg, record.args = scrub(message), None
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[0] is not None:
             trace = logging.Formatter().formatException(record.exc_info)
-            if scrub(trace) != trace:
-                record.exc_text = scrub(trace)  # a formatter prints exc_text when it is set
+            clean = scrub(trace)
+            if clean != trace:
+                record.exc_text = clean  # a formatter prints exc_text when it is set
         return record
 
     scrubbed.scrubs = True  # type: ignore[attr-defined]

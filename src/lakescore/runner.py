@@ -70,6 +70,7 @@ from lakescore.io import (
     read_staging,
     read_text,
     relative_names,
+    staging_folder_name,
     staging_path,
     table_schema,
     write_staging,
@@ -145,7 +146,7 @@ def check_run_id(run_id: str) -> str:
             f"Run id {run_id!r} must start with a letter or digit and hold only letters, "
             "digits, '_', '.', ':' and '-' (at most 128)."
         )
-    if len(staging_path("", "", run_id).rsplit("/", 1)[1]) > 255:
+    if len(staging_folder_name(run_id)) > 255:
         raise UsageError(
             f"Run id {run_id!r} names a folder too long for a file system: each ':' in it is "
             "written %3A in its staging folder's name, which may hold 255 characters."

@@ -487,14 +487,14 @@ def _rounded_integers(values: pd.Series, target: str) -> bool:
     limit, rounded = (2**24, np.float32) if target == "float32" else (2**53, float)
     numbers = values.to_numpy() if values.dtype.kind in "iu" else values.to_numpy(dtype=object)
     beyond = numbers[(numbers > limit) | (numbers < -limit)]
-    return any(_rounded(v, rounded) for v in beyond)
+    with np.errstate(over="ignore"):  # a float32 past its range is infinite: rounded below
+        return any(_rounded(v, rounded) for v in beyond)
 
 
 def _rounded(value: Any, floating: Callable[[Any], Any]) -> bool:
     """Whether the integer `value` is not exactly itself as `floating` (or beyond its range)."""
     try:
-        with np.errstate(over="ignore"):
-            return int(floating(value)) != int(value)
+        return int(floating(value)) != int(value)
     except OverflowError:  # infinite as a float32, or past any double
         return True
 
