@@ -392,6 +392,25 @@ def relative_names(spark: SparkSession, folder: str, files: Sequence[str]) -> di
     return {f: f[len(prefix) :] if f.startswith(prefix) else f for f in files}
 
 
+def names_read_as(
+    spark: SparkSession, folder: str, expected: Sequence[str], read: Collection[str]
+) -> dict[str, str]:
+    """Each of the `expected` names (a manifest's, relative to `folder`) that is not among the
+    `read` ones but is the same local file by another name, and that name: a local file
+    reached by several names is read under one (see `_local_leaf_paths`), and a manifest
+    naming it through a link (`latest/a.parquet`) must still find it."""
+    fs, root = _filesystem(spark, folder)
+    if str(fs.getScheme()) != "file":
+        return {}
+    base = _local_path(str(fs.makeQualified(root).toString()))
+    unmatched = [name for name in expected if name not in read]
+    if not unmatched:
+        return {}
+    by_real = {os.path.realpath(os.path.join(base, name)): name for name in read}
+    found = {name: by_real.get(os.path.realpath(os.path.join(base, name))) for name in unmatched}
+    return {name: as_read for name, as_read in found.items() if as_read is not None}
+
+
 def path_exists(spark: SparkSession, path: str) -> bool:
     fs, hadoop_path = _filesystem(spark, path)
     return bool(fs.exists(hadoop_path))

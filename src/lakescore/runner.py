@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -65,6 +65,7 @@ from lakescore.io import (
     failed_file_in,
     failed_files_path,
     failed_records,
+    names_read_as,
     path_exists,
     read_input,
     read_staging,
@@ -732,8 +733,8 @@ def _require_listed_complete(
     """Stop the run before scoring when the listing alone shows the input incomplete
     (input.expect); return the manifest and the readable files' relative names."""
     expect = deployment.input.expect
-    manifest = arrival.manifest
     names = relative_names(spark, deployment.input.path, files)
+    manifest = _as_read(spark, deployment.input.path, arrival.manifest, names.values())
     unreadable = relative_names(spark, deployment.input.path, [f.path for f in failed])
     _require_complete(
         missing_before_reading(
@@ -748,6 +749,20 @@ def _require_listed_complete(
         )
     )
     return manifest or (), names
+
+
+def _as_read(
+    spark: SparkSession,
+    folder: str,
+    manifest: tuple[ExpectedFile, ...] | None,
+    read: Collection[str],
+) -> tuple[ExpectedFile, ...] | None:
+    """The manifest with each file it names through a local link renamed as it is read (and
+    as `_source_file` names it), so its presence and row count are checked."""
+    if not manifest:
+        return manifest
+    renamed = names_read_as(spark, folder, [f.name for f in manifest], set(read))
+    return tuple(replace(f, name=renamed.get(f.name, f.name)) for f in manifest)
 
 
 def _require_complete(problems: list[str], scored: bool = False) -> None:

@@ -249,3 +249,37 @@ def test_an_input_of_only_unreadable_files_records_each_and_honours_the_setting(
     assert main(["score", str(deployment_file), "--input", str(corrupt), "--run-id", "bad"]) == 3
     assert "2 file(s) could not be read (a.parquet, b.parquet)" in capsys.readouterr().err
     assert read(runs).set_index("run_id").loc["bad"]["status"] == "aborted"
+
+
+def test_a_manifest_may_name_files_through_a_link_in_the_input(
+    lakehouse: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """A file reached by two names is read once, under the name through no link; a manifest
+    naming it through the link (`latest/...`) still finds it, and its row count is checked."""
+    deployment_file = lakehouse(rows=120, files=2, input=with_manifest("raw/meters"))
+    folder = Path(load_deployment(deployment_file).input.path)
+    rows = row_counts(folder)
+    day = folder / "2026-11-27"
+    day.mkdir()
+    for name in rows:
+        (folder / name).rename(day / name)
+    (folder / "latest").symlink_to(day, target_is_directory=True)
+    manifest = tmp_path / "manifest.json"
+    first = next(iter(rows))
+    entries = [{"path": f"latest/{name}", "rows": count} for name, count in rows.items()]
+    entries[0]["rows"] += 1
+    manifest.write_text(json.dumps({"files": entries}))
+    assert_stopped(
+        deployment_file,
+        "linked-rows",
+        capsys,
+        f"2026-11-27/{first} has {rows[first]:,} rows, the manifest says {rows[first] + 1:,}",
+    )
+
+    entries[0]["rows"] -= 1
+    manifest.write_text(json.dumps({"files": entries}))
+    assert main(["score", str(deployment_file), "--run-id", "linked"]) == 0, capsys.readouterr()
+    deployment = load_deployment(deployment_file)
+    scored, quarantined = read(deployment.output.path), read(deployment.quarantine.path)
+    assert len(scored) + len(quarantined) == sum(rows.values())  # each row once
+    assert all("/2026-11-27/" in name for name in scored["_source_file"])
