@@ -19,6 +19,8 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -103,21 +105,43 @@ class Stop:
 
 
 def carry_job_tags(spark: SparkSession, work: Callable[..., _T]) -> Callable[..., _T]:
-    """`work` with the calling thread's Spark job tags, for a pool thread (tags belong to a
-    thread), so that a stop of the run cancels the jobs it starts too, and no one else's."""
-    tags = spark.sparkContext.getJobTags()
+    """`work` with the calling thread's Spark local properties, for a pool thread (they belong
+    to a thread, as PySpark's `InheritableThread` knows): the run's job tags, so that a stop
+    of the run cancels the jobs it starts too and no one else's, and a notebook's job group,
+    scheduler pool and description, so that its cancel of the cell's job group reaches them
+    and they run where its other jobs run."""
+    context = spark.sparkContext._jsc.sc()
+    properties = context.getLocalProperties().clone()
 
     def run(*args: Any, **kwargs: Any) -> _T:
-        context = spark.sparkContext
-        for tag in tags:
-            context.addJobTag(tag)
+        own = context.getLocalProperties()
+        context.setLocalProperties(properties.clone())  # a thread's own: Spark writes to it
         try:
             return work(*args, **kwargs)
         finally:
-            for tag in tags:
-                context.removeJobTag(tag)
+            context.setLocalProperties(own)
 
     return run
+
+
+def on_worker_thread(stop: Stop, work: Callable[[], _T], name: str) -> _T:
+    """`work` (which runs Spark jobs) on a worker thread with the run's job tags, waited for.
+
+    A stop then interrupts the wait, never `work`'s own Py4J call: a call cut mid-way leaves
+    the JVM going on with it, and a write still being planned would start its job after the
+    stop's one-time cancel and write its folder after the run had removed it. So after a stop
+    the run's jobs are cancelled again each second until `work` has ended.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        future = pool.submit(carry_job_tags(stop.spark, work))
+        try:
+            return future.result()
+        except BaseException:
+            with stop.ignored():  # a second signal must not cut the wait short
+                while not future.done():
+                    stop.cancel_jobs()
+                    futures.wait([future], timeout=1.0)
+            raise
 
 
 @contextlib.contextmanager

@@ -57,7 +57,7 @@ from lakescore.errors import (
     with_cause,
 )
 from lakescore.faults import fault_point
-from lakescore.interrupts import stoppable
+from lakescore.interrupts import on_worker_thread, stoppable
 from lakescore.io import (
     FailedFile,
     attempt_staging_path,
@@ -609,7 +609,11 @@ def _stage_and_commit(
             run.model,
             run.deployment.rules,
             run.deployment.quarantine.redact,
-            lambda: write_staging(staged_rows, staging),
+            lambda: on_worker_thread(
+                run.state.stop,
+                functools.partial(write_staging, staged_rows, staging),
+                "lakescore-staging",
+            ),
         )
     staged = read_staging(run.spark, staging)
     summary = StagedCounts.of(staged, validated)

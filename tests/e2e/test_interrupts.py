@@ -4,11 +4,13 @@ staged, so the runs table never says `running` for a run that is over."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import signal
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -289,3 +291,40 @@ def test_a_staging_folder_that_cannot_be_removed_does_not_fail_a_committed_run(
     assert result.record.status == "succeeded"
     assert read(deployment.runs.path).set_index("run_id").loc["kept"]["status"] == "succeeded"
     assert "could not remove the staging folder" in caplog.text
+
+
+def test_a_stop_while_the_staging_write_is_planned_leaves_no_staging_folder(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop cuts Python's call, not the JVM's: a write still being planned submits its job
+    after the stop's one-time cancel. The run waits for it (cancelling it) before removing the
+    staging folder, which the write would otherwise create again after the removal: the
+    rows as read, left behind in a notebook's long-lived JVM."""
+    import lakescore.runner as runner
+    from lakescore.interrupts import carry_job_tags
+
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+    write = runner.write_staging
+    landed: list[threading.Thread] = []
+
+    def planned_while_stopped(frame: Any, path: str) -> None:
+        def later() -> None:  # the JVM going on: its job starts a second after the stop
+            time.sleep(1.0)
+            with contextlib.suppress(Exception):  # cancelled, if the run still waits for it
+                write(frame, path)
+
+        jvm = threading.Thread(target=carry_job_tags(spark, later))
+        landed.append(jvm)
+        jvm.start()
+        os.kill(os.getpid(), signal.SIGINT)
+        jvm.join()
+
+    monkeypatch.setattr(runner, "write_staging", planned_while_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        score(spark, deployment, "planned")
+    for thread in landed:
+        thread.join()
+
+    run = read(deployment.runs.path).set_index("run_id").loc["planned"]
+    assert run["status"] == "failed" and "interrupted" in run["error"]
+    assert not staging_of(deployment, "planned").exists()

@@ -104,3 +104,34 @@ def test_an_earlier_attempts_row_does_not_supersede_a_later_attempt(
     write_run(spark, path, third)
     with pytest.raises(AttemptSupersededError):
         require_ownership(spark, path, second)
+
+
+def test_a_pool_thread_runs_its_jobs_in_the_callers_job_group_and_pool(spark: Any) -> None:
+    """Commits and the staging write run on pool threads: a notebook's cancel of the cell's
+    job group (how Databricks cancels a cell) and its scheduler pool must reach their jobs as
+    they reach those of the calling thread; the run's tags too, so that a stop cancels them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakescore.interrupts import carry_job_tags
+
+    context = spark.sparkContext
+    context.setJobGroup("notebook-cell", "a cell's jobs")
+    context.setLocalProperty("spark.scheduler.pool", "cells")
+    context.addJobTag("lakescore-carried")
+    try:
+
+        def on_pool_thread() -> tuple[Any, ...]:
+            spark.range(3).count()
+            return context.getLocalProperty("spark.scheduler.pool"), context.getJobTags()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool_name, tags = pool.submit(carry_job_tags(spark, on_pool_thread)).result()
+            left = pool.submit(lambda: (context.getLocalProperty("spark.scheduler.pool"),)).result()
+    finally:
+        context.removeJobTag("lakescore-carried")
+        context.setLocalProperty("spark.scheduler.pool", None)
+        context._jsc.clearJobGroup()
+
+    assert context.statusTracker().getJobIdsForGroup("notebook-cell")  # the pool thread's job
+    assert pool_name == "cells" and "lakescore-carried" in tags
+    assert left == (None,)  # the pool thread's own properties are back after the work
