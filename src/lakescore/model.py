@@ -333,16 +333,34 @@ def _download(pinned: ModelVersion, tracking_uri: str | None, download_dir: str 
     if Path(pinned.download_uri).is_dir():
         return pinned.download_uri
     import mlflow.artifacts
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     target = download_dir or tempfile.mkdtemp(prefix="lakescore-model-")
     # runs:/ URIs of MLflow 3 logged models resolve through the global tracking URI only.
-    scope = _use_tracking_uri(tracking_uri) if tracking_uri else contextlib.nullcontext()
+    scope = _global_tracking_uri(tracking_uri) if tracking_uri else contextlib.nullcontext()
     with _registry_errors(pinned.requested_uri, tracking_uri), scope:
         path = mlflow.artifacts.download_artifacts(
             artifact_uri=pinned.download_uri, dst_path=target, tracking_uri=tracking_uri
         )
     return str(path)
+
+
+@contextlib.contextmanager
+def _global_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI set to `tracking_uri` for the block, then put back as it
+    was, MLFLOW_TRACKING_URI included: MLflow's own `_use_tracking_uri` puts its global
+    setting back, and when that was unset (a notebook configured by the variable alone) it
+    unset the variable too, sending the process's later MLflow calls to ./mlflow.db."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    found = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(tracking_uri):
+            yield
+    finally:
+        if found is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = found
 
 
 def _signature_inputs(schema: Any, pinned: ModelVersion) -> tuple[InputColumn, ...] | None:

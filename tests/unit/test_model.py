@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -243,6 +244,27 @@ def test_resolve_run_uri_leaves_global_tracking_uri_alone(
         f"runs:/{risk_registry.run_ids[0]}/model", risk_registry.uri, download_dir=str(tmp_path)
     )
     assert mlflow.get_tracking_uri() == before
+
+
+@pytest.mark.parametrize("model", ["registered", "run"])
+def test_resolving_leaves_the_processes_tracking_uri_variable_as_it_was(
+    risk_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    """A notebook configured through MLFLOW_TRACKING_URI alone (MLflow's global setting
+    unset) kept it after a deployment with its own model.tracking_uri ran: MLflow's scoped
+    setting put the global back, and with it unset the variable, so the notebook's later
+    MLflow calls went to ./mlflow.db."""
+    mlflow.set_tracking_uri(None)
+    notebooks = f"sqlite:///{tmp_path / 'notebook.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", notebooks)
+    uri = (
+        f"models:/{MODEL_NAME}@champion"
+        if model == "registered"
+        else f"runs:/{risk_registry.run_ids[0]}/model"
+    )
+    resolve_model(uri, risk_registry.uri, download_dir=str(tmp_path / "model"))
+    assert os.environ.get("MLFLOW_TRACKING_URI") == notebooks
+    assert mlflow.get_tracking_uri() == notebooks
 
 
 def test_local_model_directory(local_model: Path) -> None:
