@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
 import tempfile
 import traceback
@@ -49,7 +50,13 @@ class _UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, raising instead of exiting, so that a usage error with --json still
-    prints JSON on stdout (subcommands' parsers are of the same class)."""
+    prints JSON on stdout (subcommands' parsers are of the same class). No abbreviated
+    options: `--js` for `--json` would slip past the check for `--json` a usage error makes,
+    and a later option of the same prefix would change what an existing command means."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("lakescore").strip()  # "runs list", or "" at the top
@@ -130,6 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         said = str(exc) or interruption(exc)  # a run's stop says whether it was recorded
         return _failure(args, scrub(said), code, getattr(exc, "run_record", None))
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        # Its reader went away (`| head`): nothing more can be said there, and Python's own
+        # flush at exit would print a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(
+            "lakescore: error: standard output was closed before all was written to it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except Exception as exc:
         if args.verbose:
             # the bug's traceback, and still the JSON a scheduler parses
@@ -141,6 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_FAILED,
             getattr(exc, "run_record", None),
         )
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output's reader has gone (not some other pipe: MLflow's, Py4J's)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a notebook's stream)
+        return False
 
 
 def _failure(

@@ -88,14 +88,18 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _location(section: dict[str, Any]) -> str:
+    """A section's catalog table, else its folder (the shown deployment has only the one set)."""
+    return str(section.get("table") or section["path"])
+
+
 def print_deployment(shown: dict[str, Any]) -> None:
     deployment, model = shown["deployment"], shown["model"]
     print(f"deployment {deployment['name']} ({deployment['source_file']})")
     print(f"  model      {model['requested_uri']} -> {model['pinned_uri']}")
-    source = deployment["input"]["table"] or deployment["input"]["path"]
-    print(f"  input      {deployment['input']['format']} {source}")
+    print(f"  input      {deployment['input']['format']} {_location(deployment['input'])}")
     for table in ("output", "quarantine", "runs"):
-        print(f"  {table:<10} {deployment[table]['table'] or deployment[table]['path']}")
+        print(f"  {table:<10} {_location(deployment[table])}")
     print("  model inputs:")
     for column in model["inputs"] or []:
         optional = "" if column["required"] else " (optional)"

@@ -322,6 +322,20 @@ def test_show_and_list_print_json(lakehouse: Any, capsys: Any, verb: list[str]) 
         }
 
 
+def test_deployment_show_prints_the_deployment_and_its_model(lakehouse: Any, capsys: Any) -> None:
+    """The text form, for a deployment of folder (path) tables, which --json writes without
+    the unset `table` keys the text form read."""
+    deployment_file = lakehouse(rows=50, files=1)
+    deployment = load_deployment(deployment_file)
+    assert main(["deployment", "show", str(deployment_file)]) == 0
+    shown = capsys.readouterr().out
+    assert "models:/meter_risk@champion -> models:/meter_risk/2" in shown
+    assert f"input      parquet {deployment.input.path}" in shown
+    assert f"output     {deployment.output.path}" in shown
+    assert f"runs       {deployment.runs.path}" in shown
+    assert "risk_score" in shown and "kwh_7d" in shown
+
+
 def test_runs_show_gives_one_run(
     lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

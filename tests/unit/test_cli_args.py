@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import mlflow
+import numpy as np
+import pandas as pd
 import pytest
+from mlflow.models import infer_signature
+from sklearn.linear_model import LogisticRegression
 
 from lakescore import __version__
 from lakescore.cli import main
@@ -33,3 +42,49 @@ def test_a_run_id_whose_staging_folder_name_is_too_long_is_refused() -> None:
         check_run_id(too_long)
     longest = "r" * 2 + ":" * 84  # 2 + 3 * 84 = 254
     assert check_run_id(longest) == longest
+
+
+def test_an_abbreviated_option_is_refused(capsys: Any, tmp_path: Path) -> None:
+    """`--js` was taken as `--json`, but a usage error then printed no JSON: spelled out only."""
+    assert main(["runs", "list", str(tmp_path / "d.yaml"), "--js"]) == 2
+    assert "unrecognized arguments: --js" in capsys.readouterr().err
+
+
+def test_a_closed_standard_output_ends_with_one_sentence(tmp_path: Path) -> None:
+    """`lakescore deployment show d.yaml --json | head -1`: the reader goes away."""
+    model = tmp_path / "model"
+    features = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    mlflow.sklearn.save_model(
+        LogisticRegression().fit(features, [0, 0, 1, 1]),
+        str(model),
+        signature=infer_signature(features, np.array([0, 1])),
+    )
+    deployment = tmp_path / "d.yaml"
+    deployment.write_text(
+        f"name: d\nmodel: {{uri: {model}}}\ninput: {{format: parquet, path: in}}\n"
+        "output: {path: out}\nquarantine: {path: q}\nruns: {path: runs}\n"
+    )
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before anything is written
+    try:
+        ended = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from lakescore.cli import main; raise SystemExit(main())",
+                "deployment",
+                "show",
+                str(deployment),
+                "--json",
+            ],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert ended.returncode == 1
+    assert ended.stderr.strip().splitlines() == [
+        "lakescore: error: standard output was closed before all was written to it"
+    ]
