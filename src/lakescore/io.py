@@ -417,11 +417,20 @@ def path_exists(spark: SparkSession, path: str) -> bool:
 
 
 def _filesystem(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    """Hadoop's FileSystem for `path` and its Path: what works on any storage Spark can read."""
+    """Hadoop's FileSystem for `path` and its Path: what works on any storage Spark can read,
+    with the settings Spark's own reads of it use (`_session_hadoop_conf`)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+    return hadoop_path.getFileSystem(_session_hadoop_conf(spark)), hadoop_path
+
+
+def _session_hadoop_conf(spark: SparkSession) -> Any:
+    """The SparkContext's Hadoop configuration with the session's settings on top, as Spark
+    builds it for a read: a notebook's `spark.conf.set("fs.azure.account.key...", ...)` is in
+    it, and the SparkContext's alone lacks it (the listing and the checks failed on storage
+    Spark itself read)."""
+    return spark._jsparkSession.sessionState().newHadoopConf()
 
 
 def read_text(spark: SparkSession, path: str) -> str | None:
@@ -540,7 +549,7 @@ def _footer_reader(spark: SparkSession) -> Callable[[str], T.StructType | Failed
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     session = spark._jsparkSession
-    hadoop_conf = session.sessionState().newHadoopConf()
+    hadoop_conf = _session_hadoop_conf(spark)
     parquet = functools.reduce(getattr, _SPARK_PARQUET.split("."), jvm)
     converter = parquet.ParquetToSparkSchemaConverter(session.sessionState().conf())
     metadata_converter = jvm.org.apache.parquet.format.converter.ParquetMetadataConverter

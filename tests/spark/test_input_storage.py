@@ -34,3 +34,26 @@ def test_a_delta_input_on_a_file_system_without_an_authority_is_read(
             read_input(spark, InputConfig(format="delta", path="viewfs:/lakescore-test/gone"))
     finally:
         hadoop.unset(MOUNT)
+
+
+def test_storage_settings_made_on_the_session_reach_the_listing_and_checks(
+    spark: Any, tmp_path: Path
+) -> None:
+    """A notebook sets its storage's settings on the session (`spark.conf.set(
+    "fs.azure.account.key...", ...)`): Spark's reads use them, and so must lakescore's own
+    listing and existence checks, which used the SparkContext's configuration alone. A ViewFs
+    mount set on the session stands in for a storage account's key."""
+    folder = tmp_path / "meters"
+    spark.range(6).repartition(2).write.parquet(str(folder))
+    link = "fs.viewfs.mounttable.default.link./lakescore-session"
+    spark.conf.set(link, tmp_path.as_uri())
+    spark.conf.set("fs.viewfs.impl.disable.cache", "true")  # not another test's mount table
+    try:
+        data = read_input(
+            spark, InputConfig(format="parquet", path="viewfs:/lakescore-session/meters")
+        )
+        assert data.frame.count() == 6
+        assert len(data.files) == 2
+    finally:
+        spark.conf.unset(link)
+        spark.conf.unset("fs.viewfs.impl.disable.cache")
