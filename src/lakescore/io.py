@@ -273,6 +273,7 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
     for path in _leaf_paths(fs, root):
         relative = path[len(prefix) :].lstrip("/") if path.startswith(prefix) else path
         *folders, name = relative.split("/")
+        _refuse_table_inside(folder, [*folders, name])
         if any(_skipped_name(part) for part in folders):
             continue
         if not _skipped_name(name):
@@ -288,6 +289,25 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
             ", ".join(sorted(copying)[:20]) + (", …" if len(copying) > 20 else ""),
         )
     return sorted(found)
+
+
+def _refuse_table_inside(folder: str, parts: Sequence[str]) -> None:
+    """A Delta table in a folder of the input (`landing/events/_delta_log`) would be read as
+    its Parquet files, every version's at once, as the input itself would be if it were one
+    (`_refuse_delta_as_parquet`). One inside a folder Spark skips (`_exports/`) is not read."""
+    if _DELTA_LOG not in parts:
+        return
+    table = parts[: parts.index(_DELTA_LOG)]
+    if table and not any(_skipped_name(part) for part in table):
+        raise DeploymentError(
+            f"Input {folder} is read as parquet, but it holds the Delta table "
+            f"{folder.rstrip('/')}/{'/'.join(table)}, whose folder holds the files of every "
+            "version, deleted and replaced rows included: read that table as a deployment of "
+            "its own (input.format: delta), and move it out of this input."
+        )
+
+
+_DELTA_LOG = "_delta_log"
 
 
 def _skipped_name(name: str) -> bool:
@@ -349,8 +369,8 @@ def _local_leaf_paths(fs: Any, root: Any) -> list[str]:
             is_link = os.path.islink(local)
             real = os.path.realpath(local) if is_link else os.path.join(folder_real, base)
             if _skipped_name(base):
-                if not status.isDirectory():
-                    files.append(name)  # for list_input_files to skip, or warn of if copying
+                if not status.isDirectory() or base == _DELTA_LOG:
+                    files.append(name)  # for list_input_files to skip, warn of, or refuse
             elif status.isDirectory() and _is_or_above(real, folder_real):
                 not_followed.append(name)  # a loop: it leads back up to where it is
             elif status.isDirectory():

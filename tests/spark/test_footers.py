@@ -224,6 +224,28 @@ def test_a_delta_table_read_as_parquet_is_refused(spark: Any, tmp_path: Path) ->
     assert read_input(spark, InputConfig(format="parquet", path=str(exports))).frame.count() == 1
 
 
+def test_a_delta_table_in_a_folder_of_a_parquet_input_is_refused(
+    spark: Any, tmp_path: Path
+) -> None:
+    """`landing/events/` a Delta table (another job's, or an output): its folder's files of
+    every version were scored as Parquet, deleted rows included, and the run succeeded. One in
+    a folder Spark skips is not read, and changes nothing."""
+    from lakescore.errors import DeploymentError
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    pq.write_table(pa.table({"id": [1, 2]}), landing / "a.parquet")
+    hidden = landing / "_exports" / "t"
+    spark.range(3).write.format("delta").save(str(hidden))
+    assert read_input(spark, InputConfig(format="parquet", path=str(landing))).frame.count() == 2
+
+    events = landing / "events"
+    spark.range(3).write.format("delta").save(str(events))
+    spark.sql(f"DELETE FROM delta.`{events}` WHERE id = 1")
+    with pytest.raises(DeploymentError, match=r"holds the Delta table .*landing/events,"):
+        read_input(spark, InputConfig(format="parquet", path=str(landing)))
+
+
 def test_all_null_columns_of_files_in_partition_folders_have_no_say_in_the_type(
     spark: Any, tmp_path: Path
 ) -> None:
