@@ -268,6 +268,12 @@ def list_input_files(spark: SparkSession, folder: str) -> list[str]:
     fs, root = _filesystem(spark, folder)
     if not fs.exists(root):
         raise InputError(f"Input {folder} does not exist.")
+    if fs.getFileStatus(root).isFile():
+        # Spark reads it only with itself as basePath, which it refuses.
+        raise DeploymentError(
+            f"Input {folder} is a file: input.path (or --input) names the folder of Parquet "
+            "files to read; to score one file, put it in a folder of its own."
+        )
     prefix = fs.makeQualified(root).toString().rstrip("/")
     found, copying = [], []
     for path in _leaf_paths(fs, root):

@@ -63,6 +63,16 @@ def test_missing_input_fails_the_run_and_records_it(lakehouse: Any, capsys: Any)
     assert '"status": "failed"' in out and "/no/such/input" in out
 
 
+def test_an_input_path_naming_one_file_is_refused_naming_it(lakehouse: Any, capsys: Any) -> None:
+    """Spark refused it with "Option 'basePath' must be a directory", naming neither the
+    input nor the setting."""
+    deployment_file = lakehouse(rows=20, files=1)
+    [one] = sorted(Path(load_deployment(deployment_file).input.path).glob("*.parquet"))
+    code, err = run(["score", str(deployment_file), "--input", str(one)], capsys)
+    assert code == 2
+    assert f"Input {one} is a file: input.path (or --input) names the folder" in err
+
+
 def test_empty_input_folder_is_a_clear_failure(lakehouse: Any, capsys: Any, tmp_path: Path) -> None:
     deployment_file = lakehouse(rows=20, files=1)
     empty = tmp_path / "empty"
