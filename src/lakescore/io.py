@@ -509,7 +509,7 @@ def _read_footers(
     names = relative_names(spark, folder, files).values()
     if any("=" in part for name in names for part in name.split("/")[:-1]):
         schemas, failed = _schemas_by_spark(spark, folder, files)
-        types = _partition_types(spark, folder, list(names))
+        types = _partition_types(spark, folder, files, list(names))
         nulls = _all_null_columns(spark, list(schemas))
         return {
             path: _marked_all_null(_retyped(schema, types), nulls.get(path, set()))
@@ -526,20 +526,22 @@ def _read_footers(
 
 
 def _partition_types(
-    spark: SparkSession, folder: str, names: Sequence[str]
+    spark: SparkSession, folder: str, files: Sequence[str], names: Sequence[str]
 ) -> dict[str, T.DataType]:
     """The partition columns' types as Spark infers them from all `key=value` folders at once,
     each kept only if it reads every folder's value back as written (see partitions.py).
 
     Read file by file, `code=007` is the int 7 while `code=A12` is a string, and widening then
-    keeps "7". With a schema given, Spark lists the folders without opening any file.
+    keeps "7". With a schema given, Spark opens no file; given the listed files rather than the
+    folder, it lists nothing either, so it follows no symbolic link the listing did not (a
+    `loop -> ..` was walked until the path grew too long).
     """
     probe = "__lakescore_probe"  # a name no input uses (pipeline refuses its prefix)
     try:
         frame = (
             spark.read.schema(f"`{probe}` string")
             .option("basePath", folder)
-            .parquet(literal_path(folder))
+            .parquet(*map(literal_path, files))
         )
     except PySparkException as exc:
         if exc.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":

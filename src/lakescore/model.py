@@ -337,11 +337,55 @@ def _download(pinned: ModelVersion, tracking_uri: str | None, download_dir: str 
     target = download_dir or tempfile.mkdtemp(prefix="lakescore-model-")
     # runs:/ URIs of MLflow 3 logged models resolve through the global tracking URI only.
     scope = _global_tracking_uri(tracking_uri) if tracking_uri else contextlib.nullcontext()
-    with _registry_errors(pinned.requested_uri, tracking_uri), scope:
+    with _download_errors(pinned), scope:
         path = mlflow.artifacts.download_artifacts(
             artifact_uri=pinned.download_uri, dst_path=target, tracking_uri=tracking_uri
         )
+    if not (Path(path) / "MLmodel").is_file():  # `runs:/RUN/some_folder`, or a version's source
+        from lakescore.redaction import scrub
+
+        raise ModelNotFoundError(
+            f"Model {pinned.requested_uri} is not an MLflow model: what "
+            f"{scrub(pinned.download_uri)} holds has no MLmodel file."
+        )
     return str(path)
+
+
+@contextlib.contextmanager
+def _download_errors(pinned: ModelVersion) -> Iterator[None]:
+    """A model whose files cannot be fetched (a registered version's files at `file:///` paths
+    of another machine, storage that refuses them, a local disk that cannot take them): one
+    sentence naming the model and where its files are, with MLflow's whole reason. Only a
+    `runs:/` URI's path that the run does not hold is "not found" (a bad deployment, exit 2):
+    the registry said every other model exists."""
+    from mlflow.exceptions import MlflowException
+
+    from lakescore.redaction import scrub
+
+    uri = pinned.requested_uri
+    try:
+        yield
+    except LakescoreError:
+        raise
+    except Exception as exc:
+        reason = _shortened(" ".join(str(exc).split()) or type(exc).__name__)
+        said = (
+            f"Model {uri} (version {pinned.version}) could not be downloaded from "
+            f"{scrub(pinned.download_uri)}: {reason}"
+        )
+        missing = isinstance(exc, FileNotFoundError) or (
+            isinstance(exc, MlflowException)
+            and getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+        )
+        if missing and _RUN_URI.match(uri):
+            raise ModelNotFoundError(said) from exc
+        if _looks_unreachable(reason):
+            raise RegistryUnreachableError(said) from exc
+        raise LakescoreError(said) from exc
+
+
+def _shortened(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @contextlib.contextmanager

@@ -318,6 +318,21 @@ def test_a_marker_and_a_manifest_among_the_data_files_are_not_read_as_data(
     assert data.failed == ()
 
 
+def test_partition_folders_with_a_link_back_up_are_read_once(spark: Any, tmp_path: Path) -> None:
+    """The partition columns' types were inferred by a Spark listing of the whole folder, which
+    followed the link the walk had not (`loop -> ..`) until the path grew too long."""
+    folder = tmp_path / "input"
+    for day, ids in (("1", ["a", "b"]), ("2", ["c"])):
+        (folder / f"day={day}").mkdir(parents=True)
+        pq.write_table(pa.table({"id": ids}), folder / f"day={day}" / "f.parquet")
+    (folder / "day=1" / "loop").symlink_to(folder, target_is_directory=True)
+
+    data = read_input(spark, InputConfig(format="parquet", path=str(folder)))
+
+    rows = sorted((r.id, r.day) for r in data.frame.select("id", "day").collect())
+    assert rows == [("a", 1), ("b", 1), ("c", 2)]
+
+
 def test_files_reached_through_symbolic_links_are_read_once(
     spark: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

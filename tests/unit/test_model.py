@@ -24,6 +24,7 @@ from lakescore.errors import (
     EXIT_FAILED,
     EXIT_USAGE,
     DeploymentError,
+    LakescoreError,
     ModelNotFoundError,
     ModelNotReadyError,
     RegistryUnreachableError,
@@ -551,3 +552,40 @@ def test_every_page_of_versions_is_read(risk_registry: Registry) -> None:
 
     versions = _all_versions(risk_registry.client, MODEL_NAME, page_size=1)
     assert sorted(int(v.version) for v in versions) == [1, 2]
+
+
+def test_a_registered_version_whose_files_are_gone_names_where_they_were(
+    tmp_path: Path,
+) -> None:
+    """A version registered from files at `file:///` paths of another machine (or removed):
+    it was "not found" (exit 2, a bad deployment) with MLflow's reason cut to its first line,
+    which named no file. The registry has it: the download failed, and says where from."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    artifacts = tmp_path / "artifacts"
+    experiment = client.create_experiment("gone", artifact_location=artifacts.as_uri())
+    with _use_tracking_uri(uri), mlflow.start_run(experiment_id=experiment):
+        mlflow.sklearn.log_model(_fit(1.0), name="model", registered_model_name="gone")
+    shutil.rmtree(artifacts)
+
+    with pytest.raises(LakescoreError) as info:
+        resolve_model("models:/gone/1", uri, download_dir=str(tmp_path / "copy"))
+
+    assert not isinstance(info.value, ModelNotFoundError)
+    assert info.value.exit_code == EXIT_FAILED
+    said = str(info.value)
+    assert said.startswith("Model models:/gone/1 (version 1) could not be downloaded from ")
+    assert str(artifacts) in said
+
+
+def test_a_runs_uri_naming_no_model_is_not_found(risk_registry: Registry, tmp_path: Path) -> None:
+    """`runs:/RUN/notes` (a folder of other files) or `runs:/RUN/nothing`: a bad deployment
+    (exit 2) naming the URI, not an unexpected error naming a temporary MLmodel path."""
+    run_id = risk_registry.run_ids[0]
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("not a model")
+    risk_registry.client.log_artifacts(run_id, str(notes), "notes")
+    for path in ("notes", "nothing"):
+        with pytest.raises(ModelNotFoundError, match=f"Model runs:/{run_id}/{path} "):
+            resolve_model(f"runs:/{run_id}/{path}", risk_registry.uri, str(tmp_path / path))
