@@ -526,7 +526,7 @@ def _require_existing_database(uri: str) -> None:
     if path and path != ":memory:" and not os.path.isfile(path):
         raise ModelNotFoundError(
             f"The MLflow registry database {os.path.abspath(path)} does not exist (tracking URI "
-            f"{uri}); check model.tracking_uri or MLFLOW_TRACKING_URI."
+            f"{uri}); check model.tracking_uri, or MLFLOW_REGISTRY_URI and MLFLOW_TRACKING_URI."
         )
 
 
@@ -571,10 +571,13 @@ def _registry_errors(uri: str, tracking_uri: str | None) -> Iterator[None]:
 
 
 def _where(tracking_uri: str | None) -> str:
+    """The registry asked: `model.tracking_uri`, else the one MLflow resolves (which is
+    MLFLOW_REGISTRY_URI when set, not MLFLOW_TRACKING_URI)."""
+    import mlflow
+
     from lakescore.redaction import scrub
 
-    where = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "the default MLflow store"
-    return scrub(where)
+    return scrub(tracking_uri or mlflow.get_registry_uri() or "the default MLflow store")
 
 
 def _looks_unreachable(text: str) -> bool:

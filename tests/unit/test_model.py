@@ -589,3 +589,15 @@ def test_a_runs_uri_naming_no_model_is_not_found(risk_registry: Registry, tmp_pa
     for path in ("notes", "nothing"):
         with pytest.raises(ModelNotFoundError, match=f"Model runs:/{run_id}/{path} "):
             resolve_model(f"runs:/{run_id}/{path}", risk_registry.uri, str(tmp_path / path))
+
+
+def test_a_model_not_found_names_the_registry_that_was_asked(
+    risk_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without model.tracking_uri MLflow asks MLFLOW_REGISTRY_URI when it is set; the error
+    named MLFLOW_TRACKING_URI's store, which was not asked."""
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", risk_registry.uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'tracking.db'}")
+    with pytest.raises(ModelNotFoundError) as info:
+        pin_model_version("models:/no_such_model/1")
+    assert f"was not found in {risk_registry.uri}" in str(info.value)
