@@ -435,6 +435,14 @@ def _signature_outputs(schema: Any, pinned: ModelVersion) -> tuple[OutputColumn,
     if schema is None or not schema.inputs:
         return ()
     if schema.is_tensor_spec():
+        if len(schema.inputs) > 1:
+            # A dict of arrays (a multi-head network) would fail the run after the whole pass.
+            names = ", ".join(str(spec.name) for spec in schema.inputs)
+            raise DeploymentError(
+                f"Model {pinned.requested_uri} returns {len(schema.inputs)} named tensors "
+                f"({names}); lakescore stores one tensor output, or named columns: wrap the "
+                "model so that it returns a DataFrame with a column for each."
+            )
         spec = schema.inputs[0]
         spark_type = _tensor_spark_type(spec.type, pinned)
         shape = tuple(spec.shape)

@@ -402,6 +402,26 @@ def test_an_unsigned_64_bit_tensor_output_is_refused(tmp_path: Path) -> None:
         resolve_model(str(path))
 
 
+def test_a_model_returning_several_named_tensors_is_refused(tmp_path: Path) -> None:
+    """A multi-head network returns a dict of arrays: it was shown as one `prediction` column
+    and failed the run inside the scoring pass; refused before any work, naming the tensors."""
+    from mlflow.types import TensorSpec
+
+    path = tmp_path / "heads"
+    outputs = Schema(
+        [
+            TensorSpec(np.dtype("float64"), (-1,), "risk"),
+            TensorSpec(np.dtype("int64"), (-1,), "band"),
+        ]
+    )
+    signature = ModelSignature(infer_signature(FEATURES).inputs, outputs)
+    mlflow.sklearn.save_model(
+        _fit(1.0), str(path), signature=signature, pip_requirements=SKLEARN_REQUIREMENTS
+    )
+    with pytest.raises(DeploymentError, match=r"returns 2 named tensors \(risk, band\)"):
+        resolve_model(str(path))
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 
