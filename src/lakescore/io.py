@@ -509,7 +509,7 @@ def _read_footers(
     names = relative_names(spark, folder, files).values()
     if any("=" in part for name in names for part in name.split("/")[:-1]):
         schemas, failed = _schemas_by_spark(spark, folder, files)
-        types = _partition_types(spark, folder, files, list(names))
+        types = _partition_types(spark, folder, list(schemas), list(names))
         nulls = _all_null_columns(spark, list(schemas))
         return {
             path: _marked_all_null(_retyped(schema, types), nulls.get(path, set()))
@@ -532,17 +532,21 @@ def _partition_types(
     each kept only if it reads every folder's value back as written (see partitions.py).
 
     Read file by file, `code=007` is the int 7 while `code=A12` is a string, and widening then
-    keeps "7". With a schema given, Spark opens no file; given the listed files rather than the
-    folder, it lists nothing either, so it follows no symbolic link the listing did not (a
-    `loop -> ..` was walked until the path grew too long).
+    keeps "7". With a schema given, Spark opens no file; given one readable file of each folder
+    rather than the input's folder, it lists nothing either, so it follows no symbolic link the
+    listing did not (a `loop -> ..` was walked until the path grew too long).
     """
-    probe = "__lakescore_probe"  # a name no input uses (pipeline refuses its prefix)
+    # The folders' names are all that count. Spark checks each path exists: one removed since
+    # it was listed is left out (its rows are gone with it; reading records it).
+    samples = sorted({path.rpartition("/")[0]: path for path in files}.values())
     try:
-        frame = (
-            spark.read.schema(f"`{probe}` string")
-            .option("basePath", folder)
-            .parquet(*map(literal_path, files))
-        )
+        try:
+            frame = _partition_probe(spark, folder, samples)
+        except AnalysisException as exc:
+            if "PATH_NOT_FOUND" not in str(exc):
+                raise
+            samples = [path for path in samples if path_exists(spark, path)]
+            frame = _partition_probe(spark, folder, samples)
     except PySparkException as exc:
         if exc.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":
             raise
@@ -554,8 +558,21 @@ def _partition_types(
             f"data files are in {listed(folders, _FOLDERS_SHOWN)}. Put every data file at the "
             "same depth of key=value folders, or point input.path at one of them."
         ) from exc
-    inferred = {f.name: f.dataType for f in frame.schema.fields if f.name != probe}
+    inferred = {f.name: f.dataType for f in frame.schema.fields if f.name != _PROBE}
     return kept_types(inferred, names)
+
+
+_PROBE = "__lakescore_probe"  # a column name no input uses (pipeline refuses its prefix)
+
+
+def _partition_probe(spark: SparkSession, folder: str, files: Sequence[str]) -> DataFrame:
+    if not files:  # none readable: reading fails naming them
+        return spark.createDataFrame([], f"`{_PROBE}` string")
+    return (
+        spark.read.schema(f"`{_PROBE}` string")
+        .option("basePath", folder)
+        .parquet(*map(literal_path, files))
+    )
 
 
 _FOLDERS_SHOWN = 6

@@ -300,6 +300,32 @@ def test_a_file_removed_after_its_footer_was_read_is_recorded_and_the_rest_read(
     ]
 
 
+def test_a_partition_file_removed_after_its_schema_was_read_is_recorded_and_the_rest_read(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same in partition folders, whose types are probed on the files: the probe must not
+    fail the run on the removed one."""
+    folder = tmp_path / "input"
+    for day, name in (("1", "a"), ("2", "b")):
+        (folder / f"day={day}").mkdir(parents=True)
+        table = pa.table({"id": [f"{name}-0", f"{name}-1"]})
+        pq.write_table(table, folder / f"day={day}" / f"{name}.parquet")
+    schemas = io._schemas_by_spark
+
+    def then_removed(*args: Any) -> Any:
+        found = schemas(*args)
+        (folder / "day=2" / "b.parquet").unlink()
+        return found
+
+    monkeypatch.setattr(io, "_schemas_by_spark", then_removed)
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    assert sorted((r["id"], r["day"]) for r in data.frame.collect()) == [("a-0", 1), ("a-1", 1)]
+    assert [(unquote(f.path).endswith("b.parquet"), f.error) for f in data.failed] == [
+        (True, "was removed after the input was listed")
+    ]
+
+
 def test_a_marker_and_a_manifest_among_the_data_files_are_not_read_as_data(
     spark: Any, tmp_path: Path
 ) -> None:
