@@ -130,25 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failure(wants_json, str(exc), EXIT_USAGE)
     _configure_logging(args.verbose)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a reader gone (`| head`) shows here, not in Python's flush at exit
+        return code
     except LakescoreError as exc:
         return _failure(args, scrub(_naming_the_file(args, exc)), exc.exit_code, exc.run_record)
     except KeyboardInterrupt as exc:  # the run, if one started, has recorded how it ended
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         said = str(exc) or interruption(exc)  # a run's stop says whether it was recorded
         return _failure(args, scrub(said), code, getattr(exc, "run_record", None))
-    except BrokenPipeError:
-        if not _stdout_closed():
-            raise
-        # Its reader went away (`| head`): nothing more can be said there, and Python's own
-        # flush at exit would print a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(
-            "lakescore: error: standard output was closed before all was written to it",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            _drop_stdout()
+            print(f"lakescore: error: {_STDOUT_CLOSED}", file=sys.stderr)
+            return EXIT_FAILED
         if args.verbose:
             # the bug's traceback, and still the JSON a scheduler parses
             print(scrub(traceback.format_exc()), end="", file=sys.stderr)
@@ -159,6 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_FAILED,
             getattr(exc, "run_record", None),
         )
+
+
+_STDOUT_CLOSED = "standard output was closed before all was written to it"
+
+
+def _drop_stdout() -> None:
+    """Its reader has gone: what is left unwritten goes nowhere (Python's own flush at exit
+    would print a traceback)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _stdout_closed() -> bool:
@@ -177,7 +181,11 @@ def _failure(
     """One sentence on stderr; with --json, also `{"error", "exit_code", "run"}` on stdout, for
     every failure (a bad deployment file too), so a scheduler always gets JSON to parse."""
     if getattr(args, "json", False):
-        print(to_json({"error": message, "exit_code": exit_code, "run": run}))
+        try:
+            print(to_json({"error": message, "exit_code": exit_code, "run": run}), flush=True)
+        except BrokenPipeError:
+            _drop_stdout()
+            message = f"{message.rstrip('.')}; {_STDOUT_CLOSED}"
     print(f"lakescore: error: {message}", file=sys.stderr)
     return exit_code
 

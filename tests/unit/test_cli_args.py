@@ -50,20 +50,26 @@ def test_an_abbreviated_option_is_refused(capsys: Any, tmp_path: Path) -> None:
     assert "unrecognized arguments: --js" in capsys.readouterr().err
 
 
-def test_a_closed_standard_output_ends_with_one_sentence(tmp_path: Path) -> None:
-    """`lakescore deployment show d.yaml --json | head -1`: the reader goes away."""
+@pytest.mark.parametrize("model_exists", [True, False])
+def test_a_closed_standard_output_ends_with_one_sentence(
+    tmp_path: Path, model_exists: bool
+) -> None:
+    """`lakescore deployment show d.yaml --json | head -1`: the reader goes away, before the
+    output (buffered: written at exit, outside any handler) or an error's JSON is written."""
     model = tmp_path / "model"
-    features = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
-    mlflow.sklearn.save_model(
-        LogisticRegression().fit(features, [0, 0, 1, 1]),
-        str(model),
-        signature=infer_signature(features, np.array([0, 1])),
-    )
+    if model_exists:
+        features = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+        mlflow.sklearn.save_model(
+            LogisticRegression().fit(features, [0, 0, 1, 1]),
+            str(model),
+            signature=infer_signature(features, np.array([0, 1])),
+        )
     deployment = tmp_path / "d.yaml"
     deployment.write_text(
         f"name: d\nmodel: {{uri: {model}}}\ninput: {{format: parquet, path: in}}\n"
         "output: {path: out}\nquarantine: {path: q}\nruns: {path: runs}\n"
     )
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     read, write = os.pipe()
     os.close(read)  # the reader has gone before anything is written
     try:
@@ -81,10 +87,15 @@ def test_a_closed_standard_output_ends_with_one_sentence(tmp_path: Path) -> None
             stderr=subprocess.PIPE,
             text=True,
             timeout=120,
+            env=environment,
         )
     finally:
         os.close(write)
-    assert ended.returncode == 1
-    assert ended.stderr.strip().splitlines() == [
-        "lakescore: error: standard output was closed before all was written to it"
-    ]
+    closed = "standard output was closed before all was written to it"
+    [said] = ended.stderr.strip().splitlines()
+    if model_exists:
+        assert (ended.returncode, said) == (1, f"lakescore: error: {closed}")
+    else:
+        assert ended.returncode == 2
+        assert f"Model path {model} is not an MLflow model" in said
+        assert said.endswith(f"; {closed}")
