@@ -176,6 +176,11 @@ _STAGES = ("none", "staging", "production", "archived")  # MLflow's deprecated m
 
 def pin_model_version(uri: str, tracking_uri: str | None = None) -> ModelVersion:
     """Resolve an alias (or `latest`) to a version once, on the driver."""
+    with _failing_fast():
+        return _pin(uri, tracking_uri)
+
+
+def _pin(uri: str, tracking_uri: str | None) -> ModelVersion:
     check_model_uri(uri)
     logged = _LOGGED_URI.match(uri)
     if logged:
@@ -207,8 +212,9 @@ def resolve_model(
 
     `result_type` types the prediction of a model whose signature has no outputs.
     """
-    pinned = pin_model_version(uri, tracking_uri)
-    local_path = _download(pinned, tracking_uri, download_dir)
+    with _failing_fast():
+        pinned = _pin(uri, tracking_uri)
+        local_path = _download(pinned, tracking_uri, download_dir)
     return read_signature(_pinned_to_logged_model(pinned, local_path), local_path, result_type)
 
 
@@ -520,7 +526,6 @@ def _client(tracking_uri: str | None) -> Any:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    _fail_fast_on_unreachable_servers()
     _require_existing_database(tracking_uri or mlflow.get_registry_uri())
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -538,11 +543,25 @@ def _require_existing_database(uri: str) -> None:
         )
 
 
-def _fail_fast_on_unreachable_servers() -> None:
-    """MLflow retries an unreachable server for minutes by default; a batch job should not hang."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+_FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+@contextlib.contextmanager
+def _failing_fast() -> Iterator[None]:
+    """MLflow retries an unreachable server for minutes by default; a batch job should not
+    hang. Set where the user set nothing, for lakescore's own MLflow calls only: a notebook's
+    later MLflow calls keep MLflow's defaults (they stayed set for the whole process)."""
+    added = {key: value for key, value in _FAIL_FAST.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 @contextlib.contextmanager

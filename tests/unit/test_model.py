@@ -621,3 +621,19 @@ def test_a_model_not_found_names_the_registry_that_was_asked(
     with pytest.raises(ModelNotFoundError) as info:
         pin_model_version("models:/no_such_model/1")
     assert f"was not found in {risk_registry.uri}" in str(info.value)
+
+
+def test_resolving_leaves_mlflows_http_settings_as_they_were(
+    risk_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lakescore's calls give up on an unreachable server quickly; a notebook's own MLflow
+    calls afterwards keep MLflow's defaults (the settings stayed for the whole process), and
+    a setting the user made is never changed."""
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "300")
+    resolve_model(f"models:/{MODEL_NAME}@champion", risk_registry.uri, str(tmp_path))
+    pin_model_version(f"models:/{MODEL_NAME}/1", risk_registry.uri)
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    assert "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR" not in os.environ
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
