@@ -21,7 +21,7 @@ from lakescore.config import Deployment
 from lakescore.counts import StagedCounts
 from lakescore.errors import AttemptSupersededError, LimitExceededError
 from lakescore.faults import fault_point
-from lakescore.interrupts import carry_job_tags
+from lakescore.interrupts import carry_local_properties
 from lakescore.io import (
     FAILED_FILES_COMMENTS,
     FAILED_FILES_SCHEMA,
@@ -155,7 +155,7 @@ class Commits:
         # The job tags are read now, before any commit runs: no Py4J call of the main thread
         # (which a stop's KeyboardInterrupt could cut, closing Py4J's pooled connections) may
         # overlap a commit.
-        self._tagged = carry_job_tags(run.spark, _call)
+        self._tagged = carry_local_properties(run.spark, _call)
 
     def __enter__(self) -> Commits:
         return self

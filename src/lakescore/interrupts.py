@@ -104,7 +104,7 @@ class Stop:
         raise self.exception()
 
 
-def carry_job_tags(spark: SparkSession, work: Callable[..., _T]) -> Callable[..., _T]:
+def carry_local_properties(spark: SparkSession, work: Callable[..., _T]) -> Callable[..., _T]:
     """`work` with the calling thread's Spark local properties, for a pool thread (they belong
     to a thread, as PySpark's `InheritableThread` knows): the run's job tags, so that a stop
     of the run cancels the jobs it starts too and no one else's, and a notebook's job group,
@@ -125,7 +125,7 @@ def carry_job_tags(spark: SparkSession, work: Callable[..., _T]) -> Callable[...
 
 
 def on_worker_thread(stop: Stop, work: Callable[[], _T], name: str) -> _T:
-    """`work` (which runs Spark jobs) on a worker thread with the run's job tags, waited for.
+    """`work` (which runs Spark jobs) on a worker thread with the caller's job tags, waited for.
 
     A stop then interrupts the wait, never `work`'s own Py4J call: a call cut mid-way leaves
     the JVM going on with it, and a write still being planned would start its job after the
@@ -133,7 +133,7 @@ def on_worker_thread(stop: Stop, work: Callable[[], _T], name: str) -> _T:
     the run's jobs are cancelled again each second until `work` has ended.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
-        future = pool.submit(carry_job_tags(stop.spark, work))
+        future = pool.submit(carry_local_properties(stop.spark, work))
         try:
             return future.result()
         except BaseException:

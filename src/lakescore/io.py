@@ -45,7 +45,7 @@ from lakescore.errors import (
     reserved_columns_error,
     spark_error_message,
 )
-from lakescore.interrupts import carry_job_tags
+from lakescore.interrupts import carry_local_properties
 from lakescore.partitions import kept_types
 
 _log = logging.getLogger(__name__)
@@ -683,7 +683,7 @@ def _schemas_by_spark(
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             return FailedFile(path, _explained(spark_error_message(exc)))
 
-    return _collect_schemas(files, carry_job_tags(spark, footer))
+    return _collect_schemas(files, carry_local_properties(spark, footer))
 
 
 def _collect_schemas(

@@ -301,7 +301,7 @@ def test_a_stop_while_the_staging_write_is_planned_leaves_no_staging_folder(
     staging folder, which the write would otherwise create again after the removal: the
     rows as read, left behind in a notebook's long-lived JVM."""
     import lakescore.runner as runner
-    from lakescore.interrupts import carry_job_tags
+    from lakescore.interrupts import carry_local_properties
 
     deployment = load_deployment(lakehouse(rows=200, files=2))
     write = runner.write_staging
@@ -313,7 +313,7 @@ def test_a_stop_while_the_staging_write_is_planned_leaves_no_staging_folder(
             with contextlib.suppress(Exception):  # cancelled, if the run still waits for it
                 write(frame, path)
 
-        jvm = threading.Thread(target=carry_job_tags(spark, later))
+        jvm = threading.Thread(target=carry_local_properties(spark, later))
         landed.append(jvm)
         jvm.start()
         os.kill(os.getpid(), signal.SIGINT)

@@ -112,7 +112,7 @@ def test_a_pool_thread_runs_its_jobs_in_the_callers_job_group_and_pool(spark: An
     they reach those of the calling thread; the run's tags too, so that a stop cancels them."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lakescore.interrupts import carry_job_tags
+    from lakescore.interrupts import carry_local_properties
 
     context = spark.sparkContext
     context.setJobGroup("notebook-cell", "a cell's jobs")
@@ -125,7 +125,7 @@ def test_a_pool_thread_runs_its_jobs_in_the_callers_job_group_and_pool(spark: An
             return context.getLocalProperty("spark.scheduler.pool"), context.getJobTags()
 
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pool_name, tags = pool.submit(carry_job_tags(spark, on_pool_thread)).result()
+            pool_name, tags = pool.submit(carry_local_properties(spark, on_pool_thread)).result()
             left = pool.submit(lambda: (context.getLocalProperty("spark.scheduler.pool"),)).result()
     finally:
         context.removeJobTag("lakescore-carried")
