@@ -162,7 +162,9 @@ _STDOUT_CLOSED = "standard output was closed before all was written to it"
 def _drop_stdout() -> None:
     """Its reader has gone: what is left unwritten goes nowhere (Python's own flush at exit
     would print a traceback)."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _stdout_closed() -> bool:

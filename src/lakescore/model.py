@@ -361,9 +361,10 @@ def _download(pinned: ModelVersion, tracking_uri: str | None, download_dir: str 
 def _download_errors(pinned: ModelVersion) -> Iterator[None]:
     """A model whose files cannot be fetched (a registered version's files at `file:///` paths
     of another machine, storage that refuses them, a local disk that cannot take them): one
-    sentence naming the model and where its files are, with MLflow's whole reason. Only a
-    `runs:/` URI's path that the run does not hold is "not found" (a bad deployment, exit 2):
-    the registry said every other model exists."""
+    sentence naming the model and where its files are, with MLflow's reason, not "not found"
+    (a bad deployment, exit 2) cut to its first line: the registry said the model exists.
+    A `runs:/` URI MLflow cannot download stays "not found": MLflow reports every such
+    failure as a path the run lacks."""
     from mlflow.exceptions import MlflowException
 
     from lakescore.redaction import scrub
