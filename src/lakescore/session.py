@@ -85,7 +85,7 @@ def get_spark(
     # `python3` is first on PATH.
     # PySpark reads the worker interpreter from PYSPARK_PYTHON only.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = builder.config("spark.jars", _joined(defaults, "spark.jars", *delta_jars()))
+    builder = builder.config("spark.jars", local_jars(defaults))
     if catalog:
         builder = _with_local_metastore(builder)
     builder = builder.config("spark.ui.showConsoleProgress", str(show_progress).lower())
@@ -96,6 +96,18 @@ def get_spark(
     require_classic(spark)
     _quiet(spark, verbose)
     return spark
+
+
+def local_jars(defaults: dict[str, str]) -> str:
+    """`spark.jars` of lakescore's own session: spark-defaults.conf's, and Delta's unless they
+    (or its `spark.jars.packages`) already hold delta-spark, as on a machine set up without
+    Maven Central: there, resolving them again failed every run."""
+    given = f"{defaults.get('spark.jars', '')},{defaults.get('spark.jars.packages', '')}"
+    has_delta = any(
+        "delta-spark_" in part.rsplit("/", 1)[-1] or part.strip().startswith("io.delta:delta-spark")
+        for part in given.split(",")
+    )
+    return _joined(defaults, "spark.jars", *([] if has_delta else delta_jars()))
 
 
 def spark_defaults() -> dict[str, str]:

@@ -132,3 +132,24 @@ def test_spark_defaults_are_read_as_java_reads_properties() -> None:
     joined = _joined(settings, "spark.sql.extensions", delta)
     assert joined == f"org.example.Ext,{delta}"
     assert _joined(settings, "spark.jars", "/d.jar") == "a.jar,b.jar,/d.jar"
+
+
+def test_delta_already_in_spark_defaults_is_not_resolved_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine without Maven Central whose spark-defaults.conf lists Delta's jars (or its
+    package): the command resolved them again from Maven Central, and every run failed."""
+    from lakescore import session
+
+    def offline() -> list[str]:
+        raise AssertionError("resolved Delta's jars from Maven Central")
+
+    monkeypatch.setattr(session, "delta_jars", offline)
+    jars = "/opt/jars/delta-spark_2.13-4.4.0.jar,/opt/jars/delta-storage-4.4.0.jar"
+    assert session.local_jars({"spark.jars": jars}) == jars
+    packages = {"spark.jars.packages": "io.delta:delta-spark_4.2_2.13:4.4.0"}
+    assert session.local_jars(packages) == ""
+    monkeypatch.setattr(session, "delta_jars", lambda: ["/cache/delta-spark_4.2_2.13-4.4.0.jar"])
+    assert session.local_jars({"spark.jars": "/opt/hadoop-aws.jar"}) == (
+        "/opt/hadoop-aws.jar,/cache/delta-spark_4.2_2.13-4.4.0.jar"
+    )
