@@ -36,8 +36,8 @@ def ended_record(record: RunRecord, exc: LakescoreError, status: str) -> RunReco
             error += (
                 (" They may also hold" if finished else " The tables may still hold")
                 + f" rows that attempt {interrupted[-1].get('attempt')} of run {record.run_id} "
-                "committed before it was interrupted; a successful rerun of this run id "
-                "replaces them."
+                "committed before it was interrupted or failed; a successful rerun of this run "
+                "id replaces them."
             )
     return record.with_(status=status, error=error, finished_at=datetime.now(timezone.utc))
 
@@ -54,7 +54,8 @@ def _committed(attempt: dict[str, Any]) -> bool:
 
 
 def _may_have_committed(attempt: dict[str, Any]) -> bool:
-    """An attempt killed, or stopped during its commits, may have left rows behind."""
+    """An attempt killed, stopped during its commits, or failed with a commit it could not
+    take back, may have left rows behind."""
     status, error = attempt.get("status"), attempt.get("error") or ""
     return status == INTERRUPTED or (status == FAILED and STOPPED_COMMITTING in error)
 

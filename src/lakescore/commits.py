@@ -239,6 +239,7 @@ def _take_back(run: RunContext, started: _Started, version: int) -> None:
         )
     except Exception:
         _log.warning("could not revert run %s in %s", record.run_id, started.path, exc_info=True)
+        run.state.unreverted.append(started.table)  # the run's record says so
         return
     run.progress.stage(f"reverted this attempt's commit to the {started.table} table")
 

@@ -35,6 +35,7 @@ class RunState:
         self.stop = stop  # the run's signal handling and job tag
         self.files: tuple[str, ...] = ()
         self.committing = False  # set once the first table commit may have begun
+        self.unreverted: list[str] = []  # tables whose commit could not be taken back
         self._recorded = recorded
 
     def wait_until_recorded(self) -> None:

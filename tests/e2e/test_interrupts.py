@@ -20,8 +20,10 @@ import pytest
 from deltalake import DeltaTable
 from paused_runs import paused_run
 
+from lakescore.attempts import STOPPED_COMMITTING
 from lakescore.cli import main
 from lakescore.config import load_deployment
+from lakescore.errors import LakescoreError
 from lakescore.progress import Progress
 from lakescore.runner import score
 from lakescore.runs import RunRecord, get_run, next_attempt, write_run
@@ -328,3 +330,33 @@ def test_a_stop_while_the_staging_write_is_planned_leaves_no_staging_folder(
     run = read(deployment.runs.path).set_index("run_id").loc["planned"]
     assert run["status"] == "failed" and "interrupted" in run["error"]
     assert not staging_of(deployment, "planned").exists()
+
+
+def test_a_commit_that_could_not_be_taken_back_is_in_the_runs_record(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed run changes no table, unless taking back its commit fails too (storage down,
+    the old version vacuumed): the record said only why the run failed, and a later attempt's
+    record did not say the rows might still be there."""
+    import lakescore.commits as commits
+
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+
+    def refused(*args: Any) -> None:
+        raise OSError("storage refused the write")
+
+    monkeypatch.setattr(commits, "revert_run_rows", refused)
+    broken = LakescoreError("the quarantine commit broke.")
+    with pytest.raises(LakescoreError, match=r"its commit to the .*quarantine table failed too"):
+        score(spark, deployment, "stuck", _StopWhen(r"committed [\d,]+ quarantined rows", broken))
+
+    run = read(deployment.runs.path).set_index("run_id").loc["stuck"]
+    assert run["status"] == "failed"
+    assert run["error"].startswith(f"the quarantine commit broke; {STOPPED_COMMITTING}")
+    assert rows_of(deployment.quarantine.path, "stuck") > 0  # as the record says
+
+    monkeypatch.undo()
+    with pytest.raises(LakescoreError):
+        score(spark, deployment, "stuck", _StopWhen("validating", LakescoreError("again.")))
+    rerun = read(deployment.runs.path).set_index("run_id").loc["stuck"]
+    assert "may still hold rows that attempt 1 of run stuck committed" in rerun["error"]
