@@ -174,3 +174,21 @@ def test_respell_names_columns_as_wanted_and_refuses_two_spellings(spark: Any) -
     )
     with pytest.raises(DeploymentError, match="spelled KWH and kwh"):
         pipeline.respell(frame, ["kwh", "KWH"])
+
+
+def test_a_shipped_model_lives_as_long_as_the_jvm(
+    spark: Any, lakehouse: Any, tmp_path: Path
+) -> None:
+    """Executors fetch every file added to the SparkContext (a new one fetches them all): an
+    archive removed when the notebook's Python exits, under a SparkContext that lives on
+    (Databricks' `restartPython()`), failed every later task on a new executor. Its folder is
+    Spark's own, removed when the JVM shuts down."""
+    deployment = load_deployment(lakehouse(rows=20, files=1, bad=False))
+    model = resolve_model(deployment.model.uri, deployment.model.tracking_uri, str(tmp_path))
+    name = ship_model(spark, model.local_path)
+    jvm = spark.sparkContext._jvm
+    archive = next(
+        Path(p) for p in map(str, spark.sparkContext.listFiles) if p.endswith(f"/{name}")
+    )
+    folder = jvm.java.io.File(str(archive.parent).removeprefix("file:"))
+    assert jvm.org.apache.spark.util.ShutdownHookManager.hasShutdownDeleteDir(folder)
