@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.lakescore-installed
 
 install: $(STAMP)
 
-# pyproject.toml allows Python 3.11-3.12 (PySpark 4.2 and the pinned wheels): say so before pip
+# pyproject.toml allows Python 3.11-3.12 (the pins need 3.11; 3.13 is not tested): say so before pip
 # fails on a 3.13, and name a .venv made by another Python, which pip would go on failing in.
 SUPPORTED := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))
 

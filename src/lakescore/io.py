@@ -536,8 +536,8 @@ def _partition_types(
     rather than the input's folder, it lists nothing either, so it follows no symbolic link the
     listing did not (a `loop -> ..` was walked until the path grew too long).
     """
-    # The folders' names are all that count. Spark checks each path exists: one removed since
-    # it was listed is left out (its rows are gone with it; reading records it).
+    # The folders' names are all that count. Spark checks each path exists: a file removed
+    # since it was listed is left out (reading records it), another of its folder stands in.
     samples = sorted({path.rpartition("/")[0]: path for path in files}.values())
     try:
         try:
@@ -545,7 +545,8 @@ def _partition_types(
         except AnalysisException as exc:
             if "PATH_NOT_FOUND" not in str(exc):
                 raise
-            samples = [path for path in samples if path_exists(spark, path)]
+            present = [path for path in files if path_exists(spark, path)]
+            samples = sorted({path.rpartition("/")[0]: path for path in present}.values())
             frame = _partition_probe(spark, folder, samples)
     except PySparkException as exc:
         if exc.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":

@@ -256,10 +256,12 @@ def _end_failed_run(
             else LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
         )
         if state.unreverted:  # a failed run changes no table, unless a take-back failed too
-            tables = " and ".join(state.unreverted)
+            tables = " and ".join(state.unreverted) + (
+                " tables" if len(state.unreverted) > 1 else " table"
+            )
             error.args = (
                 f"{str(error).rstrip('.')}; {STOPPED_COMMITTING}: taking back its commit to "
-                f"the {tables} table failed too (a rerun of this run id replaces those rows).",
+                f"the {tables} failed too (a rerun of this run id replaces those rows).",
             )
         aborted = isinstance(error, LimitExceededError | IncompleteInputError)
         failed = ended_record(state.record, error, ABORTED if aborted else FAILED)

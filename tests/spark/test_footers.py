@@ -326,6 +326,33 @@ def test_a_partition_file_removed_after_its_schema_was_read_is_recorded_and_the_
     ]
 
 
+def test_a_removed_file_leaves_its_folders_partition_value_in_the_type(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partition types are probed on one file per folder: when that file is removed after
+    listing, another of its folder stands in, or `id=9999999999` would be left out and `id`
+    inferred as an int from `id=1` alone."""
+    folder = tmp_path / "input"
+    for value, names in (("1", ["a"]), ("9999999999", ["b", "c"])):
+        (folder / f"id={value}").mkdir(parents=True)
+        for name in names:
+            pq.write_table(pa.table({"n": [name]}), folder / f"id={value}" / f"{name}.parquet")
+    schemas = io._schemas_by_spark
+
+    def then_removed(*args: Any) -> Any:
+        found = schemas(*args)
+        (folder / "id=9999999999" / "c.parquet").unlink()
+        return found
+
+    monkeypatch.setattr(io, "_schemas_by_spark", then_removed)
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    assert sorted((r["n"], r["id"]) for r in data.frame.collect()) == [
+        ("a", 1),
+        ("b", 9999999999),
+    ]
+
+
 def test_a_marker_and_a_manifest_among_the_data_files_are_not_read_as_data(
     spark: Any, tmp_path: Path
 ) -> None:

@@ -637,3 +637,20 @@ def test_resolving_leaves_mlflows_http_settings_as_they_were(
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
     assert "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR" not in os.environ
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
+
+
+def test_overlapping_resolutions_keep_the_fail_fast_settings_until_the_last_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two runs in notebook threads: the second took the first's settings for the user's, and
+    the first, ending, removed them while the second still talked to the server."""
+    from lakescore.model import _failing_fast
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    first, second = _failing_fast(), _failing_fast()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") == "2"
+    second.__exit__(None, None, None)
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
