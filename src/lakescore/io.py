@@ -179,7 +179,7 @@ def read_input(
                 raise
             # Removed since its footer was read (Spark checks every path before reading any):
             # recorded, and the group read without it.
-            gone = {p for p in paths if not path_exists(spark, p)}
+            gone = set(paths) - set(_existing(spark, paths))
             if not gone:
                 raise
             failed.extend(
@@ -442,6 +442,17 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
+def _existing(spark: SparkSession, paths: Sequence[str]) -> list[str]:
+    """Those of one input's `paths` that exist, asked of one FileSystem (each `path_exists`
+    builds the session's Hadoop configuration anew)."""
+    if not paths:
+        return []
+    fs, _ = _filesystem(spark, paths[0])
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    return [path for path in paths if fs.exists(jvm.org.apache.hadoop.fs.Path(path))]
+
+
 def _filesystem(spark: SparkSession, path: str) -> tuple[Any, Any]:
     """Hadoop's FileSystem for `path` and its Path: what works on any storage Spark can read,
     with the settings Spark's own reads of it use (`_session_hadoop_conf`)."""
@@ -538,16 +549,14 @@ def _partition_types(
     """
     # The folders' names are all that count. Spark checks each path exists: a file removed
     # since it was listed is left out (reading records it), another of its folder stands in.
-    samples = sorted({path.rpartition("/")[0]: path for path in files}.values())
     try:
         try:
-            frame = _partition_probe(spark, folder, samples)
+            frame = _partition_probe(spark, folder, _one_per_folder(files))
         except AnalysisException as exc:
             if "PATH_NOT_FOUND" not in str(exc):
                 raise
-            present = [path for path in files if path_exists(spark, path)]
-            samples = sorted({path.rpartition("/")[0]: path for path in present}.values())
-            frame = _partition_probe(spark, folder, samples)
+            present = _one_per_folder(_existing(spark, files))
+            frame = _partition_probe(spark, folder, present)
     except PySparkException as exc:
         if exc.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":
             raise
@@ -564,6 +573,10 @@ def _partition_types(
 
 
 _PROBE = "__lakescore_probe"  # a column name no input uses (pipeline refuses its prefix)
+
+
+def _one_per_folder(files: Sequence[str]) -> list[str]:
+    return sorted({path.rpartition("/")[0]: path for path in files}.values())
 
 
 def _partition_probe(spark: SparkSession, folder: str, files: Sequence[str]) -> DataFrame:

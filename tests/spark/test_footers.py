@@ -300,6 +300,18 @@ def test_a_file_removed_after_its_footer_was_read_is_recorded_and_the_rest_read(
     ]
 
 
+def removed_once_its_schema_is_read(monkeypatch: pytest.MonkeyPatch, file: Path) -> None:
+    """Remove `file` just after the files' schemas are read, before the partition probe."""
+    schemas = io._schemas_by_spark
+
+    def then_removed(*args: Any) -> Any:
+        found = schemas(*args)
+        file.unlink()
+        return found
+
+    monkeypatch.setattr(io, "_schemas_by_spark", then_removed)
+
+
 def test_a_partition_file_removed_after_its_schema_was_read_is_recorded_and_the_rest_read(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,14 +322,7 @@ def test_a_partition_file_removed_after_its_schema_was_read_is_recorded_and_the_
         (folder / f"day={day}").mkdir(parents=True)
         table = pa.table({"id": [f"{name}-0", f"{name}-1"]})
         pq.write_table(table, folder / f"day={day}" / f"{name}.parquet")
-    schemas = io._schemas_by_spark
-
-    def then_removed(*args: Any) -> Any:
-        found = schemas(*args)
-        (folder / "day=2" / "b.parquet").unlink()
-        return found
-
-    monkeypatch.setattr(io, "_schemas_by_spark", then_removed)
+    removed_once_its_schema_is_read(monkeypatch, folder / "day=2" / "b.parquet")
     data = read_input(spark, InputConfig("parquet", str(folder)))
 
     assert sorted((r["id"], r["day"]) for r in data.frame.collect()) == [("a-0", 1), ("a-1", 1)]
@@ -337,14 +342,7 @@ def test_a_removed_file_leaves_its_folders_partition_value_in_the_type(
         (folder / f"id={value}").mkdir(parents=True)
         for name in names:
             pq.write_table(pa.table({"n": [name]}), folder / f"id={value}" / f"{name}.parquet")
-    schemas = io._schemas_by_spark
-
-    def then_removed(*args: Any) -> Any:
-        found = schemas(*args)
-        (folder / "id=9999999999" / "c.parquet").unlink()
-        return found
-
-    monkeypatch.setattr(io, "_schemas_by_spark", then_removed)
+    removed_once_its_schema_is_read(monkeypatch, folder / "id=9999999999" / "c.parquet")
     data = read_input(spark, InputConfig("parquet", str(folder)))
 
     assert sorted((r["n"], r["id"]) for r in data.frame.collect()) == [
