@@ -172,23 +172,17 @@ def read_input(
     frames, read = [], []
     for schema_json, paths in groups.items():
         schema = T.StructType.fromJson(json.loads(schema_json))
-        try:
-            raw = _read_parquet(spark, config.path, schema, paths)
-        except AnalysisException as exc:
-            if "PATH_NOT_FOUND" not in str(exc):
-                raise
-            # Removed since its footer was read (Spark checks every path before reading any):
-            # recorded, and the group read without it.
-            gone = set(paths) - set(_existing(spark, paths))
-            if not gone:
-                raise
-            failed.extend(
-                FailedFile(p, "was removed after the input was listed") for p in sorted(gone)
-            )
-            paths = [p for p in paths if p not in gone]
-            if not paths:
-                continue
-            raw = _read_parquet(spark, config.path, schema, paths)
+        # A file removed since its footer was read is recorded, and the group read without it.
+        raw, present = _without_removed(
+            spark, paths, functools.partial(_read_parquet, spark, config.path, schema)
+        )
+        failed.extend(
+            FailedFile(p, "was removed after the input was listed")
+            for p in sorted(set(paths) - set(present))
+        )
+        if raw is None:
+            continue
+        paths = present
         try:
             frames.append(raw.select(*_project(canonical, schema), *_lineage(raw, None)))
             read.extend(paths)
@@ -453,6 +447,28 @@ def _existing(spark: SparkSession, paths: Sequence[str]) -> list[str]:
     return [path for path in paths if fs.exists(jvm.org.apache.hadoop.fs.Path(path))]
 
 
+def _without_removed(
+    spark: SparkSession, paths: Sequence[str], read: Callable[[list[str]], DataFrame]
+) -> tuple[DataFrame | None, list[str]]:
+    """`read` of those of `paths` still there (None if none is), and which those were.
+
+    Spark checks every path exists before it reads any, so one file removed since the input was
+    listed (a producer replacing its output) failed the whole run with PATH_NOT_FOUND. Asked
+    again until no more are gone: a file can go between one check and the next read too.
+    """
+    present = list(paths)
+    while True:
+        try:
+            return (read(present) if present else None), present
+        except AnalysisException as exc:
+            if "PATH_NOT_FOUND" not in str(exc):
+                raise
+            still = _existing(spark, present)
+            if len(still) == len(present):  # not one of these: another path is missing
+                raise
+            present = still
+
+
 def _filesystem(spark: SparkSession, path: str) -> tuple[Any, Any]:
     """Hadoop's FileSystem for `path` and its Path: what works on any storage Spark can read,
     with the settings Spark's own reads of it use (`_session_hadoop_conf`)."""
@@ -550,13 +566,9 @@ def _partition_types(
     # The folders' names are all that count. Spark checks each path exists: a file removed
     # since it was listed is left out (reading records it), another of its folder stands in.
     try:
-        try:
-            frame = _partition_probe(spark, folder, _one_per_folder(files))
-        except AnalysisException as exc:
-            if "PATH_NOT_FOUND" not in str(exc):
-                raise
-            present = _one_per_folder(_existing(spark, files))
-            frame = _partition_probe(spark, folder, present)
+        frame, _ = _without_removed(
+            spark, files, lambda present: _partition_probe(spark, folder, _one_per_folder(present))
+        )
     except PySparkException as exc:
         if exc.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":
             raise
@@ -568,7 +580,8 @@ def _partition_types(
             f"data files are in {listed(folders, _FOLDERS_SHOWN)}. Put every data file at the "
             "same depth of key=value folders, or point input.path at one of them."
         ) from exc
-    inferred = {f.name: f.dataType for f in frame.schema.fields if f.name != _PROBE}
+    fields = frame.schema.fields if frame is not None else []  # none readable: none to type
+    inferred = {f.name: f.dataType for f in fields if f.name != _PROBE}
     return kept_types(inferred, names)
 
 
@@ -580,8 +593,6 @@ def _one_per_folder(files: Sequence[str]) -> list[str]:
 
 
 def _partition_probe(spark: SparkSession, folder: str, files: Sequence[str]) -> DataFrame:
-    if not files:  # none readable: reading fails naming them
-        return spark.createDataFrame([], f"`{_PROBE}` string")
     return (
         spark.read.schema(f"`{_PROBE}` string")
         .option("basePath", folder)

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from lakescore.errors import (
     RegistryUnreachableError,
 )
 from lakescore.mlmodel import read_mlmodel
+from lakescore.shared_state import changed_while_held
 
 _log = logging.getLogger(__name__)
 
@@ -556,26 +556,20 @@ _FAIL_FAST = {
 def _failing_fast() -> Iterator[None]:
     """MLflow retries an unreachable server for minutes by default; a batch job should not
     hang. Set where the user set nothing, for lakescore's own MLflow calls only: a notebook's
-    later MLflow calls keep MLflow's defaults (they stayed set for the whole process)."""
-    global _failing_fast_users, _added
-    with _failing_fast_lock:  # runs in notebook threads share the process's environment
-        if not _failing_fast_users:
-            _added = [key for key in _FAIL_FAST if key not in os.environ]
-            os.environ.update({key: _FAIL_FAST[key] for key in _added})
-        _failing_fast_users += 1
-    try:
+    later MLflow calls keep MLflow's defaults (they stayed set for the whole process). Runs in
+    notebook threads share the process's environment (see shared_state.py)."""
+
+    def add() -> list[str]:
+        added = [key for key in _FAIL_FAST if key not in os.environ]
+        os.environ.update({key: _FAIL_FAST[key] for key in added})
+        return added
+
+    def remove(added: list[str]) -> None:
+        for key in added:
+            os.environ.pop(key, None)
+
+    with changed_while_held("MLflow fail-fast settings", add, remove):
         yield
-    finally:
-        with _failing_fast_lock:
-            _failing_fast_users -= 1
-            if not _failing_fast_users:
-                for key in _added:
-                    os.environ.pop(key, None)
-
-
-_failing_fast_lock = threading.Lock()
-_failing_fast_users = 0  # calls inside _failing_fast
-_added: list[str] = []  # the settings the first of them made
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,7 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from lakescore.errors import EnvironmentProblem, LakescoreError, UsageError
+from lakescore.shared_state import changed_while_held
 
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 
@@ -362,30 +362,18 @@ EVERY_FILE_READ = (
 def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
     """Set a session setting for the pass only: a notebook's session stays the user's.
 
-    Runs in threads of one session share its settings: the first to start saves the user's
-    value and the last to finish puts it back (each sets its own value as it starts, so two
-    concurrent passes with different values both get the later one's).
+    Runs in threads of one session share its settings (see shared_state.py); each sets its own
+    value as it starts, so two concurrent passes with different values both get the later one's.
     """
-    slot = (id(spark), key)
-    with _session_conf_lock:
-        users, before = _session_conf_users.get(slot, (0, spark.conf.get(key, None)))
-        spark.conf.set(key, value)  # first: if it fails, nothing is left to put back
-        _session_conf_users[slot] = (users + 1, before)
-    try:
+
+    def restore(before: str | None) -> None:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+    with changed_while_held(
+        ("session setting", id(spark), key), lambda: spark.conf.get(key, None), restore
+    ):
+        spark.conf.set(key, value)
         yield
-    finally:
-        with _session_conf_lock:
-            users, before = _session_conf_users.pop(slot)
-            if users > 1:
-                _session_conf_users[slot] = (users - 1, before)
-            elif before is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, before)
-
-
-_session_conf_lock = threading.Lock()
-
-
-# (session, setting) -> (runs inside session_conf, the value before the first of them)
-_session_conf_users: dict[tuple[int, str], tuple[int, str | None]] = {}

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 
 from pyspark.logger import PySparkLogger
+
+from lakescore.shared_state import changed_while_held
 
 _QUERY_CONTEXT_LOGGERS = ("DataFrameQueryContextLogger", "SQLQueryContextLogger")
 
@@ -26,28 +27,18 @@ def quiet_query_context_logs() -> None:
 
 @contextlib.contextmanager
 def query_context_logs_quieted() -> Iterator[None]:
-    """For one run, called from a notebook or a script: their levels are put back after it.
-
-    Runs in threads of one process share the loggers: the first to start saves their levels
-    and the last to finish puts them back (each saving its own, two overlapping runs left the
-    loggers quiet for good)."""
-    global _quieting, _found
+    """For one run, called from a notebook or a script: their levels are put back after it
+    (after the last of overlapping runs, see shared_state.py)."""
     loggers = [PySparkLogger.getLogger(name) for name in _QUERY_CONTEXT_LOGGERS]
-    with _lock:
-        if not _quieting:
-            _found = [logger.level for logger in loggers]
-            quiet_query_context_logs()
-        _quieting += 1
-    try:
+
+    def quiet() -> list[int]:
+        found = [logger.level for logger in loggers]
+        quiet_query_context_logs()
+        return found
+
+    def restore(found: list[int]) -> None:
+        for logger, level in zip(loggers, found, strict=True):
+            logger.setLevel(level)
+
+    with changed_while_held("query context logs", quiet, restore):
         yield
-    finally:
-        with _lock:
-            _quieting -= 1
-            if not _quieting:
-                for logger, level in zip(loggers, _found, strict=True):
-                    logger.setLevel(level)
-
-
-_lock = threading.Lock()
-_quieting = 0  # runs inside query_context_logs_quieted
-_found: list[int] = []  # the loggers' levels before the first of them

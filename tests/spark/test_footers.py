@@ -351,6 +351,59 @@ def test_a_removed_file_leaves_its_folders_partition_value_in_the_type(
     ]
 
 
+def another_removed_after_the_first_check(monkeypatch: pytest.MonkeyPatch, file: Path) -> None:
+    """Remove `file` just after lakescore first asks which files are still there."""
+    existing = io._existing
+
+    def then_removed(*args: Any) -> Any:
+        found = existing(*args)
+        if file.exists():
+            file.unlink()
+        return found
+
+    monkeypatch.setattr(io, "_existing", then_removed)
+
+
+def test_a_file_removed_while_the_read_leaves_out_another_is_recorded_too(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read was retried once without the files found gone: one more removed in between
+    failed the whole run with PATH_NOT_FOUND."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        pq.write_table(pa.table({"id": [f"{name}-0"]}), folder / f"{name}.parquet")
+    footers = io._read_footers
+
+    def then_removed(*args: Any) -> Any:
+        found = footers(*args)
+        (folder / "b.parquet").unlink()
+        return found
+
+    monkeypatch.setattr(io, "_read_footers", then_removed)
+    another_removed_after_the_first_check(monkeypatch, folder / "c.parquet")
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    assert [r["id"] for r in data.frame.collect()] == ["a-0"]
+    assert sorted(Path(unquote(f.path)).name for f in data.failed) == ["b.parquet", "c.parquet"]
+
+
+def test_a_partition_file_removed_while_the_probe_leaves_out_another_is_recorded_too(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same in the partition probe, retried once before."""
+    folder = tmp_path / "input"
+    for day, name in (("1", "a"), ("2", "b"), ("3", "c")):
+        (folder / f"day={day}").mkdir(parents=True)
+        pq.write_table(pa.table({"id": [name]}), folder / f"day={day}" / f"{name}.parquet")
+    removed_once_its_schema_is_read(monkeypatch, folder / "day=2" / "b.parquet")
+    another_removed_after_the_first_check(monkeypatch, folder / "day=3" / "c.parquet")
+    data = read_input(spark, InputConfig("parquet", str(folder)))
+
+    assert [(r["id"], r["day"]) for r in data.frame.collect()] == [("a", 1)]
+    assert sorted(Path(unquote(f.path)).name for f in data.failed) == ["b.parquet", "c.parquet"]
+
+
 def test_a_marker_and_a_manifest_among_the_data_files_are_not_read_as_data(
     spark: Any, tmp_path: Path
 ) -> None:
