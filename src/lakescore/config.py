@@ -22,7 +22,7 @@ RULE_ACTIONS = ("quarantine", "warn", "fail")
 RESULT_TYPES = ("double", "float", "bigint", "int", "boolean", "string")
 _RESULT_TYPE_ALIASES = {"long": "bigint", "integer": "int"}
 _MAX_BATCH = 2**31 - 1  # Spark's arrow.maxRecordsPerBatch is an int
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _NAME_LIMIT = 255
 
 
@@ -119,12 +119,16 @@ def load_deployment(path: str | Path) -> Deployment:
     """Read and validate a deployment file; relative paths resolve against the folder it is
     given in."""
     file = Path(path)
-    if file.is_dir():
-        raise DeploymentError(f"Deployment file {file} is a folder; give the YAML file in it.")
-    if not file.is_file():
-        raise DeploymentError(f"Deployment file {file} does not exist.")
     try:
+        if file.is_dir():
+            raise DeploymentError(f"Deployment file {file} is a folder; give the YAML file in it.")
+        if not file.is_file():
+            raise DeploymentError(f"Deployment file {file} does not exist.")
         raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except OSError as exc:  # unreadable by this user, a name too long, a folder not searchable
+        raise DeploymentError(
+            f"Deployment file {file} cannot be read: {exc.strerror or exc}."
+        ) from exc
     except UnicodeDecodeError as exc:
         raise DeploymentError(f"Deployment file {file} is not UTF-8 text.") from exc
     except yaml.YAMLError as exc:
@@ -223,7 +227,7 @@ def check_locations(deployment: Deployment) -> None:
                     f"same location, {path}; give each its own."
                 )
             inner, outer = (path, other_path) if len(path) > len(other_path) else (other_path, path)
-            if inner.startswith(outer + "/"):
+            if inner.startswith(outer.rstrip("/") + "/"):  # `/` holds every local path
                 inside, around = (key, other) if inner == path else (other, key)
                 raise DeploymentError(
                     f"{deployment.source_file or '<deployment>'}: {inside} ({inner}) lies "
@@ -327,7 +331,7 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
     marker = data.get("marker")
     if marker is not None:
         marker = _string(marker, "input.expect.marker", source)
-        if marker.startswith(("/", "~")) or _URI.match(marker):
+        if marker.startswith(("/", "~")) or _URI.match(marker) or marker in (".", ".."):
             raise DeploymentError(
                 f"{source}: input.expect.marker {marker!r} is a path; it names a file inside "
                 f"the input's folder (for example _SUCCESS)."
@@ -423,13 +427,14 @@ def _listed(data: Mapping[str, Any], key: str) -> Any:
     return [] if value is None else value
 
 
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\Z")
 
 
 def _path_or_table(
     data: Mapping[str, Any], where: str, base_dir: Path, source: str
 ) -> tuple[str, str | None]:
     """Exactly one of `path` (resolved against the file's folder) and `table` (schema.name)."""
+    data = {key: value for key, value in data.items() if value is not None}  # null: unset
     if "path" not in data and "table" not in data:
         raise DeploymentError(f"{source}: missing required key {where}.path (or {where}.table).")
     if "path" in data and "table" in data:
@@ -611,6 +616,7 @@ def _resolve(path: str, base_dir: Path, where: str = "") -> str | Path:
     """
     if _URI.match(path):
         return path
+    path = path.removeprefix("file:")  # `file:raw` (no slash) is relative, to Hadoop and MLflow
     try:
         candidate = Path(path).expanduser()
     except RuntimeError:  # no such user, or no home folder (a container's arbitrary uid)
@@ -630,8 +636,10 @@ def _resolve_tracking_uri(uri: str, base_dir: Path, where: str) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str((base_dir / uri[len(prefix) :]).resolve())
-    if uri in _SCHEMELESS_URIS or uri.startswith("file:"):
+    if uri in _SCHEMELESS_URIS or uri.startswith("file:/"):
         return uri
+    if uri.startswith("file:"):  # `file:./mlruns` (no slash): relative, as MLflow reads it
+        return Path(_resolve(uri, base_dir, where)).as_uri()
     return str(_resolve(uri, base_dir, where))  # a URI (`http://…`) stays as written
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from lakescore.config import load_deployment
 from lakescore.demo_model import FEATURES, TARIFFS, MeterRiskModel, encode
-from lakescore.errors import EXIT_OK
+from lakescore.errors import EXIT_OK, UsageError
 from lakescore.progress import Progress
 from lakescore.report import print_run
 
@@ -178,7 +178,12 @@ def log_and_register(
 def build_lakehouse(folder: str | Path, rows: int) -> Path:
     """Create the sample input, the registered model and the deployment file; return its path."""
     root = Path(folder).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a folder this user cannot write
+        raise UsageError(
+            f"--dir {folder}: cannot make the demo's folder there ({exc.strerror or exc})."
+        ) from exc
     clean = make_meter_frame(rows)
     input_folder = root / "raw" / "meters"
     for old in input_folder.glob("*.parquet"):

@@ -44,10 +44,10 @@ MLFLOW_TO_SPARK = {
     "binary": "binary",
     "datetime": "timestamp",
 }
-_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
-_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)$")
-_RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)$")
-_LOGGED_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)$")  # MLflow 3's logged models
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)\Z")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)\Z")
+_RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/(?P<path>.+)\Z")
+_LOGGED_URI = re.compile(r"^models:/(?P<model_id>m-[0-9a-f]+)\Z")  # MLflow 3's logged models
 
 
 @functools.cache

@@ -18,14 +18,18 @@ from pyspark.sql import functions as F
 
 from lakescore.columns import quoted
 
-# user:password@ in any URI; the password up to the authority's last `@` (one written with a
-# raw `@` in it). Without a password, the user part is masked for http(s) only, where it is a
-# token (`https://TOKEN@host`): in `abfss://container@account` it names the storage.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/\s]+@")
+# user:password@ in any URI (the user may be empty: `https://:TOKEN@host`); the password up to
+# the authority's last `@` (one written with a raw `@` in it). Without a password, the user part
+# is masked for http(s) only, where it is a token (`https://TOKEN@host`): in
+# `abfss://container@account` it names the storage.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/\s]+@")
 _HTTP_TOKEN = re.compile(r"(?P<scheme>(?i:https?)://)[^/@\s:]+@")
+# A name ending in one of these (`refresh_token`, `fs.s3a.secret.key`, Azure's `AccountKey`),
+# but not a partition folder's (`/sig=2026/`): its value is part of a path, and of the rows'
+# lineage.
 _SECRET_PARAMS = re.compile(
-    r"(?i)(?P<key>\b(?:token|access_token|password|passwd|pwd|secret|client_secret|api_key|"
-    r"apikey|access_key|secret_key|sig|signature|sas|credential)s?=)[^&\s'\"]+"
+    r"(?i)(?P<key>(?<![\w./])(?:[A-Za-z0-9]+[_.])*(?:token|password|passwd|pwd|secret|"
+    r"(?:api|access|secret|account|private)[_.]?key|sig|signature|sas|credential)s?=)[^&\s'\"]+"
 )
 MASK = "***"
 

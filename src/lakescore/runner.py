@@ -114,7 +114,7 @@ from lakescore.table_fit import (
 from lakescore.validate import TIME_TYPES, check_rule_syntax, check_rules
 
 _log = logging.getLogger(__name__)
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def check_run_id(run_id: str) -> str:
             '(--run-id "$RUN_ID") is not taken as a new id: a scheduler\'s retries would no '
             "longer replace each other's rows."
         )
-    if not _RUN_ID.match(run_id):
+    if not _RUN_ID.fullmatch(run_id):  # `$` of match() passes a final newline
         raise UsageError(
             f"Run id {run_id!r} must start with a letter or digit and hold only letters, "
             "digits, '_', '.', ':' and '-' (at most 128)."

@@ -35,6 +35,21 @@ def test_a_run_id_of_128_characters_is_taken_and_one_longer_is_refused() -> None
         check_run_id(longest + "r")
 
 
+def test_a_run_id_ending_in_a_newline_is_refused() -> None:
+    """`$` matched before a final newline: `LAKESCORE_RUN_ID` from a YAML block scalar was a
+    run id no rerun of `nightly` replaced."""
+    with pytest.raises(UsageError, match="must start with a letter or digit"):
+        check_run_id("nightly\n")
+
+
+def test_a_demo_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
+    """It was "unexpected FileExistsError", exit 1."""
+    taken = tmp_path / "lakehouse"
+    taken.write_text("")
+    assert main(["demo", "--dir", str(taken)]) == 2
+    assert f"--dir {taken}: cannot make the demo's folder there" in capsys.readouterr().err
+
+
 def test_a_run_id_whose_staging_folder_name_is_too_long_is_refused() -> None:
     """Each `:` is written `%3A` in the staging folder's name, which may hold 255 characters."""
     too_long = "r" + ":" * 127  # 1 + 3 * 127 = 382 characters as a folder name

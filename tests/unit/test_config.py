@@ -383,6 +383,32 @@ def test_absolute_and_remote_tracking_uris_are_left_alone(
     assert parse_deployment(raw, base_dir=tmp_path).model.tracking_uri == tracking_uri
 
 
+def test_relative_file_uris_are_relative_to_the_file(tmp_path: Path) -> None:
+    """`file:mlruns` (no slash) is relative to Hadoop and MLflow: it was left to the folder the
+    job ran in (a tracking URI), or read as a folder named `file:model` (a model)."""
+    raw = minimal()
+    raw["model"] = {"uri": "file:model", "tracking_uri": "file:./mlruns"}
+    raw["input"]["path"] = "file:raw"
+    deployment = parse_deployment(raw, base_dir=tmp_path)
+    assert deployment.model.tracking_uri == (tmp_path / "mlruns").resolve().as_uri()
+    assert deployment.model.uri == str((tmp_path / "model").resolve())
+    assert deployment.input.path == str((tmp_path / "raw").resolve())
+
+
+def test_local_tables_below_the_root_folder_input_are_refused(tmp_path: Path) -> None:
+    """`/` holds every local path: `//` was compared, so nothing was inside it."""
+    raw = minimal()
+    raw["input"]["path"] = "/"
+    assert "lies inside input" in str(parse_error(raw, tmp_path))
+
+
+def test_a_null_path_beside_a_table_is_unset(tmp_path: Path) -> None:
+    """As every other null is: `path: null` beside `table:` was "path or table, not both"."""
+    raw = minimal()
+    raw["input"] = {"format": "delta", "table": "lake.meters", "path": None}
+    assert parse_deployment(raw, base_dir=tmp_path).input.table == "lake.meters"
+
+
 @pytest.mark.parametrize("given", ["mlruns", "./registry/mlruns", "runs-2026-01-01T10:30/mlruns"])
 def test_a_folder_store_given_as_a_relative_path_is_relative_to_the_file(
     tmp_path: Path, given: str
@@ -699,6 +725,13 @@ def test_a_file_that_is_not_utf8_or_is_a_folder_is_named(tmp_path: Path) -> None
     assert f"{tmp_path} is a folder" in load_error(tmp_path)
 
 
+def test_a_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    """An OSError (a name too long; a file the scheduler's user may not read) was reported as a
+    bug ("unexpected OSError"), exit 1."""
+    too_long = tmp_path / ("a" * 300 + ".yaml")
+    assert f"Deployment file {too_long} cannot be read: File name too long" in load_error(too_long)
+
+
 @pytest.mark.parametrize(
     ("uri", "wanted"),
     [
@@ -857,10 +890,12 @@ def test_an_input_or_runs_table_at_the_root_of_a_bucket_is_accepted(tmp_path: Pa
     assert deployment.runs.path == "s3a://runs-bucket/"
 
 
-@pytest.mark.parametrize("marker", ["/data/raw/_SUCCESS", "s3a://lake/raw/_SUCCESS", "~/_SUCCESS"])
+@pytest.mark.parametrize(
+    "marker", ["/data/raw/_SUCCESS", "s3a://lake/raw/_SUCCESS", "~/_SUCCESS", ".", ".."]
+)
 def test_a_marker_given_as_a_path_is_refused(tmp_path: Path, marker: str) -> None:
     """It is looked for inside the input's folder: a path would never be found, and every run
-    would be aborted as waiting for its input."""
+    would be aborted as waiting for its input; `.` and `..` are folders, always found."""
     raw = minimal()
     raw["input"]["expect"] = {"marker": marker}
     assert "input.expect.marker" in str(parse_error(raw, tmp_path))

@@ -22,6 +22,10 @@ from lakescore.redaction import ScrubbingFormatter, scrub, scrub_causes, scrub_e
         ("token=ghp_abcdef and api_key=XYZ", ["ghp_abcdef", "XYZ"]),
         ("https://user:p@ss@host/api and http://u:v@w@h2:5000", ["p@ss", "ss@", "v@w"]),
         ("https://dapi0123abc@mlflow.example.com/api", ["dapi0123abc"]),
+        ("https://:dapi0123abc@mlflow.example.com/api", ["dapi0123abc"]),  # requests takes it
+        ("refresh_token=r1 auth_token=a1 PRIVATE_TOKEN=p1", ["r1", "a1", "p1"]),
+        ("aws_secret_access_key=AK1 fs.s3a.secret.key=SK1", ["AK1", "SK1"]),
+        ("AccountName=acct;AccountKey=Zm9v==;EndpointSuffix=core", ["Zm9v=="]),
     ],
 )
 def test_scrub_masks_credentials(text: str, secrets: list[str]) -> None:
@@ -37,6 +41,8 @@ def test_scrub_leaves_ordinary_paths_alone() -> None:
     assert scrub(text) == text
     storage = "abfss://container@account.dfs.core.windows.net/raw and https://host/a@b"
     assert scrub(storage) == storage  # a container, and an @ in a path, are no secrets
+    partitions = "input: /lake/raw/sig=2026/my_token=7 (s3a://b/raw/sas=eu/x.parquet)"
+    assert scrub(partitions) == partitions  # partition folders, and rows' lineage
 
 
 class _OwnStr(Exception):
