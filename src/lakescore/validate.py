@@ -332,10 +332,20 @@ def _changed_by_cast(
         beyond_bigint = F.coalesce(cast >= F.lit(2.0**63), F.lit(False))
         return ~cast.try_cast(source).eqNullSafe(raw) | beyond_bigint
     made_infinite = cast.isin(*_INFINITIES) & ~_given_infinite(raw, source)
-    if spec.spark_type == "float" and isinstance(source, T.DoubleType | T.DecimalType):
+    if spec.spark_type in _FLOATING and isinstance(source, T.DecimalType):
+        # A whole decimal rounded as an integer is (a fraction losing its last digits is not).
+        rounded = (raw == F.floor(raw)) & ~cast.try_cast(source).eqNullSafe(raw)
+        if spec.spark_type == "float":
+            return rounded | made_infinite | ((cast == 0) & (raw != 0))
+        return rounded
+    if spec.spark_type == "float" and isinstance(source, T.DoubleType):
         return made_infinite | ((cast == 0) & (raw != 0))
     if spec.spark_type in _FLOATING and isinstance(source, T.StringType):
-        return made_infinite | ((cast == 0) & (raw.try_cast(T.DoubleType()) != 0))
+        # Integers as text (a bigint column another file has as a double): 2**53 + 1 rounded.
+        exact = T.DecimalType(38, 0)
+        integer = F.trim(raw).rlike("^[+-]?[0-9]+$")
+        rounded = integer & ~cast.try_cast(exact).eqNullSafe(raw.try_cast(exact))
+        return rounded | made_infinite | ((cast == 0) & (raw.try_cast(T.DoubleType()) != 0))
     return F.lit(False)
 
 

@@ -4,6 +4,7 @@ fractions for integer inputs, optional inputs the data lacks, and values of reda
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -344,6 +345,19 @@ def test_whole_doubles_in_a_column_another_file_has_as_bigint_fill_an_integer_in
     was quarantined as type_mismatch, although read alone it would have scored."""
     first = pa.table({"id": ["a"], "n": pa.array([1], pa.int64())})
     second = pa.table({"id": ["b", "c"], "n": pa.array([2.0, 2.5], pa.float64())})
+    record, predictions, quarantine = run(tmp_path, first, echo_model(tmp_path), second)
+    assert record.status == "succeeded"
+    assert dict(zip(predictions["id"], predictions["prediction"], strict=True)) == {"a": 1, "b": 2}
+    assert reasons(quarantine) == {"c": [("type_mismatch", "n")]}
+
+
+def test_whole_decimals_in_a_column_another_file_has_as_bigint_fill_an_integer_input(
+    tmp_path: Path, spark: Any
+) -> None:
+    """Made text, the decimal file's 2.00 was "2.00", no bigint to Spark: every row of it was
+    quarantined as type_mismatch. The column is the decimal holding both now."""
+    first = pa.table({"id": ["a"], "n": pa.array([1], pa.int64())})
+    second = pa.table({"id": ["b", "c"], "n": pa.array([Decimal("2.00"), Decimal("2.50")])})
     record, predictions, quarantine = run(tmp_path, first, echo_model(tmp_path), second)
     assert record.status == "succeeded"
     assert dict(zip(predictions["id"], predictions["prediction"], strict=True)) == {"a": 1, "b": 2}

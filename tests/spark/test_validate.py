@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -346,6 +347,12 @@ def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> Non
         ("float", "bigint", -16_777_219),
         ("double", "bigint", 2**53 + 1),  # a double, up to 2**53
         ("double", "bigint", 2**63 - 1),  # rounded to 2**63, beyond bigint
+        # An integer as text (a bigint another file has as a double) or as a whole decimal.
+        ("double", "string", str(2**53 + 1)),
+        ("float", "string", " 16777217"),
+        ("double", "decimal(20,0)", Decimal(2**53 + 1)),
+        ("double", "decimal(22,2)", Decimal(2**53 + 1)),
+        ("float", "decimal(10,0)", Decimal(16_777_217)),
     ],
 )
 def test_casts_that_change_a_value_are_type_mismatches(
@@ -360,12 +367,17 @@ def test_casts_that_change_a_value_are_type_mismatches(
 
 
 def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
+    """A fraction a double keeps only to its last digits is not an integer rounded."""
+    fraction = Decimal("0.123456789012345678")
     rows = [
-        ("a", 1, 0.5, "2.5", 2**53, 16_777_216),
-        ("b", 0, 0.0, "-inf", -(2**60), None),
-        ("c", 1, 1.0, " Infinity ", None, -7),
+        ("a", 1, 0.5, "2.5", 2**53, 16_777_216, str(2**53), Decimal(2**53), fraction),
+        ("b", 0, 0.0, "-inf", -(2**60), None, "0.1234567890123456789", Decimal(7), None),
+        ("c", 1, 1.0, " Infinity ", None, -7, "-12", None, Decimal(-2)),
     ]
-    schema = "id string, flag int, x double, y string, big bigint, small int"
+    schema = (
+        "id string, flag int, x double, y string, big bigint, small int, text string, "
+        "whole decimal(20,0), exact decimal(38,18)"
+    )
     frame = spark.createDataFrame(rows, schema)
     inputs = (
         InputColumn("flag", "boolean"),
@@ -373,6 +385,9 @@ def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
         InputColumn("y", "float"),
         InputColumn("big", "double", required=False),
         InputColumn("small", "float", required=False),
+        InputColumn("text", "double"),
+        InputColumn("whole", "double", required=False),
+        InputColumn("exact", "double", required=False),
     )
     validated = pipeline.validate(frame, inputs, ())
     got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
