@@ -115,6 +115,9 @@ def commit_tables(
             out = _landed(predictions_commit.result())
             fault_point("after_predictions_commit")
             quarantined_commit = _landed(quarantine_commit.result())
+            # Both landed: a signal from here on changes nothing (the pool's shutdown below
+            # waits, and a stop there would be taken as one during the commits).
+            run.state.stop.ending()
         except BaseException as error:
             commits.take_back(error)
             raise
@@ -257,6 +260,7 @@ def _landed_version(run: RunContext, started: _Started) -> int | None:
         return committed_version(run.spark, started.path, started.user_metadata)
     except Exception:
         _log.warning("could not look for this attempt's commit in %s", started.path, exc_info=True)
+        run.state.unchecked.append(started.table)  # it may have landed: the record says so
         return None
 
 
@@ -325,6 +329,7 @@ def abort(run: RunContext, quarantined: DataFrame, reason: str) -> None:
                 removal,
                 functools.partial(_remove_run_predictions, spark, deployment, record, removal),
             ).result()
+            run.state.stop.ending()  # both landed: as in commit_tables
         except BaseException as error:  # Ctrl-C and SIGTERM too
             commits.take_back(error)
             raise

@@ -36,6 +36,7 @@ class RunState:
         self.files: tuple[str, ...] = ()
         self.committing = False  # set once the first table commit may have begun
         self.unreverted: list[str] = []  # tables whose commit could not be taken back
+        self.unchecked: list[str] = []  # tables whose commit may have landed, unseen
         self._recorded = recorded
 
     def wait_until_recorded(self) -> None:

@@ -255,13 +255,11 @@ def _end_failed_run(
             if isinstance(exc, LakescoreError)
             else LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
         )
-        if state.unreverted:  # a failed run changes no table, unless a take-back failed too
-            tables = " and ".join(state.unreverted) + (
-                " tables" if len(state.unreverted) > 1 else " table"
-            )
+        left = _left_committed(state)  # a failed run changes no table, but for these
+        if left:
             error.args = (
-                f"{str(error).rstrip('.')}; {STOPPED_COMMITTING}: taking back its commit to "
-                f"the {tables} failed too (a rerun of this run id replaces those rows).",
+                f"{str(error).rstrip('.')}; {STOPPED_COMMITTING}: {left} (a rerun of this run "
+                "id replaces those rows).",
             )
         aborted = isinstance(error, LimitExceededError | IncompleteInputError)
         failed = ended_record(state.record, error, ABORTED if aborted else FAILED)
@@ -286,6 +284,23 @@ def _end_failed_run(
         )
         _raise_with_record(state.stop.exception(said), failed if recorded else None, exc)
     _raise_with_record(exc, failed if recorded else None, None)
+
+
+def _left_committed(state: RunState) -> str:
+    """Why commits of a failed run may remain: a take-back failed, or a commit whose call
+    failed could not be looked for in its table's history."""
+    said = []
+    if state.unreverted:
+        said.append(f"taking back its commit to the {_tables(state.unreverted)} failed too")
+    if state.unchecked:
+        said.append(
+            f"whether its commit to the {_tables(state.unchecked)} landed could not be seen"
+        )
+    return "; ".join(said)
+
+
+def _tables(names: Sequence[str]) -> str:
+    return " and ".join(names) + (" tables" if len(names) > 1 else " table")
 
 
 def _raise_with_record(
@@ -446,7 +461,9 @@ def _score(
         except (Py4JJavaError, PySparkException) as exc:
             text = str(exc.java_exception) if isinstance(exc, Py4JJavaError) else str(exc)
             bad = failed_file_in(text, state.files)
-            if bad is None or bad in {f.path for f in failed_later}:
+            # Once committing, an error naming a file is a table's (a CHECK constraint on
+            # `_source_file` quotes it), not the file's: the file is read by then.
+            if bad is None or bad in {f.path for f in failed_later} or state.committing:
                 raise
             if deployment.input.format == "delta":
                 # A Delta version is read whole or not at all: no file can be left out.
@@ -791,7 +808,8 @@ def _finish(
     spark: SparkSession, deployment: Deployment, record: RunRecord, progress: Progress
 ) -> None:
     fault_point("before_run_record")
-    require_ownership(spark, deployment.runs.path, record)
+    committed = record.output_version is not None or record.quarantine_version is not None
+    require_ownership(spark, deployment.runs.path, record, committed)
     if record.finished_at is None:
         record = record.with_(finished_at=datetime.now(timezone.utc))
     write_run(spark, deployment.runs.path, record, deployment.runs.table)

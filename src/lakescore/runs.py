@@ -204,9 +204,12 @@ def next_attempt(record: RunRecord, earlier: dict[str, Any] | None) -> RunRecord
     return record.with_(attempt=number + 1, previous_attempts=history)
 
 
-def require_ownership(spark: SparkSession, path: str, record: RunRecord) -> None:
+def require_ownership(
+    spark: SparkSession, path: str, record: RunRecord, committed: bool = False
+) -> None:
     """Stop before committing when a newer attempt of the same run id has claimed it, so two
-    attempts running at once can never both commit."""
+    attempts running at once can never both commit; `committed`: checked again before writing
+    the record, after this attempt's commits (the newer one claimed the run meanwhile)."""
     current = get_run(spark, path, record.run_id)
     # An earlier attempt's row is still there when this attempt's `running` record could not
     # be written (a stop cancelled it, storage failed): that attempt supersedes nothing.
@@ -215,10 +218,15 @@ def require_ownership(spark: SparkSession, path: str, record: RunRecord) -> None
         and current.get("attempt_id") != record.attempt_id
         and (current.get("attempt") or 1) >= record.attempt
     ):
+        outcome = (
+            "this attempt's rows are committed, and are replaced when that attempt commits; "
+            "its record, not this one's, is the run's"
+            if committed
+            else "this attempt stops without committing"
+        )
         raise AttemptSupersededError(
             f"Run {record.run_id} was started again (attempt {current.get('attempt')}, "
-            f"{current['started_at']}) while this attempt was running; this attempt stops "
-            "without committing."
+            f"{current['started_at']}) while this attempt was running; {outcome}."
         )
 
 

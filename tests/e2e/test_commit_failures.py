@@ -67,6 +67,34 @@ def test_when_one_commit_fails_the_other_table_keeps_the_earlier_attempts_rows(
 
 
 @pytest.mark.e2e
+def test_a_commit_error_naming_an_input_file_fails_the_run_and_leaves_no_file_out(
+    lakehouse: Any, spark: Any, capsys: Any
+) -> None:
+    """Delta's CHECK violation quotes the row's values, `_source_file` among them: the file it
+    named was taken for one that failed while being read, and the input read again without it,
+    so the run succeeded with that file's rows in no table."""
+    from pathlib import Path
+
+    deployment_file = lakehouse(rows=200, files=2)
+    assert main(["score", str(deployment_file), "--run-id", "first"]) == 0
+    deployment = load_deployment(deployment_file)
+    first_file = sorted(Path(deployment.input.path).glob("*.parquet"))[0].name
+    spark.sql(
+        f"ALTER TABLE delta.`{deployment.output.path}` ADD CONSTRAINT not_first "
+        f"CHECK (_run_id = 'first' OR _source_file NOT LIKE '%{first_file}')"
+    )
+    assert main(["score", str(deployment_file), "--run-id", "second"]) == 1
+    capsys.readouterr()
+
+    runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pandas()
+    run = runs.set_index("run_id").loc["second"]
+    assert run["status"] == "failed" and "does not conform" in run["error"]  # the constraint
+    assert len(run["files_failed"]) == 0
+    assert rows_of(deployment.output.path, "second") == []
+    assert rows_of(deployment.quarantine.path, "second") == []
+
+
+@pytest.mark.e2e
 def test_a_failed_commit_takes_back_the_attempts_unreadable_files_too(
     lakehouse: Any, spark: Any, capsys: Any
 ) -> None:

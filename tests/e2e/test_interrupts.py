@@ -276,6 +276,59 @@ def test_a_stop_while_a_committed_run_cleans_up_leaves_it_succeeded(
     assert sum(rows_of(table, "tidy") for table in tables) == 200
 
 
+def test_a_stop_once_both_commits_landed_leaves_the_run_succeeded(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C while the commits' threads were shut down, both commits landed, was taken as
+    one during the commits: the failed-files commit was taken back, the predictions and the
+    quarantine stayed, and the run said `failed`."""
+    import lakescore.commits as commits
+
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+    leave = commits.Commits.__exit__
+    calls = []
+
+    def stopped_while_leaving(self: Any, *exc_info: Any) -> None:
+        calls.append(exc_info[0])
+        if len(calls) == 1:  # the two tables' commits (inside the failed files' commit)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs here, on the main thread (at once)
+        leave(self, *exc_info)
+
+    monkeypatch.setattr(commits.Commits, "__exit__", stopped_while_leaving)
+    try:
+        result = score(spark, deployment, "landed")
+    except KeyboardInterrupt as stopped:  # not raised on: it would end the whole test session
+        pytest.fail(f"the stop failed a run whose commits had landed: {stopped}")
+
+    assert result.record.status == "succeeded"
+    assert read(deployment.runs.path).set_index("run_id").loc["landed"]["status"] == "succeeded"
+    tables = (deployment.output.path, deployment.quarantine.path)
+    assert sum(rows_of(table, "landed") for table in tables) == 200
+
+
+def test_a_commit_whose_landing_cannot_be_looked_up_is_in_the_runs_record(
+    spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit's call failed after Delta committed it, and its table's history could not be
+    read either: taken as not landed, it stayed, and the record did not say so."""
+    import lakescore.commits as commits
+
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+
+    def unreadable(*args: Any) -> None:
+        raise OSError("storage refused the read")
+
+    monkeypatch.setattr(commits, "committed_version", unreadable)
+    broken = LakescoreError("the quarantine commit broke.")
+    with pytest.raises(LakescoreError, match="quarantine table landed could not be seen"):
+        score(spark, deployment, "unseen", _StopWhen(r"committed [\d,]+ quarantined rows", broken))
+
+    run = read(deployment.runs.path).set_index("run_id").loc["unseen"]
+    assert run["error"].startswith(f"the quarantine commit broke; {STOPPED_COMMITTING}")
+    assert rows_of(deployment.quarantine.path, "unseen") > 0  # as the record says
+
+
 def test_a_staging_folder_that_cannot_be_removed_does_not_fail_a_committed_run(
     spark: Any, lakehouse: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -102,8 +102,11 @@ def test_an_earlier_attempts_row_does_not_supersede_a_later_attempt(
 
     third = next_attempt(RunRecord("r", "d", "running", started, "/in"), second.__dict__)
     write_run(spark, path, third)
-    with pytest.raises(AttemptSupersededError):
+    with pytest.raises(AttemptSupersededError, match="stops without committing"):
         require_ownership(spark, path, second)
+    # Seen only after its commits (checked again before its record): it did commit.
+    with pytest.raises(AttemptSupersededError, match="this attempt's rows are committed"):
+        require_ownership(spark, path, second, committed=True)
 
 
 def test_a_pool_thread_runs_its_jobs_in_the_callers_job_group_and_pool(spark: Any) -> None:
