@@ -24,14 +24,22 @@ def parse_manifest(text: str, source: str) -> tuple[ExpectedFile, ...]:
     try:
         data = json.loads(text)
         entries = data["files"] if isinstance(data, dict) else data
-        return tuple(
-            ExpectedFile(str(e["path"]), int(e["rows"]) if e.get("rows") is not None else None)
-            for e in entries
-        )
+        return tuple(_expected_file(entry) for entry in entries)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(
             f'Manifest {source} is not {{"files": [{{"path": ..., "rows": ...}}]}}: {exc}'
         ) from exc
+
+
+def _expected_file(entry: Mapping[str, object]) -> ExpectedFile:
+    """One entry; a row count must be a whole number >= 0 (int() made 99.7 rows 99 and `true`
+    one row, so a manifest's error went unseen)."""
+    path, rows = entry["path"], entry.get("rows")
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"path {path!r} is not a file name")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+        raise ValueError(f"rows {rows!r} of {path} is not a whole number >= 0")
+    return ExpectedFile(path, rows)
 
 
 def missing_before_reading(
