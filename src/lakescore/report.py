@@ -18,9 +18,15 @@ def to_json(value: Any) -> str:
 _FAILED_FILES_SHOWN = 10  # the rest are in the run record (and the failed-files table)
 
 
+def _say(text: str) -> None:
+    """Print a line of a summary without credentials: a table or input path may carry them
+    (`s3a://KEY:SECRET@bucket/…`), and scheduled jobs' output is kept in logs."""
+    print(scrub(text))
+
+
 def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     """A short summary: counts, reasons, model version and table paths."""
-    print(f"run {record['run_id']} {record['status']}")
+    _say(f"run {record['run_id']} {record['status']}")
     if record.get("started_at"):
         earlier = ", ".join(
             f"{a.get('attempt')} {a.get('status')}" for a in record.get("previous_attempts") or []
@@ -28,44 +34,44 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
         attempt = f"attempt {record.get('attempt') or 1}" + (
             f"; earlier: {earlier}" if earlier else ""
         )
-        print(f"  started      {_time(record['started_at'])}, took {_took(record)} ({attempt})")
+        _say(f"  started      {_time(record['started_at'])}, took {_took(record)} ({attempt})")
     if record.get("model_uri"):
         version = record.get("model_version")
         pinned = f"version {version}" if version else "not resolved"
         requested = record.get("requested_model_uri")
         if requested and requested != record["model_uri"]:
             pinned += f", from {requested}"
-        print(f"  model        {record['model_uri']} ({pinned})")
+        _say(f"  model        {record['model_uri']} ({pinned})")
     input_version = record.get("input_version")
-    print(
+    _say(
         f"  read         {_n(record.get('rows_read'))} rows from {_n(record.get('files_read'))} "
         f"file(s) in {record['input']}"
         + (f" (version {input_version})" if input_version is not None else "")
     )
     failed = record.get("files_failed") or []
     if failed:
-        print(f"  not read     {len(failed):,} file(s); their rows are in no table:")
+        _say(f"  not read     {len(failed):,} file(s); their rows are in no table:")
         for file in failed[:_FAILED_FILES_SHOWN]:
-            print(f"    {file['path']}: {file['error']}")
+            _say(f"    {file['path']}: {file['error']}")
         if len(failed) > _FAILED_FILES_SHOWN:
-            print(f"    ... and {len(failed) - _FAILED_FILES_SHOWN:,} more (runs show --json)")
-    print(f"  scored       {_n(record.get('rows_scored'))} rows -> {deployment.output.path}")
-    print(
+            _say(f"    ... and {len(failed) - _FAILED_FILES_SHOWN:,} more (runs show --json)")
+    _say(f"  scored       {_n(record.get('rows_scored'))} rows -> {deployment.output.path}")
+    _say(
         f"  quarantined  {_n(record.get('rows_quarantined'))} rows -> {deployment.quarantine.path}"
     )
     for reason, count in sorted((record.get("quarantined_by_reason") or {}).items()):
-        print(f"    {reason:<34} {count:>10,}")
+        _say(f"    {reason:<34} {count:>10,}")
     kept = "scored anyway" if record.get("status") == "succeeded" else "would have been scored"
     for rule, count in sorted((record.get("warnings_by_rule") or {}).items()):
-        print(f"  warned       {rule}: {_rows(count)} ({kept})")
+        _say(f"  warned       {rule}: {_rows(count)} ({kept})")
     for executor in record.get("executors") or []:
-        print(
+        _say(
             f"  executor     {executor['executor']}: {_rows(executor['rows'])} in "
             f"{executor['tasks']} task(s)"
         )
-    print(f"  runs table   {deployment.runs.path}")
+    _say(f"  runs table   {deployment.runs.path}")
     if record.get("error"):
-        print(f"  error        {record['error']}")
+        _say(f"  error        {record['error']}")
 
 
 def format_runs(runs: list[dict[str, Any]]) -> str:
@@ -95,23 +101,23 @@ def _location(section: dict[str, Any]) -> str:
 
 def print_deployment(shown: dict[str, Any]) -> None:
     deployment, model = shown["deployment"], shown["model"]
-    print(f"deployment {deployment['name']} ({deployment['source_file']})")
-    print(f"  model      {model['requested_uri']} -> {model['pinned_uri']}")
-    print(f"  input      {deployment['input']['format']} {_location(deployment['input'])}")
+    _say(f"deployment {deployment['name']} ({deployment['source_file']})")
+    _say(f"  model      {model['requested_uri']} -> {model['pinned_uri']}")
+    _say(f"  input      {deployment['input']['format']} {_location(deployment['input'])}")
     for table in ("output", "quarantine", "runs"):
-        print(f"  {table:<10} {_location(deployment[table])}")
-    print("  model inputs:")
+        _say(f"  {table:<10} {_location(deployment[table])}")
+    _say("  model inputs:")
     for column in model["inputs"] or []:
         optional = "" if column["required"] else " (optional)"
-        print(f"    {column['name']:<24} {column['spark_type']}{optional}")
+        _say(f"    {column['name']:<24} {column['spark_type']}{optional}")
     if model["inputs"] is None:
-        print("    (no signature: every input column except the key is sent to the model)")
-    print("  model outputs:")
+        _say("    (no signature: every input column except the key is sent to the model)")
+    _say("  model outputs:")
     for column in model["outputs"]:
         optional = "" if column["required"] else " (optional: may be null)"
-        print(f"    {column['name']:<24} {column['spark_type']}{optional}")
+        _say(f"    {column['name']:<24} {column['spark_type']}{optional}")
     for rule in deployment["rules"]:
-        print(f"  rule {rule['name']} [{rule['action']}]: {rule['expr']}")
+        _say(f"  rule {rule['name']} [{rule['action']}]: {rule['expr']}")
 
 
 def _time(value: Any) -> str:

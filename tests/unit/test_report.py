@@ -96,3 +96,17 @@ def test_one_row_is_a_row(deployment: Deployment, capsys: Any) -> None:
     out = capsys.readouterr().out
     assert "plausible: 1 row (scored anyway)" in out
     assert "driver: 1 row in 1 task(s)" in out
+
+
+def test_a_summary_prints_no_credentials_a_path_carries(tmp_path: Path, capsys: Any) -> None:
+    """`--json` was scrubbed, the text summary not: a scheduler keeps it in its logs."""
+    file = tmp_path / "deployment.yaml"
+    file.write_text(
+        "name: d\nmodel: {uri: models:/m/1}\n"
+        "input: {format: parquet, path: 's3a://AKIA1:s3cr3t@landing/meters'}\n"
+        "output: {path: 's3a://AKIA1:s3cr3t@lake/out'}\nquarantine: {path: q}\nruns: {path: runs}\n"
+    )
+    deployment = load_deployment(file)
+    print_run({"run_id": "r", "status": "succeeded", "input": deployment.input.path}, deployment)
+    out = capsys.readouterr().out
+    assert "s3cr3t" not in out and "s3a://***@lake/out" in out
