@@ -12,14 +12,15 @@ install: $(STAMP)
 # fails on a 3.13, and name a .venv made by another Python, which pip would go on failing in.
 SUPPORTED := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))
 
-# .venv is (re)made when it has no pip, not no python: one made without Debian's python3-venv
-# has python but no pip, and `venv` run again once the package is installed completes it.
+# A .venv made without Debian's python3-venv has python but no pip: the next run, once the
+# package is installed, completes it with the .venv's own Python (already checked above).
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory check-java
 	@test -x $(BIN)/python || $(PYTHON) -c '$(SUPPORTED)' || { echo "lakescore needs Python 3.11 or 3.12; $(PYTHON) is $$($(PYTHON) --version 2>&1). Run again with PYTHON=python3.12 (or another supported one)." >&2; exit 1; }
 	@test ! -x $(BIN)/python || $(BIN)/python -c '$(SUPPORTED)' || { echo "$(VENV) was made with $$($(BIN)/python --version 2>&1), which lakescore does not support: remove it (make clean) and run again with a Python 3.11 or 3.12 (PYTHON=python3.12)." >&2; exit 1; }
-	@test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/pip || $(BIN)/python -m ensurepip --upgrade --default-pip >/dev/null || { echo "$(VENV) has no pip, and Python's ensurepip is missing: install python3-venv (Debian, Ubuntu) and run again." >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)

@@ -32,14 +32,28 @@ def parse_manifest(text: str, source: str) -> tuple[ExpectedFile, ...]:
 
 
 def _expected_file(entry: Mapping[str, object]) -> ExpectedFile:
-    """One entry; a row count must be a whole number >= 0 (int() made 99.7 rows 99 and `true`
-    one row, so a manifest's error went unseen)."""
+    """One entry; a row count is a whole number >= 0, as a number or text (`1000`, `1000.0`
+    as pandas writes it, `"1000"`): int() made 99.7 rows 99 and `true` one row, so a
+    producer's error went unseen."""
     path, rows = entry["path"], entry.get("rows")
     if not isinstance(path, str) or not path:
         raise ValueError(f"path {path!r} is not a file name")
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-        raise ValueError(f"rows {rows!r} of {path} is not a whole number >= 0")
-    return ExpectedFile(path, rows)
+    return ExpectedFile(path, None if rows is None else _row_count(rows, path))
+
+
+def _row_count(rows: object, path: str) -> int:
+    whole = (
+        rows
+        if isinstance(rows, int) and not isinstance(rows, bool)
+        else int(rows)
+        if isinstance(rows, float) and rows.is_integer()
+        else int(rows.strip())
+        if isinstance(rows, str) and rows.strip().isdigit()
+        else None
+    )
+    if whole is None or whole < 0:
+        raise ValueError(f"rows {rows!r} of {path} is not a row count (a whole number >= 0)")
+    return whole
 
 
 def missing_before_reading(

@@ -331,7 +331,8 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
     marker = data.get("marker")
     if marker is not None:
         marker = _string(marker, "input.expect.marker", source)
-        if marker.startswith(("/", "~")) or _URI.match(marker) or marker in (".", ".."):
+        folder_itself = posixpath.normpath(marker) in (".", "..") or marker.startswith("../")
+        if marker.startswith(("/", "~")) or _URI.match(marker) or folder_itself:
             raise DeploymentError(
                 f"{source}: input.expect.marker {marker!r} is a path; it names a file inside "
                 f"the input's folder (for example _SUCCESS)."

@@ -7,9 +7,9 @@ with a float → double) and otherwise becomes a string, so every value survives
 row-level type check names the column when a value does not fit the model. A bigint with a float
 is a string: a double holds integers exactly only up to 2**53, and 64-bit keys go beyond; a
 whole double then reads as the integer it is (`2`, not Spark's `2.0` or `1.2345678E7`), so that
-it is the same key as the other files' and an integer input still takes it. Decimals of different
-precisions, and integers with decimals, widen to one decimal that holds them all (up to 38
-digits). Structs, arrays and maps of the
+it is the same key as the other files' and an integer input still takes it; so does a whole
+decimal (`2`, not `2.00`) made text. Decimals of different
+precisions widen to one that holds them all (up to 38 digits). Structs, arrays and maps of the
 same kind merge: a struct gains the fields any file gives it (null where a file lacks them), and
 nested types widen by the same rules. Dates and times widen as Spark widens them: a date with a
 zone-less time (timestamp_ntz) is a zone-less time, anything with a timestamp a timestamp (a
@@ -66,9 +66,8 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
     """A type every value of `seen` fits in without loss: the type itself when all agree, bigint
     for a mix of integer types, double for floats with integers narrower than bigint, the
     decimal holding every decimal of `seen` (up to 38 digits), Spark's wider type of dates and
-    times, else string (structs, arrays and maps field by field). Integers with decimals are
-    the decimal holding them all. Files whose column is all null (NullType) have no say; a
-    column no file gives a type is a string."""
+    times, else string (structs, arrays and maps field by field). Files whose column is all
+    null (NullType) have no say; a column no file gives a type is a string."""
     seen = [t for t in seen if not isinstance(t, T.NullType)] or [T.StringType()]
     names = {t.simpleString() for t in seen}
     if len(names) == 1:
@@ -82,13 +81,8 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
         return T.MapType(keys, common_type([t.valueType for t in seen]))  # type: ignore[attr-defined]
     if names <= set(_INTEGRAL):
         return T.LongType()
-    if all(isinstance(t, T.DecimalType) or t.simpleString() in _INTEGRAL for t in seen):
-        # An integer as the decimal holding every value of its type, as Spark widens it: as
-        # text, a decimal file's 2.00 was "2.00", which no integer input took.
-        as_decimals = [
-            t if isinstance(t, T.DecimalType) else _INTEGER_DIGITS[t.simpleString()] for t in seen
-        ]
-        widest = _holding_every(as_decimals)
+    if all(isinstance(t, T.DecimalType) for t in seen):
+        widest = _holding_every([t for t in seen if isinstance(t, T.DecimalType)])
         if widest is not None:
             return widest
     if names <= set(_INTEGRAL) - {"bigint"} | set(_FLOATING):
@@ -101,12 +95,6 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
 
 
 _TIMES = {"date", "timestamp", "timestamp_ntz"}
-_INTEGER_DIGITS = {
-    "tinyint": T.DecimalType(3, 0),
-    "smallint": T.DecimalType(5, 0),
-    "int": T.DecimalType(10, 0),
-    "bigint": T.DecimalType(20, 0),
-}
 
 
 def _holding_every(seen: Sequence[T.DecimalType]) -> T.DecimalType | None:
@@ -135,7 +123,7 @@ def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
     """`value`, of a file's `source` type, as the canonical `target` type. Spark casts a struct
     only to one with as many fields, so structs (also inside arrays and maps) are rebuilt field
     by field, with nulls for the fields this file lacks. A whole float or double as text is
-    written as the integer it is (`2`, not `2.0`)."""
+    written as the integer it is (`2`, not `2.0`), and so is a whole decimal (`2`, not `2.00`)."""
     if source.simpleString() == target.simpleString():
         return value
     if isinstance(source, T.StructType) and isinstance(target, T.StructType):
@@ -166,6 +154,10 @@ def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
         # Double.toString, whose digits past the 17th depend on the JDK).
         whole = (value % 1 == 0) & (F.abs(value) < _BIGINT_LIMIT)
         return F.when(whole, value.cast("bigint").cast("string")).otherwise(value.cast(target))
+    if isinstance(target, T.StringType) and isinstance(source, T.DecimalType) and source.scale:
+        # The same for a whole decimal: `2`, not `2.00` (a decimal's floor is one of scale 0).
+        whole = value == F.floor(value)
+        return F.when(whole, F.floor(value).cast("string")).otherwise(value.cast(target))
     return value.cast(target)
 
 

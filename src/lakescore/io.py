@@ -47,6 +47,7 @@ from lakescore.errors import (
 )
 from lakescore.interrupts import carry_local_properties
 from lakescore.partitions import kept_types
+from lakescore.session import session_conf
 
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
@@ -982,14 +983,27 @@ def revert_run_rows(
     user_metadata: Mapping[str, Any],
 ) -> None:
     """Undo the commit `version` for one run: its rows become those it had in the version
-    before (none, if the run id was new). Other runs' rows are not touched."""
-    before = (
-        spark.read.format("delta")
-        .option("versionAsOf", version - 1)
-        .load(path)
-        .where(F.col(run_column) == run_id)
-    )
-    overwrite_run_rows(before, path, run_column, run_id, user_metadata)
+    before (none, if the run id was new). Other runs' rows are not touched.
+
+    Delta refuses to read a version committed longer ago than the table's
+    `delta.deletedFileRetentionDuration` (7 days), lest VACUUM have removed its files: a
+    weekly job's table, or a quarantine that rarely gets rows, kept a failed run's rows. The
+    version before `version` was the latest until this run's commit, so none of its files can
+    have been vacuumed; the guard is lifted for this read.
+    """
+    with session_conf(spark, _TIME_TRAVEL_GUARD, "false"):
+        before = (
+            spark.read.format("delta")
+            .option("versionAsOf", version - 1)
+            .load(path)
+            .where(F.col(run_column) == run_id)
+        )
+        overwrite_run_rows(before, path, run_column, run_id, user_metadata)
+
+
+_TIME_TRAVEL_GUARD = (
+    "spark.databricks.delta.vacuum.enforceTimeTravelWithinDeletedFileRetentionDuration"
+)
 
 
 def overwrite_run_rows(

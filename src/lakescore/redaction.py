@@ -22,14 +22,19 @@ from lakescore.columns import quoted
 # the authority's last `@` (one written with a raw `@` in it). Without a password, the user part
 # is masked for http(s) only, where it is a token (`https://TOKEN@host`): in
 # `abfss://container@account` it names the storage.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/\s]+@")
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/\s]+@"
+)
 _HTTP_TOKEN = re.compile(r"(?P<scheme>(?i:https?)://)[^/@\s:]+@")
-# A name ending in one of these (`refresh_token`, `fs.s3a.secret.key`, Azure's `AccountKey`),
-# but not a partition folder's (`/sig=2026/`): its value is part of a path, and of the rows'
-# lineage.
+# A name ending in one of these, with anything before it (`refresh_token`, `sessionToken`,
+# `fs.s3a.secret.key`, Azure's `AccountKey` and `SharedAccessKey`) and Hadoop's dotted
+# suffixes after it (`fs.azure.account.key.ACCOUNT.dfs.core.windows.net`), but not a partition
+# folder's (`/sig=2026/`): its value is part of a path, and of the rows' lineage. No plural of
+# `token` (`max_tokens=4096` is a setting). Bounded, so a long line costs no more than its length.
 _SECRET_PARAMS = re.compile(
-    r"(?i)(?P<key>(?<![\w./])(?:[A-Za-z0-9]+[_.])*(?:token|password|passwd|pwd|secret|"
-    r"(?:api|access|secret|account|private)[_.]?key|sig|signature|sas|credential)s?=)[^&\s'\"]+"
+    r"(?i)(?P<key>(?<![\w./-])[\w.-]*?(?:token|passwords?|passwd|pwd|secrets?|credentials?|"
+    r"(?:api|access|secret|account|private)[_.-]?key|sig|signature|sas)(?:\.[\w-]+){0,8}=)"
+    r"[^&\s'\"]+"
 )
 MASK = "***"
 

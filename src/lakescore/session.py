@@ -372,8 +372,11 @@ def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
         else:
             spark.conf.set(key, before)
 
-    with changed_while_held(
-        ("session setting", id(spark), key), lambda: spark.conf.get(key, None), restore
-    ):
-        spark.conf.set(key, value)
+    def change() -> str | None:
+        before = spark.conf.get(key, None)
+        spark.conf.set(key, value)  # first: refused (a Connect session's), nothing is held
+        return before
+
+    with changed_while_held(("session setting", id(spark), key), change, restore):
+        spark.conf.set(key, value)  # each run its own value (the first's, again)
         yield

@@ -334,7 +334,7 @@ def _changed_by_cast(
     made_infinite = cast.isin(*_INFINITIES) & ~_given_infinite(raw, source)
     if spec.spark_type in _FLOATING and isinstance(source, T.DecimalType):
         # A whole decimal rounded as an integer is (a fraction losing its last digits is not).
-        rounded = (raw == F.floor(raw)) & ~cast.try_cast(source).eqNullSafe(raw)
+        rounded = (raw == F.floor(raw)) & _rounded_integer(raw, cast)
         if spec.spark_type == "float":
             return rounded | made_infinite | ((cast == 0) & (raw != 0))
         return rounded
@@ -342,11 +342,19 @@ def _changed_by_cast(
         return made_infinite | ((cast == 0) & (raw != 0))
     if spec.spark_type in _FLOATING and isinstance(source, T.StringType):
         # Integers as text (a bigint column another file has as a double): 2**53 + 1 rounded.
-        exact = T.DecimalType(38, 0)
-        integer = F.trim(raw).rlike("^[+-]?[0-9]+$")
-        rounded = integer & ~cast.try_cast(exact).eqNullSafe(raw.try_cast(exact))
+        integer = raw.rlike(r"^\s*[+-]?[0-9]+\s*$")
+        rounded = integer & _rounded_integer(raw, cast)
         return rounded | made_infinite | ((cast == 0) & (raw.try_cast(T.DoubleType()) != 0))
     return F.lit(False)
+
+
+def _rounded_integer(raw: Column, cast: Column) -> Column:
+    """Whether a float or double made of a whole `raw` (text or a decimal) is another integer,
+    compared as bigints: a double below 2**63 is one exactly (cast to a decimal, it goes
+    through its shortest text, and 2**60 read back as 1152921504606846980)."""
+    return (F.abs(cast) < F.lit(2.0**63)) & ~cast.try_cast("bigint").eqNullSafe(
+        raw.try_cast("bigint")
+    )
 
 
 _INFINITIES = (float("inf"), float("-inf"))

@@ -203,6 +203,29 @@ def test_a_commit_that_fails_after_delta_committed_it_is_taken_back(
     assert run["status"] == "failed" and "reporter broke" in run["error"]
 
 
+def test_a_commit_to_a_table_untouched_for_longer_than_its_retention_is_taken_back(
+    spark: Any, lakehouse: Any
+) -> None:
+    """Delta refuses to read a version older than `delta.deletedFileRetentionDuration` (7 days
+    by default): a weekly job's failed run kept its rows, the take-back refused."""
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+    score(spark, deployment, "last-week")
+    spark.sql(
+        f"ALTER TABLE delta.`{deployment.quarantine.path}` "
+        "SET TBLPROPERTIES ('delta.deletedFileRetentionDuration' = 'interval 1 seconds')"
+    )
+    time.sleep(2)  # the table's last version is now older than its retention
+
+    broken = LakescoreError("the predictions commit broke.")
+    with pytest.raises(LakescoreError, match="the predictions commit broke"):
+        score(spark, deployment, "this-week", _StopWhen(r"committed [\d,]+ quarantined", broken))
+
+    assert rows_of(deployment.quarantine.path, "this-week") == 0
+    assert rows_of(deployment.quarantine.path, "last-week") > 0
+    run = read(deployment.runs.path).set_index("run_id").loc["this-week"]
+    assert STOPPED_COMMITTING not in run["error"]
+
+
 class _ClaimedThenBroken(Progress):
     """Once the quarantine is committed, a newer attempt of the run claims it (someone started
     it again by hand), then the older attempt fails."""

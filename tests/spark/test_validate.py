@@ -349,7 +349,7 @@ def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> Non
         ("double", "bigint", 2**63 - 1),  # rounded to 2**63, beyond bigint
         # An integer as text (a bigint another file has as a double) or as a whole decimal.
         ("double", "string", str(2**53 + 1)),
-        ("float", "string", " 16777217"),
+        ("float", "string", "\t16777217 "),
         ("double", "decimal(20,0)", Decimal(2**53 + 1)),
         ("double", "decimal(22,2)", Decimal(2**53 + 1)),
         ("float", "decimal(10,0)", Decimal(16_777_217)),
@@ -373,6 +373,8 @@ def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
         ("a", 1, 0.5, "2.5", 2**53, 16_777_216, str(2**53), Decimal(2**53), fraction),
         ("b", 0, 0.0, "-inf", -(2**60), None, "0.1234567890123456789", Decimal(7), None),
         ("c", 1, 1.0, " Infinity ", None, -7, "-12", None, Decimal(-2)),
+        # A double holds 2**60 exactly: read back through its shortest text it seemed rounded.
+        ("d", 1, 1.0, "1", None, None, f" +{2**60}", Decimal(2**60), None),
     ]
     schema = (
         "id string, flag int, x double, y string, big bigint, small int, text string, "
@@ -391,7 +393,7 @@ def test_values_a_cast_keeps_are_not_type_mismatches(spark: Any) -> None:
     )
     validated = pipeline.validate(frame, inputs, ())
     got = {r["id"]: [e["rule"] for e in r["_errors"]] for r in validated.frame.collect()}
-    assert got == {"a": [], "b": ["infinite"], "c": ["infinite"]}
+    assert got == {"a": [], "b": ["infinite"], "c": ["infinite"], "d": []}
 
 
 def _user_agent_of(model_input: Any) -> Any:

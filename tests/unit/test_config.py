@@ -891,7 +891,17 @@ def test_an_input_or_runs_table_at_the_root_of_a_bucket_is_accepted(tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "marker", ["/data/raw/_SUCCESS", "s3a://lake/raw/_SUCCESS", "~/_SUCCESS", ".", ".."]
+    "marker",
+    [
+        "/data/raw/_SUCCESS",
+        "s3a://lake/raw/_SUCCESS",
+        "~/_SUCCESS",
+        ".",
+        "..",
+        "./",
+        "x/..",
+        "../_S",
+    ],
 )
 def test_a_marker_given_as_a_path_is_refused(tmp_path: Path, marker: str) -> None:
     """It is looked for inside the input's folder: a path would never be found, and every run

@@ -26,6 +26,11 @@ from lakescore.redaction import ScrubbingFormatter, scrub, scrub_causes, scrub_e
         ("refresh_token=r1 auth_token=a1 PRIVATE_TOKEN=p1", ["r1", "a1", "p1"]),
         ("aws_secret_access_key=AK1 fs.s3a.secret.key=SK1", ["AK1", "SK1"]),
         ("AccountName=acct;AccountKey=Zm9v==;EndpointSuffix=core", ["Zm9v=="]),
+        ("spark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net=K2", ["K2"]),
+        (
+            "SharedAccessKeyName=n;SharedAccessKey=K3 sessionToken=T3 x-api-key=X3",
+            ["K3", "T3", "X3"],
+        ),
     ],
 )
 def test_scrub_masks_credentials(text: str, secrets: list[str]) -> None:
@@ -43,6 +48,8 @@ def test_scrub_leaves_ordinary_paths_alone() -> None:
     assert scrub(storage) == storage  # a container, and an @ in a path, are no secrets
     partitions = "input: /lake/raw/sig=2026/my_token=7 (s3a://b/raw/sas=eu/x.parquet)"
     assert scrub(partitions) == partitions  # partition folders, and rows' lineage
+    settings = "max_tokens=4096 tokenizer=bpe primaryKey=id design=x"
+    assert scrub(settings) == settings
 
 
 class _OwnStr(Exception):
