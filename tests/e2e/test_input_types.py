@@ -355,7 +355,7 @@ def test_whole_decimals_in_a_column_another_file_has_as_bigint_fill_an_integer_i
     tmp_path: Path, spark: Any
 ) -> None:
     """Made text, the decimal file's 2.00 was "2.00", no bigint to Spark: every row of it was
-    quarantined as type_mismatch. The column is the decimal holding both now."""
+    quarantined as type_mismatch. A whole decimal is written as its integer, as a double is."""
     first = pa.table({"id": ["a"], "n": pa.array([1], pa.int64())})
     second = pa.table({"id": ["b", "c"], "n": pa.array([Decimal("2.00"), Decimal("2.50")])})
     record, predictions, quarantine = run(tmp_path, first, echo_model(tmp_path), second)
