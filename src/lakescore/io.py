@@ -787,10 +787,11 @@ def ensure_delta_table(
     """Create the table with an explicit schema and column comments if it does not exist yet,
     registered in the catalog as `table_name` when one is given.
 
-    Deletion vectors stay off even where the session turns them on for new tables: delta-rs
-    cannot read a table that has them, and run-scoped overwrites never need them. An existing
-    table is left as it is, except that a new timestamp_ntz column gets Delta's feature for it
-    (a write cannot add one otherwise).
+    Table features that delta-rs cannot read or append to (deletion vectors, type widening,
+    row tracking, in-commit timestamps, v2 checkpoints, column mapping) stay off even where
+    the session turns them on for new tables; run-scoped overwrites need none of them. An
+    existing table is left as it is, except that a new timestamp_ntz column gets Delta's
+    feature for it (a write cannot add one otherwise).
     """
     from delta.tables import DeltaTable
 
@@ -808,7 +809,7 @@ def ensure_delta_table(
         builder = builder.addColumn(
             field.name, field.dataType, nullable=True, comment=comments.get(field.name)
         )
-    for key, value in {"delta.enableDeletionVectors": "false", **(properties or {})}.items():
+    for key, value in {**_FEATURES_OFF, **(properties or {})}.items():
         builder = builder.property(key, value)
     try:
         retry_on_conflict(builder.execute, f"creating {path}")
@@ -819,6 +820,17 @@ def ensure_delta_table(
         # writes); register the name if that run used the path only.
         if table_name and not spark.catalog.tableExists(table_name):
             _register(spark, table_name, path)
+
+
+# Set on every new table, so that `spark.databricks.delta.properties.defaults.*` turns none on.
+_FEATURES_OFF = {
+    "delta.enableDeletionVectors": "false",
+    "delta.enableTypeWidening": "false",
+    "delta.enableRowTracking": "false",
+    "delta.enableInCommitTimestamps": "false",
+    "delta.checkpointPolicy": "classic",
+    "delta.columnMapping.mode": "none",
+}
 
 
 def _register(spark: SparkSession, table_name: str, path: str) -> None:

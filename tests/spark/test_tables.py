@@ -129,24 +129,39 @@ def test_a_run_id_with_a_colon_stages_under_a_name_hdfs_takes(spark: Any, tmp_pa
     assert not folder.exists()
 
 
-def test_new_tables_have_no_deletion_vectors_even_where_the_session_defaults_to_them(
-    spark: Any, tmp_path: Path
+@pytest.mark.parametrize(
+    ("default", "value"),
+    [
+        ("enableDeletionVectors", "true"),
+        ("enableTypeWidening", "true"),
+        ("enableRowTracking", "true"),
+        ("enableInCommitTimestamps", "true"),
+        ("checkpointPolicy", "v2"),
+        ("columnMapping.mode", "name"),
+    ],
+)
+def test_new_tables_stay_readable_by_delta_rs_whatever_the_session_defaults_to(
+    spark: Any, tmp_path: Path, default: str, value: str
 ) -> None:
-    """Many workspaces turn deletion vectors on for new tables; delta-rs cannot read such a
-    table, and the README promises that any Delta reader can read lakescore's."""
+    """Workspaces turn table features on for new tables (deletion vectors, row tracking, v2
+    checkpoints...); delta-rs cannot read, or cannot append to, a table that has some of them,
+    and the README promises that any Delta reader can read lakescore's tables (and append to
+    the runs table)."""
     from deltalake import DeltaTable as RustTable
+    from deltalake import write_deltalake
 
     path = str(tmp_path / "table")
-    setting = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
-    spark.conf.set(setting, "true")
+    setting = f"spark.databricks.delta.properties.defaults.{default}"
+    spark.conf.set(setting, value)
     try:
         ensure_delta_table(spark, path, SCHEMA, {"id": "row id"})
     finally:
         spark.conf.unset(setting)
     spark.range(3).write.format("delta").mode("append").save(path)
+    write_deltalake(path, pa.table({"id": pa.array([3], pa.int64())}), mode="append")
     properties = DeltaTable.forPath(spark, path).detail().first()["properties"]
-    assert properties["delta.enableDeletionVectors"] == "false"
-    assert RustTable(path).to_pyarrow_table().num_rows == 3
+    assert properties[f"delta.{default}"] != value
+    assert sorted(RustTable(path).to_pyarrow_table().column("id").to_pylist()) == [0, 1, 2, 3]
 
 
 def test_a_timestamp_ntz_column_can_join_an_existing_table(spark: Any, tmp_path: Path) -> None:
