@@ -7,6 +7,7 @@ its sample files itself, and model_shipping.py zips the model into a local tempo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -47,7 +48,7 @@ from lakescore.errors import (
 )
 from lakescore.interrupts import carry_local_properties
 from lakescore.partitions import kept_types
-from lakescore.session import session_conf
+from lakescore.session import EVERY_FILE_READ, session_conf
 
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
@@ -492,6 +493,20 @@ def read_text(spark: SparkSession, path: str) -> str | None:
     if not path_exists(spark, path):
         return None
     return "\n".join(row[0] for row in spark.read.text(literal_path(path)).collect())
+
+
+def fails_read_alone(spark: SparkSession, path: str) -> bool:
+    """Whether a Parquet file fails read on its own, every column of every row, as the pass
+    reads it (corrupt or missing files fail): a file that reads now failed the pass on an error
+    storage does not repeat (a reset connection; `local[*]` retries no task)."""
+    with contextlib.ExitStack() as settings:
+        for key, value in EVERY_FILE_READ:
+            settings.enter_context(session_conf(spark, key, value))
+        try:
+            spark.read.parquet(literal_path(path)).write.format("noop").mode("overwrite").save()
+        except (Py4JJavaError, PySparkException):
+            return True
+    return False
 
 
 def failed_file_in(error_text: str, files: Sequence[str]) -> str | None:

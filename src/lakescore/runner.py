@@ -65,6 +65,7 @@ from lakescore.io import (
     failed_file_in,
     failed_files_path,
     failed_records,
+    fails_read_alone,
     names_read_as,
     path_exists,
     read_input,
@@ -455,6 +456,7 @@ def _score(
         )
     archive = ship_model(spark, model.local_path)
     failed_later: list[FailedFile] = []
+    read_again: set[str] = set()  # files that failed the pass, then read on their own
     while True:
         try:
             return _score_input(spark, deployment, state, progress, model, archive, failed_later)
@@ -472,6 +474,12 @@ def _score(
                     f"({with_cause(exc)}); a VACUUM or a damaged table removes files "
                     "that a version still needs. Nothing was committed."
                 ) from exc
+            if bad not in read_again and not fails_read_alone(spark, bad):
+                # Storage failed once (a reset connection outlasting Spark's task retries):
+                # the pass is redone with it, once; a second failure leaves it out.
+                read_again.add(bad)
+                progress.stage(f"{bad} failed while being read, then read; reading the input again")
+                continue
             failed_later.append(FailedFile(bad, with_cause(exc)))
             progress.stage(f"{bad} failed while being read; reading the input again without it")
 

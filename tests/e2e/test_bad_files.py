@@ -217,14 +217,7 @@ def test_a_file_corrupt_in_its_second_row_group_is_recorded_in_a_skipping_sessio
     deployment = load_deployment(deployment_file)
     folder = Path(deployment.input.path)
     expected = set(pq.read_table(folder).column("meter_id").to_pylist())
-    corrupt = folder / "corrupt.parquet"
-    extra = make_meter_frame(600, seed=7).drop(columns=["fault"])
-    extra["meter_id"] = [f"extra-{i}" for i in range(len(extra))]
-    pq.write_table(pa.Table.from_pandas(extra, preserve_index=False), corrupt, row_group_size=200)
-    page = pq.ParquetFile(corrupt).metadata.row_group(1).column(1).data_page_offset
-    spoiled = bytearray(corrupt.read_bytes())
-    spoiled[page + 16 : page + 400] = np.random.default_rng(1).bytes(384)
-    corrupt.write_bytes(bytes(spoiled))
+    spoiled_in_its_second_row_group(folder / "corrupt.parquet", "extra")
 
     assert main(["score", str(deployment_file), "--run-id", "corrupt"]) == 0
     capsys.readouterr()
@@ -236,6 +229,49 @@ def test_a_file_corrupt_in_its_second_row_group_is_recorded_in_a_skipping_sessio
     assert run["rows_read"] == len(expected) == run["rows_scored"] + run["rows_quarantined"]
     # Not only Spark's "error while reading file": what is wrong with it.
     assert "Cause: java.io.IOException" in run["files_failed"][0]["error"]
+
+
+def spoiled_in_its_second_row_group(file: Path, meter_ids: str) -> bytes:
+    """Write 600 rows to `file` in row groups of 200, spoil a page of the second (its footer
+    stays readable) and return the file as written, unspoiled."""
+    extra = make_meter_frame(600, seed=7).drop(columns=["fault"])
+    extra["meter_id"] = [f"{meter_ids}-{i}" for i in range(len(extra))]
+    pq.write_table(pa.Table.from_pandas(extra, preserve_index=False), file, row_group_size=200)
+    page = pq.ParquetFile(file).metadata.row_group(1).column(1).data_page_offset
+    whole = file.read_bytes()
+    spoiled = bytearray(whole)
+    spoiled[page + 16 : page + 400] = np.random.default_rng(1).bytes(384)
+    file.write_bytes(bytes(spoiled))
+    return whole
+
+
+def test_a_file_whose_read_failed_once_is_read_again_not_left_out(
+    lakehouse: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read error storage does not repeat (a reset connection; `local[*]` retries no task)
+    left the file out as if corrupt: its rows were in no table, for a blip."""
+    import lakescore.runner as runner
+
+    deployment_file = lakehouse(rows=300, files=2, bad=False)
+    deployment = load_deployment(deployment_file)
+    blip = Path(deployment.input.path) / "blip.parquet"
+    whole = spoiled_in_its_second_row_group(blip, "blip")
+    named = runner.failed_file_in
+
+    def storage_answers_again(*args: Any) -> Any:
+        found = named(*args)
+        blip.write_bytes(whole)
+        return found
+
+    monkeypatch.setattr(runner, "failed_file_in", storage_answers_again)
+    assert main(["score", str(deployment_file), "--run-id", "blip"]) == 0
+    assert "blip.parquet failed while being read, then read" in capsys.readouterr().err
+
+    scored, quarantined = keys_in_tables(deployment)
+    assert {f"blip-{i}" for i in range(600)} <= scored | quarantined
+    run = read(deployment.runs.path).iloc[0]
+    assert run["files_failed"].tolist() == []
+    assert run["rows_read"] == 900 == run["rows_scored"] + run["rows_quarantined"]
 
 
 def test_a_file_of_nanosecond_timestamps_is_recorded_with_its_column_and_the_remedy(
