@@ -331,8 +331,9 @@ def _expect(raw: Any, base_dir: Path, source: str) -> ExpectConfig:
     marker = data.get("marker")
     if marker is not None:
         marker = _string(marker, "input.expect.marker", source)
-        folder_itself = posixpath.normpath(marker) in (".", "..") or marker.startswith("../")
-        if marker.startswith(("/", "~")) or _URI.match(marker) or folder_itself:
+        inside = posixpath.normpath(marker)
+        outside = inside in (".", "..") or inside.startswith("../")  # or the folder itself
+        if marker.startswith(("/", "~")) or _URI.match(marker) or outside:
             raise DeploymentError(
                 f"{source}: input.expect.marker {marker!r} is a path; it names a file inside "
                 f"the input's folder (for example _SUCCESS)."

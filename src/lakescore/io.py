@@ -504,7 +504,10 @@ def fails_read_alone(spark: SparkSession, path: str) -> bool:
             settings.enter_context(session_conf(spark, key, value))
         try:
             spark.read.parquet(literal_path(path)).write.format("noop").mode("overwrite").save()
-        except (Py4JJavaError, PySparkException):
+        except (Py4JJavaError, PySparkException) as exc:
+            text = str(exc.java_exception) if isinstance(exc, Py4JJavaError) else str(exc)
+            if failed_file_in(text, [path]) is None:
+                raise  # not the file's (its job cancelled from Spark's UI, say)
             return True
     return False
 
@@ -845,6 +848,9 @@ _FEATURES_OFF = {
     "delta.enableInCommitTimestamps": "false",
     "delta.checkpointPolicy": "classic",
     "delta.columnMapping.mode": "none",
+    # ...defaults.feature.X=supported and ...defaults.minReaderVersion add features without a
+    # property: not to this table (what its own properties and columns need is still added).
+    "delta.ignoreProtocolDefaults": "true",
 }
 
 
@@ -1018,6 +1024,13 @@ def revert_run_rows(
     version before `version` was the latest until this run's commit, so none of its files can
     have been vacuumed; the guard is lifted for this read.
     """
+    if _files_removed_by(spark, path, version) == 0:
+        # The run id had no rows before (its first attempt; each commit writes files of one
+        # run): they are removed, without reading a version whose log files Delta's cleanup may
+        # have removed (older than delta.logRetentionDuration, 30 days: a monthly job's).
+        nothing = spark.read.format("delta").load(path).where(F.lit(False))
+        overwrite_run_rows(nothing, path, run_column, run_id, user_metadata)
+        return
     with session_conf(spark, _TIME_TRAVEL_GUARD, "false"):
         before = (
             spark.read.format("delta")
@@ -1026,6 +1039,17 @@ def revert_run_rows(
             .where(F.col(run_column) == run_id)
         )
         overwrite_run_rows(before, path, run_column, run_id, user_metadata)
+
+
+def _files_removed_by(spark: SparkSession, path: str, version: int) -> int | None:
+    """How many files the commit `version` removed, as its history says (None if unsaid)."""
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(spark, path)
+    history: DataFrame = table.history(_newest_version(table) - version + 1)
+    commit = history.where(F.col("version") == version).first()
+    removed = (commit["operationMetrics"] or {}).get("numRemovedFiles") if commit else None
+    return int(removed) if removed is not None else None
 
 
 _TIME_TRAVEL_GUARD = (

@@ -21,10 +21,9 @@ from lakescore.columns import quoted
 # user:password@ in any URI (the user may be empty: `https://:TOKEN@host`); the password up to
 # the authority's last `@` (one written with a raw `@` in it). Without a password, the user part
 # is masked for http(s) only, where it is a token (`https://TOKEN@host`): in
-# `abfss://container@account` it names the storage.
-_USERINFO = re.compile(
-    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]*:[^/\s]+@"
-)
+# `abfss://container@account` it names the storage. A scheme has at most 32 characters: tried at
+# every letter of a long word, an unbounded one took time growing with the word's square.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s:]*:[^/\s]+@")
 _HTTP_TOKEN = re.compile(r"(?P<scheme>(?i:https?)://)[^/@\s:]+@")
 # A name ending in one of these, with anything before it (`refresh_token`, `sessionToken`,
 # `fs.s3a.secret.key`, Azure's `AccountKey` and `SharedAccessKey`) and Hadoop's dotted

@@ -350,11 +350,14 @@ def _changed_by_cast(
 
 def _rounded_integer(raw: Column, cast: Column) -> Column:
     """Whether a float or double made of a whole `raw` (text or a decimal) is another integer,
-    compared as bigints: a double below 2**63 is one exactly (cast to a decimal, it goes
-    through its shortest text, and 2**60 read back as 1152921504606846980)."""
-    return (F.abs(cast) < F.lit(2.0**63)) & ~cast.try_cast("bigint").eqNullSafe(
-        raw.try_cast("bigint")
-    )
+    compared as bigints below 2**63, where a double is one exactly (cast to a decimal, it goes
+    through its shortest text: 2**60 read back as 1152921504606846980), and as decimals beyond
+    (where that text can still differ from an integer the double holds exactly: such a value
+    is quarantined as changed, not stored rounded)."""
+    exact = T.DecimalType(38, 0)
+    return F.when(
+        F.abs(cast) < F.lit(2.0**63), ~cast.try_cast("bigint").eqNullSafe(raw.try_cast("bigint"))
+    ).otherwise(~cast.try_cast(exact).eqNullSafe(raw.try_cast(exact)))
 
 
 _INFINITIES = (float("inf"), float("-inf"))

@@ -226,6 +226,47 @@ def test_a_commit_to_a_table_untouched_for_longer_than_its_retention_is_taken_ba
     assert STOPPED_COMMITTING not in run["error"]
 
 
+class _LogCleanedThenBroken(Progress):
+    """Once the quarantine is committed, Delta's log cleanup (past delta.logRetentionDuration,
+    30 days: a monthly job's table) leaves only the newest version's checkpoint; then the run
+    fails."""
+
+    def __init__(self, log: Path) -> None:
+        super().__init__(enabled=False)
+        self._log = log
+
+    def stage(self, message: str) -> None:
+        if not re.match(r"committed [\d,]+ quarantined rows", message):
+            return
+        newest = max(int(f.name.split(".")[0]) for f in self._log.glob("*.json"))
+        for file in self._log.iterdir():
+            if file.name[:20].isdigit() and int(file.name[:20]) < newest:
+                file.unlink()
+        raise LakescoreError("the predictions commit broke.")
+
+
+def test_a_first_attempts_commit_is_taken_back_without_the_tables_earlier_versions(
+    spark: Any, lakehouse: Any
+) -> None:
+    """The take-back read the version before the commit, whose log files Delta's cleanup may
+    have removed: the run's rows stayed. A run id new to the table had no rows before."""
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+    score(spark, deployment, "last-month")
+    spark.sql(
+        f"ALTER TABLE delta.`{deployment.quarantine.path}` "
+        "SET TBLPROPERTIES ('delta.checkpointInterval' = '1')"
+    )
+    log = Path(deployment.quarantine.path, "_delta_log")
+
+    with pytest.raises(LakescoreError, match="the predictions commit broke"):
+        score(spark, deployment, "this-month", _LogCleanedThenBroken(log))
+
+    assert rows_of(deployment.quarantine.path, "this-month") == 0
+    assert rows_of(deployment.quarantine.path, "last-month") > 0
+    run = read(deployment.runs.path).set_index("run_id").loc["this-month"]
+    assert STOPPED_COMMITTING not in run["error"]
+
+
 class _ClaimedThenBroken(Progress):
     """Once the quarantine is committed, a newer attempt of the run claims it (someone started
     it again by hand), then the older attempt fails."""

@@ -353,6 +353,8 @@ def test_a_rule_with_a_subquery_quarantines_the_rows_it_names(spark: Any) -> Non
         ("double", "decimal(20,0)", Decimal(2**53 + 1)),
         ("double", "decimal(22,2)", Decimal(2**53 + 1)),
         ("float", "decimal(10,0)", Decimal(16_777_217)),
+        ("double", "string", "12345678901234567891"),  # beyond bigint
+        ("double", "decimal(20,0)", Decimal(2**64 - 1)),  # Parquet's UINT64, as Spark reads it
     ],
 )
 def test_casts_that_change_a_value_are_type_mismatches(

@@ -901,6 +901,7 @@ def test_an_input_or_runs_table_at_the_root_of_a_bucket_is_accepted(tmp_path: Pa
         "./",
         "x/..",
         "../_S",
+        "x/../../y",
     ],
 )
 def test_a_marker_given_as_a_path_is_refused(tmp_path: Path, marker: str) -> None:
