@@ -30,7 +30,11 @@ _PANDAS_TYPES = {
 
 
 def predict_batch(
-    model: Any, batch: pd.DataFrame, outputs: Sequence[OutputColumn], model_label: str
+    model: Any,
+    batch: pd.DataFrame,
+    outputs: Sequence[OutputColumn],
+    model_label: str,
+    withhold_messages: bool = False,
 ) -> pd.DataFrame:
     """Score one batch and shape the result as one column per output, in the signature's order,
     plus SCORE_ERROR: the rows on which the model left a required output null or NaN get their
@@ -43,6 +47,8 @@ def predict_batch(
     rows indexed 0..n-1, as pyfunc's own predict and spark_udf give them: a model that lines its
     features up by index (`features["x"] = model_input["x"]`) would otherwise take other rows'
     values whenever the batch is a subset (valid rows only, or half of a failing batch).
+    `withhold_messages`: see `predict_isolating_failures` (a value that is not of its output's
+    type may be an input's, echoed).
     """
     raw = model.predict(batch.reset_index(drop=True))
     result = _as_frame(raw, outputs, model_label)
@@ -60,11 +66,17 @@ def predict_batch(
         try:
             coerced = _coerce(values if present.all() else values[present], column.spark_type)
         except (TypeError, ValueError, OverflowError) as exc:
+            detail = (
+                f"{type(exc).__name__} (message withheld: the model's input includes a "
+                "quarantine.redact column)"
+                if withhold_messages
+                else str(exc).rstrip(".")
+            )
             raise ScoringError(
                 f"Model {model_label} returned values for {column.name} that are not "
-                f"{column.spark_type}: {str(exc).rstrip('.')}. The type comes from the model's "
+                f"{column.spark_type}: {detail}. The type comes from the model's "
                 "output signature, or from scoring.result_type when the signature has no outputs."
-            ) from exc
+            ) from None if withhold_messages else exc
         if not present.all():  # through object: reindexing would turn integers into float64
             reindexed = coerced.astype(object).reindex(result.index)
             coerced = _restore_type(reindexed, present, column.spark_type)
@@ -129,7 +141,9 @@ def predict_isolating_failures(
         ]
         return _reassembled(parts, batch.index, outputs)
     try:  # the usual case: one call
-        whole = predict_batch(model, restore_input_dtypes(batch, dtypes), outputs, model_label)
+        whole = predict_batch(
+            model, restore_input_dtypes(batch, dtypes), outputs, model_label, withhold_messages
+        )
     except ScoringError:
         raise
     except Exception:  # any model error: find the rows at fault below
@@ -145,7 +159,9 @@ def predict_isolating_failures(
     while pending:
         part = pending.pop()
         try:
-            scored = predict_batch(model, restore_input_dtypes(part, dtypes), outputs, model_label)
+            scored = predict_batch(
+                model, restore_input_dtypes(part, dtypes), outputs, model_label, withhold_messages
+            )
         except ScoringError:
             raise
         except Exception as exc:
@@ -361,6 +377,8 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
             "row."
         )
     array = np.asarray(raw)
+    if array.ndim == 0:  # `predictions.squeeze()` of one row (a failing row on its own, say)
+        array = array.reshape(1)
     if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
         if len(names) != 1:
             raise ScoringError(
@@ -393,11 +411,25 @@ def _in_input_order(raw: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
     (`batch.assign(p=model.predict(batch))`); read by position, as spark_udf reads it, each
     value would be stored against another row. Other labels are read by position."""
     index = raw.index
-    if index.is_monotonic_increasing or index.dtype.kind not in "iu" or not index.is_unique:
+    if isinstance(index, pd.MultiIndex):
+        # `batch.groupby("tariff")["x"].apply(f)` labels each row (group, row): read by
+        # position, every row but the first group's got another row's value.
+        index = index.get_level_values(-1)
+        if _is_batch_order(index) and not index.is_monotonic_increasing:
+            return raw.set_axis(index).sort_index()
         return raw
-    if index.min() == 0 and index.max() == len(index) - 1:
-        return raw.sort_index()
-    return raw
+    if index.is_monotonic_increasing or not _is_batch_order(index):
+        return raw
+    return raw.sort_index()
+
+
+def _is_batch_order(index: pd.Index) -> bool:
+    """Whether `index` holds each of the batch's labels 0..n-1 once."""
+    return (
+        index.dtype.kind in "iu"
+        and index.is_unique
+        and (not len(index) or (index.min() == 0 and index.max() == len(index) - 1))
+    )
 
 
 def _restore_type(values: pd.Series, ok: pd.Series, spark_type: str) -> pd.Series:

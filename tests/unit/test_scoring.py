@@ -103,6 +103,45 @@ def test_a_result_with_the_batchs_own_labels_in_another_order_is_lined_up_by_lab
     assert alone["prediction"].tolist() == [10, 20, 30, 40]
 
 
+def test_a_result_of_groupby_apply_is_lined_up_by_its_row_labels() -> None:
+    """`groupby(...)[...].apply(f)` labels each row (group, row): read by position, every row
+    but the first group's was stored with another row's score, and the run succeeded."""
+    batch = pd.DataFrame(
+        {"kwh_7d": [1.0, 2.0, 3.0, 4.0], "tariff": ["smart", "flat", "smart", "flat"]},
+        index=[40, 41, 42, 43],
+    )
+    per_tariff = FnModel(lambda b: b.groupby("tariff")["kwh_7d"].apply(lambda s: s * 10))
+    assert isinstance(per_tariff.predict(batch.reset_index(drop=True)).index, pd.MultiIndex)
+    result = predict_batch(per_tariff, batch, (OutputColumn("prediction", "double"),), LABEL)
+    assert result["prediction"].tolist() == [10.0, 20.0, 30.0, 40.0]
+
+
+def test_one_value_for_one_row_is_its_prediction() -> None:
+    """`predictions.squeeze()` of one row is a 0-d array: a batch of one valid row, or a failing
+    row isolated on its own, failed the whole run ("an array of shape ()")."""
+    one = pd.DataFrame({"kwh_7d": [1.0]}, index=[7])
+    result = predict_batch(returning(np.asarray(5)), one, PREDICTION, LABEL)
+    assert result["prediction"].tolist() == [5]
+    squeezed = FnModel(lambda b: np.asarray(b["kwh_7d"] * 3).squeeze())
+    assert predict_batch(squeezed, one, (OutputColumn("p", "double"),), LABEL)["p"].tolist() == [
+        3.0
+    ]
+
+
+def test_a_value_of_the_wrong_type_is_not_quoted_when_messages_are_withheld(
+    batch: pd.DataFrame,
+) -> None:
+    """An echo of a redacted input for a double output: the run's error quoted the value."""
+    echo = returning(pd.Series(["jane@example.com", "x", "y"]))
+    outputs = (OutputColumn("p", "double"),)
+    with pytest.raises(ScoringError) as info:
+        predict_batch(echo, batch, outputs, LABEL, withhold_messages=True)
+    assert "jane@example.com" not in str(info.value)
+    assert "values for p that are not double: ValueError (message withheld" in str(info.value)
+    assert info.value.__cause__ is None
+    assert "jane@example.com" in scoring_error(echo, batch, outputs)  # not withheld: quoted
+
+
 def test_two_dimensional_array_with_two_outputs(batch: pd.DataFrame) -> None:
     """A 2-D array gives one column per output, in the signature's order."""
     outputs = (OutputColumn("p_ok", "double"), OutputColumn("p_fault", "double"))
