@@ -112,3 +112,11 @@ class UnloadableModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
         return model_input["kwh_7d"]
+
+
+class CrashingModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Ends its Python worker inside predict, raising nothing: as the kernel's out-of-memory
+    killer or a native library's crash would."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        os._exit(3)

@@ -42,6 +42,13 @@ def guard_scoring(
                 if own != message
                 else f"Model {model.describe()} failed while scoring: {message}"
             ) from exc
+        if "Python worker exited unexpectedly" in text:
+            # Killed inside predict (out of memory, a native crash): no Python error to tell.
+            raise ScoringError(
+                f"Model {model.describe()} crashed its Python worker while scoring (out of "
+                "memory, or a native library's crash; no Python error was raised): "
+                f"{spark_error_message(exc)}"
+            ) from exc
         suspects = _rules_that_raised(exc, rules)
         if suspects:
             detail = spark_error_message(exc).rstrip(". ")
