@@ -1046,7 +1046,8 @@ def _files_removed_by(spark: SparkSession, path: str, version: int) -> int | Non
     from delta.tables import DeltaTable
 
     table = DeltaTable.forPath(spark, path)
-    history: DataFrame = table.history(_newest_version(table) - version + 1)
+    # Some depth to spare: another writer may commit between the two reads of the history.
+    history: DataFrame = table.history(_newest_version(table) - version + 100)
     commit = history.where(F.col("version") == version).first()
     removed = (commit["operationMetrics"] or {}).get("numRemovedFiles") if commit else None
     return int(removed) if removed is not None else None

@@ -51,7 +51,9 @@ def predict_batch(
     type may be an input's, echoed).
     """
     raw = model.predict(batch.reset_index(drop=True))
-    result = _as_frame(raw, outputs, model_label)
+    if raw is None:  # a `return` left out
+        raise ScoringError(f"Model {model_label} returned None for {len(batch)} rows.")
+    result = _as_frame(raw, outputs, model_label, len(batch), withhold_messages)
     if len(result) != len(batch):
         raise ScoringError(
             f"Model {model_label} returned {len(result)} predictions for {len(batch)} rows."
@@ -345,7 +347,13 @@ def _task_attempt() -> int:
     return int(context.taskAttemptId()) if context is not None else -1
 
 
-def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd.DataFrame:
+def _as_frame(
+    raw: Any,
+    outputs: Sequence[OutputColumn],
+    model_label: str,
+    rows: int,
+    withhold_messages: bool = False,
+) -> pd.DataFrame:
     names = [c.name for c in outputs]
     if not isinstance(raw, pd.Series | pd.DataFrame) and callable(getattr(raw, "to_pandas", None)):
         # A pyarrow Table or a polars DataFrame: as pandas, its columns are matched by name, not
@@ -371,13 +379,13 @@ def _as_frame(raw: Any, outputs: Sequence[OutputColumn], model_label: str) -> pd
     if isinstance(raw, pd.Series):
         raw = raw.to_numpy()
     if isinstance(raw, Mapping):
+        keys = "" if withhold_messages else f" with keys {list(raw)[:10]}"  # inputs, perhaps
         raise ScoringError(
-            f"Model {model_label} returned a {type(raw).__name__} with keys {list(raw)[:10]}; "
-            "lakescore needs one value, one row of a DataFrame or one row of an array per input "
-            "row."
+            f"Model {model_label} returned a {type(raw).__name__}{keys}; lakescore needs one "
+            "value, one row of a DataFrame or one row of an array per input row."
         )
     array = np.asarray(raw)
-    if array.ndim == 0:  # `predictions.squeeze()` of one row (a failing row on its own, say)
+    if array.ndim == 0 and rows == 1:  # `predictions.squeeze()` of one row (a failing row alone)
         array = array.reshape(1)
     if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
         if len(names) != 1:
@@ -407,16 +415,20 @@ def _promised(outputs: Sequence[OutputColumn]) -> str:
 def _in_input_order(raw: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
     """A result labelled with the batch's own row labels (0..n-1, as the model got them) in
     another order, from a model that grouped or sorted its input (`pd.concat(f(g) for _, g in
-    batch.groupby("tariff"))`), is put back in the input's order, as pandas would line it up
+    batch.groupby("tariff"))`, or `groupby(...).apply(f)`, labelled (group, row)), is put back
+    in the input's order, as pandas would line the first up
     (`batch.assign(p=model.predict(batch))`); read by position, as spark_udf reads it, each
     value would be stored against another row. Other labels are read by position."""
     index = raw.index
     if isinstance(index, pd.MultiIndex):
         # `batch.groupby("tariff")["x"].apply(f)` labels each row (group, row): read by
-        # position, every row but the first group's got another row's value.
-        index = index.get_level_values(-1)
-        if _is_batch_order(index) and not index.is_monotonic_increasing:
-            return raw.set_axis(index).sort_index()
+        # position, every row but the first group's got another row's value. Not (row, rank),
+        # whose row is its first level, in order.
+        levels = [index.get_level_values(n) for n in range(index.nlevels)]
+        if any(_is_batch_order(level) for level in levels[:-1]):
+            return raw
+        if _is_batch_order(levels[-1]) and not levels[-1].is_monotonic_increasing:
+            return raw.set_axis(levels[-1]).sort_index()
         return raw
     if index.is_monotonic_increasing or not _is_batch_order(index):
         return raw

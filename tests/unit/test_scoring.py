@@ -116,6 +116,18 @@ def test_a_result_of_groupby_apply_is_lined_up_by_its_row_labels() -> None:
     assert result["prediction"].tolist() == [10.0, 20.0, 30.0, 40.0]
 
 
+def test_a_result_labelled_row_then_rank_is_read_in_its_order() -> None:
+    """(row, rank): the ranks are 0..n-1 too, but the rows are the first level, in order."""
+    batch = pd.DataFrame({"x": [3.0, 1.0, 2.0, 5.0]})
+
+    def ranked(rows: pd.DataFrame) -> pd.Series:
+        out = rows.assign(rank=rows["x"].rank().astype(int) - 1, p=rows["x"] * 10)
+        return out.set_index("rank", append=True)["p"]
+
+    result = predict_batch(FnModel(ranked), batch, (OutputColumn("p", "double"),), LABEL)
+    assert result["p"].tolist() == [30.0, 10.0, 20.0, 50.0]
+
+
 def test_one_value_for_one_row_is_its_prediction() -> None:
     """`predictions.squeeze()` of one row is a 0-d array: a batch of one valid row, or a failing
     row isolated on its own, failed the whole run ("an array of shape ()")."""
@@ -126,6 +138,16 @@ def test_one_value_for_one_row_is_its_prediction() -> None:
     assert predict_batch(squeezed, one, (OutputColumn("p", "double"),), LABEL)["p"].tolist() == [
         3.0
     ]
+
+
+def test_one_value_for_several_rows_or_none_is_refused_as_what_it_is(batch: pd.DataFrame) -> None:
+    """A `return` left out: None for one row was a missing value, not a broken model."""
+    assert "returned None for 3 rows" in scoring_error(returning(None), batch, PREDICTION)
+    one = batch.head(1)
+    assert "returned None for 1 rows" in scoring_error(returning(None), one, PREDICTION)
+    assert "returned an array of shape ()" in scoring_error(
+        returning(np.asarray(5)), batch, PREDICTION
+    )
 
 
 def test_a_value_of_the_wrong_type_is_not_quoted_when_messages_are_withheld(
@@ -140,6 +162,10 @@ def test_a_value_of_the_wrong_type_is_not_quoted_when_messages_are_withheld(
     assert "values for p that are not double: ValueError (message withheld" in str(info.value)
     assert info.value.__cause__ is None
     assert "jane@example.com" in scoring_error(echo, batch, outputs)  # not withheld: quoted
+    keyed = returning({"jane@example.com": 0.5})
+    with pytest.raises(ScoringError) as keys:
+        predict_batch(keyed, batch, outputs, LABEL, withhold_messages=True)
+    assert "jane@example.com" not in str(keys.value) and "returned a dict;" in str(keys.value)
 
 
 def test_two_dimensional_array_with_two_outputs(batch: pd.DataFrame) -> None:
