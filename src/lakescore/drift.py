@@ -8,12 +8,12 @@ row-level type check names the column when a value does not fit the model. A big
 is a string: a double holds integers exactly only up to 2**53, and 64-bit keys go beyond; a
 whole double then reads as the integer it is (`2`, not Spark's `2.0` or `1.2345678E7`), so that
 it is the same key as the other files' and an integer input still takes it; so does a whole
-decimal (`2`, not `2.00`) made text. Decimals of different
-precisions widen to one that holds them all (up to 38 digits). Structs, arrays and maps of the
-same kind merge: a struct gains the fields any file gives it (null where a file lacks them), and
-nested types widen by the same rules. Dates and times widen as Spark widens them: a date with a
-zone-less time (timestamp_ntz) is a zone-less time, anything with a timestamp a timestamp (a
-zone-less time taken in the session's time zone, a date at its midnight there).
+decimal (`2`, not `2.00`) made text. Decimals of different precisions widen to one that holds
+them all (up to 38 digits). Structs, arrays and maps of the same kind merge: a struct gains the
+fields any file gives it (null where a file lacks them), and nested types widen by the same
+rules. Dates and times widen as Spark widens them: a date with a zone-less time (timestamp_ntz)
+is a zone-less time, anything with a timestamp a timestamp (a zone-less time taken in the
+session's time zone, a date at its midnight there).
 """
 
 from __future__ import annotations
