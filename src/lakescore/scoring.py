@@ -364,6 +364,8 @@ def _as_frame(
         raw = raw.to_pandas(**exact)
     if isinstance(raw, pd.Series | pd.DataFrame):
         raw = _in_input_order(raw)
+    if rows == 1 and len(names) > 1:
+        raw = _one_row_squeezed(raw, names)
     if isinstance(raw, pd.DataFrame):
         unnamed = all(not isinstance(c, str) for c in raw.columns)
         if set(names) <= set(map(str, raw.columns)):
@@ -410,6 +412,16 @@ def _promised(outputs: Sequence[OutputColumn]) -> str:
         f"scoring.result_type ({outputs[0].spark_type}). To store several outputs, log the "
         "model with one: mlflow.models.infer_signature(X, model.predict(X))."
     )
+
+
+def _one_row_squeezed(raw: Any, names: Sequence[str]) -> Any:
+    """One row's outputs as `squeeze()` leaves them (a Series labelled by the outputs' names, or
+    an array of one value per output) as a one-row frame; anything else as it is."""
+    if isinstance(raw, pd.Series) and set(names) <= set(map(str, raw.index)):
+        return raw.rename(index=str)[list(names)].to_frame().T
+    if isinstance(raw, np.ndarray) and raw.shape == (len(names),):
+        return pd.DataFrame([raw], columns=list(names))
+    return raw
 
 
 def _in_input_order(raw: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:

@@ -140,6 +140,18 @@ def test_one_value_for_one_row_is_its_prediction() -> None:
     ]
 
 
+def test_one_rows_outputs_squeezed_are_that_rows_outputs() -> None:
+    """`squeeze()` of a one-row frame is a Series labelled by the outputs (of a (1, 2) array,
+    two values): refused as "one value per row", it failed the run."""
+    one = pd.DataFrame({"kwh_7d": [1.0]}, index=[7])
+    outputs = (OutputColumn("p_ok", "double"), OutputColumn("p_fault", "double"))
+    frame = FnModel(lambda b: pd.DataFrame({"p_fault": [0.25], "p_ok": [0.75]}).squeeze())
+    array = FnModel(lambda b: np.array([[0.75, 0.25]]).squeeze())
+    for model in (frame, array):
+        result = predict_batch(model, one, outputs, LABEL)
+        assert (result["p_ok"].tolist(), result["p_fault"].tolist()) == ([0.75], [0.25])
+
+
 def test_one_value_for_several_rows_or_none_is_refused_as_what_it_is(batch: pd.DataFrame) -> None:
     """A `return` left out: None for one row was a missing value, not a broken model."""
     assert "returned None for 3 rows" in scoring_error(returning(None), batch, PREDICTION)
