@@ -20,7 +20,7 @@ from lakescore.runner import score
 from lakescore.runs import RunRecord
 
 RUN_ID = "consumers-1"
-KEYS = {"predictions": "meter_id", "quarantine": "meter_id", "runs": "run_id"}
+KEYS = {"predictions": "meter_id", "quarantine": "meter_id", "runs": "run_id", "failed": "path"}
 
 
 @pytest.fixture
@@ -116,6 +116,20 @@ def test_three_readers_see_the_same_rows_and_lineage(
         assert row["_errors"] and all(e["stage"] and e["rule"] for e in row["_errors"])
         assert row["_source_file"] in input_files
     assert {r["meter_id"] for r in predictions}.isdisjoint(r["meter_id"] for r in quarantine)
+
+
+def test_three_readers_see_the_same_unreadable_files(lakehouse: Any, spark: Any) -> None:
+    """The fourth table, `<quarantine>_failed_files`, answers "which files could not be read"
+    without Spark too."""
+    deployment = load_deployment(lakehouse(rows=100, files=2))
+    Path(deployment.input.path, "zz-broken.parquet").write_text("not parquet")
+    assert score(spark, deployment, "with-broken").record.status == "succeeded"
+
+    rows = rows_by_reader(spark, "failed", deployment.quarantine.path + "_failed_files")
+    assert rows["delta_rs"] == rows["spark_sql"] == rows["polars"]
+    [failed] = rows["polars"]
+    assert failed["path"].endswith("zz-broken.parquet") and failed["_run_id"] == "with-broken"
+    assert failed["error"]
 
 
 @pytest.fixture
