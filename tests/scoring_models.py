@@ -91,17 +91,22 @@ class EchoModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         return model_input["n"]
 
 
-def save_echo(path: Any, signature: Any = None) -> Any:
-    """Save an EchoModel at `path` (with `signature`, an mlflow ModelSignature, or none) and
-    return the path."""
+def save(path: Any, model: mlflow.pyfunc.PythonModel, signature: Any = None) -> Any:
+    """Save `model` at `path` (with `signature`, an mlflow ModelSignature, or none), shipping
+    this module as its code, and return the path."""
     mlflow.pyfunc.save_model(
         str(path),
-        python_model=EchoModel(),
+        python_model=model,
         signature=signature,
         code_paths=[__file__],
         pip_requirements=["pandas"],
     )
     return path
+
+
+def save_echo(path: Any, signature: Any = None) -> Any:
+    """Save an EchoModel at `path` (see `save`) and return the path."""
+    return save(path, EchoModel(), signature)
 
 
 class UnloadableModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]

@@ -7,7 +7,6 @@ its sample files itself, and model_shipping.py zips the model into a local tempo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -48,7 +47,7 @@ from lakescore.errors import (
 )
 from lakescore.interrupts import carry_local_properties
 from lakescore.partitions import kept_types
-from lakescore.session import EVERY_FILE_READ, session_conf
+from lakescore.session import EVERY_FILE_READ, session_conf, session_confs
 
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
@@ -499,9 +498,7 @@ def fails_read_alone(spark: SparkSession, path: str) -> bool:
     """Whether a Parquet file fails read on its own, every column of every row, as the pass
     reads it (corrupt or missing files fail): a file that reads now failed the pass on an error
     storage does not repeat (a reset connection; `local[*]` retries no task)."""
-    with contextlib.ExitStack() as settings:
-        for key, value in EVERY_FILE_READ:
-            settings.enter_context(session_conf(spark, key, value))
+    with session_confs(spark, EVERY_FILE_READ):
         try:
             spark.read.parquet(literal_path(path)).write.format("noop").mode("overwrite").save()
         except (Py4JJavaError, PySparkException) as exc:

@@ -101,7 +101,7 @@ from lakescore.session import (
     STANDARD_TIMESTAMPS,
     require_classic,
     require_delta,
-    session_conf,
+    session_confs,
 )
 from lakescore.spark_logs import query_context_logs_quieted
 from lakescore.table_fit import (
@@ -596,9 +596,7 @@ def _score_input(
     )
     batch = ("spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size))
     try:
-        with contextlib.ExitStack() as settings:
-            for key, value in (batch, STANDARD_TIMESTAMPS, *EVERY_FILE_READ):
-                settings.enter_context(session_conf(spark, key, value))
+        with session_confs(spark, (batch, STANDARD_TIMESTAMPS, *EVERY_FILE_READ)):
             record = _stage_and_commit(
                 run, validated, staged_rows, staging, _Completeness(failed, manifest, names)
             )

@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -356,6 +356,15 @@ EVERY_FILE_READ = (
     ("spark.sql.files.ignoreCorruptFiles", "false"),
     ("spark.sql.files.ignoreMissingFiles", "false"),
 )
+
+
+@contextlib.contextmanager
+def session_confs(spark: SparkSession, settings: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """`session_conf` of each (key, value) of `settings`, for the block."""
+    with contextlib.ExitStack() as stack:
+        for key, value in settings:
+            stack.enter_context(session_conf(spark, key, value))
+        yield
 
 
 @contextlib.contextmanager

@@ -239,16 +239,9 @@ def test_a_model_that_crashes_its_python_worker_is_named(
 ) -> None:
     """Killed inside predict (out of memory, a native crash), the worker raises no Python
     error: the run failed with Spark's "Job aborted", naming no model."""
-    import mlflow.pyfunc
     import scoring_models
 
-    model = tmp_path / "crashing"
-    mlflow.pyfunc.save_model(
-        str(model),
-        python_model=scoring_models.CrashingModel(),
-        code_paths=[scoring_models.__file__],
-        pip_requirements=["pandas"],
-    )
+    model = scoring_models.save(tmp_path / "crashing", scoring_models.CrashingModel())
     code, err = run(["score", str(lakehouse(rows=40, files=1, model=str(model)))], capsys)
     assert code == 1
     assert "crashed its Python worker while scoring (out of memory" in err

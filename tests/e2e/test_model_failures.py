@@ -75,15 +75,13 @@ def test_rows_a_model_leaves_without_a_required_prediction_are_quarantined(
     from mlflow.types import ColSpec, Schema
 
     model = tmp_path / "gappy"
-    mlflow.pyfunc.save_model(
-        str(model),
-        python_model=scoring_models.GappyModel(),
-        signature=ModelSignature(
+    scoring_models.save(
+        model,
+        scoring_models.GappyModel(),
+        ModelSignature(
             inputs=Schema([ColSpec("double", "kwh_7d"), ColSpec("double", "temp_c")]),
             outputs=Schema([ColSpec("double", "risk"), ColSpec("string", "note", required=False)]),
         ),
-        code_paths=[scoring_models.__file__],
-        pip_requirements=["pandas"],
     )
     frame = make_meter_frame(300, seed=7).drop(columns=["fault"])
     hot = set(frame.loc[frame["temp_c"] > 20, "meter_id"])
@@ -171,13 +169,7 @@ def test_a_model_the_executors_cannot_load_is_named_with_the_reason(
 ) -> None:
     """The driver only reads the model's signature; the executors load it. A package they lack
     failed the run as the model failing "while scoring", as if a row had broken it."""
-    path = tmp_path / "unloadable"
-    mlflow.pyfunc.save_model(
-        str(path),
-        python_model=scoring_models.UnloadableModel(),
-        code_paths=[scoring_models.__file__],
-        pip_requirements=["pandas"],
-    )
+    path = scoring_models.save(tmp_path / "unloadable", scoring_models.UnloadableModel())
     deployment_file = lakehouse(rows=20, files=1, bad=False, rules=[], model=str(path))
 
     assert main(["score", str(deployment_file), "--run-id", "unloadable"]) == 1

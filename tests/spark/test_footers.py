@@ -275,6 +275,19 @@ def test_partition_folders_holding_pattern_characters_are_read(spark: Any, tmp_p
     assert [tuple(r) for r in data.frame.select("id", "day").collect()] == [("a", 1)]
 
 
+def removed_after(monkeypatch: pytest.MonkeyPatch, step: str, file: Path) -> None:
+    """Remove `file` once `lakescore.io.<step>` returns (a producer replacing its output, say):
+    after the footers or schemas are read, or after the first check for removed files."""
+    original = getattr(io, step)
+
+    def then_removed(*args: Any) -> Any:
+        found = original(*args)
+        file.unlink(missing_ok=True)
+        return found
+
+    monkeypatch.setattr(io, step, then_removed)
+
+
 def test_a_file_removed_after_its_footer_was_read_is_recorded_and_the_rest_read(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -284,32 +297,13 @@ def test_a_file_removed_after_its_footer_was_read_is_recorded_and_the_rest_read(
     folder.mkdir()
     for name in ("a", "b"):
         pq.write_table(pa.table({"id": [f"{name}-0", f"{name}-1"]}), folder / f"{name}.parquet")
-    footers = io._read_footers
-
-    def then_removed(*args: Any) -> Any:
-        found = footers(*args)
-        (folder / "b.parquet").unlink()  # a producer replacing its output, say
-        return found
-
-    monkeypatch.setattr(io, "_read_footers", then_removed)
+    removed_after(monkeypatch, "_read_footers", folder / "b.parquet")
     data = read_input(spark, InputConfig("parquet", str(folder)))
 
     assert sorted(r["id"] for r in data.frame.collect()) == ["a-0", "a-1"]
     assert [(unquote(f.path).endswith("b.parquet"), f.error) for f in data.failed] == [
         (True, "was removed after the input was listed")
     ]
-
-
-def removed_once_its_schema_is_read(monkeypatch: pytest.MonkeyPatch, file: Path) -> None:
-    """Remove `file` just after the files' schemas are read, before the partition probe."""
-    schemas = io._schemas_by_spark
-
-    def then_removed(*args: Any) -> Any:
-        found = schemas(*args)
-        file.unlink()
-        return found
-
-    monkeypatch.setattr(io, "_schemas_by_spark", then_removed)
 
 
 def test_a_partition_file_removed_after_its_schema_was_read_is_recorded_and_the_rest_read(
@@ -322,7 +316,7 @@ def test_a_partition_file_removed_after_its_schema_was_read_is_recorded_and_the_
         (folder / f"day={day}").mkdir(parents=True)
         table = pa.table({"id": [f"{name}-0", f"{name}-1"]})
         pq.write_table(table, folder / f"day={day}" / f"{name}.parquet")
-    removed_once_its_schema_is_read(monkeypatch, folder / "day=2" / "b.parquet")
+    removed_after(monkeypatch, "_schemas_by_spark", folder / "day=2" / "b.parquet")
     data = read_input(spark, InputConfig("parquet", str(folder)))
 
     assert sorted((r["id"], r["day"]) for r in data.frame.collect()) == [("a-0", 1), ("a-1", 1)]
@@ -342,26 +336,13 @@ def test_a_removed_file_leaves_its_folders_partition_value_in_the_type(
         (folder / f"id={value}").mkdir(parents=True)
         for name in names:
             pq.write_table(pa.table({"n": [name]}), folder / f"id={value}" / f"{name}.parquet")
-    removed_once_its_schema_is_read(monkeypatch, folder / "id=9999999999" / "c.parquet")
+    removed_after(monkeypatch, "_schemas_by_spark", folder / "id=9999999999" / "c.parquet")
     data = read_input(spark, InputConfig("parquet", str(folder)))
 
     assert sorted((r["n"], r["id"]) for r in data.frame.collect()) == [
         ("a", 1),
         ("b", 9999999999),
     ]
-
-
-def another_removed_after_the_first_check(monkeypatch: pytest.MonkeyPatch, file: Path) -> None:
-    """Remove `file` just after lakescore first asks which files are still there."""
-    existing = io._existing
-
-    def then_removed(*args: Any) -> Any:
-        found = existing(*args)
-        if file.exists():
-            file.unlink()
-        return found
-
-    monkeypatch.setattr(io, "_existing", then_removed)
 
 
 def test_a_file_removed_while_the_read_leaves_out_another_is_recorded_too(
@@ -373,15 +354,8 @@ def test_a_file_removed_while_the_read_leaves_out_another_is_recorded_too(
     folder.mkdir()
     for name in ("a", "b", "c"):
         pq.write_table(pa.table({"id": [f"{name}-0"]}), folder / f"{name}.parquet")
-    footers = io._read_footers
-
-    def then_removed(*args: Any) -> Any:
-        found = footers(*args)
-        (folder / "b.parquet").unlink()
-        return found
-
-    monkeypatch.setattr(io, "_read_footers", then_removed)
-    another_removed_after_the_first_check(monkeypatch, folder / "c.parquet")
+    removed_after(monkeypatch, "_read_footers", folder / "b.parquet")
+    removed_after(monkeypatch, "_existing", folder / "c.parquet")
     data = read_input(spark, InputConfig("parquet", str(folder)))
 
     assert [r["id"] for r in data.frame.collect()] == ["a-0"]
@@ -396,8 +370,8 @@ def test_a_partition_file_removed_while_the_probe_leaves_out_another_is_recorded
     for day, name in (("1", "a"), ("2", "b"), ("3", "c")):
         (folder / f"day={day}").mkdir(parents=True)
         pq.write_table(pa.table({"id": [name]}), folder / f"day={day}" / f"{name}.parquet")
-    removed_once_its_schema_is_read(monkeypatch, folder / "day=2" / "b.parquet")
-    another_removed_after_the_first_check(monkeypatch, folder / "day=3" / "c.parquet")
+    removed_after(monkeypatch, "_schemas_by_spark", folder / "day=2" / "b.parquet")
+    removed_after(monkeypatch, "_existing", folder / "day=3" / "c.parquet")
     data = read_input(spark, InputConfig("parquet", str(folder)))
 
     assert [(r["id"], r["day"]) for r in data.frame.collect()] == [("a", 1)]
