@@ -26,13 +26,11 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakescore.all_null import Path, as_text_where_null, declared, null_fields
+
 _INTEGRAL = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}
 _FLOATING = {"float": 1, "double": 2}
 _BIGINT_LIMIT = 2.0**63  # the first double a bigint cannot hold
-
-
-# Field metadata of a column a file declares all-null (Spark still reads it as some type).
-ALL_NULL = "lakescore.all_null"
 
 
 @dataclass(frozen=True)
@@ -40,26 +38,34 @@ class CanonicalColumn:
     name: str
     data_type: T.DataType
     all_null: bool = False  # in every file
+    # The paths (column name first) of its struct fields that every file declares all-null:
+    # text in `data_type`, they take a table's own type.
+    null_fields: tuple[Path, ...] = ()
 
 
 def canonical_schema(schemas: Mapping[str, T.StructType]) -> list[CanonicalColumn]:
-    """One column per case-insensitive name, in first-seen order, with a common type."""
+    """One column per case-insensitive name, in first-seen order, with a common type. A column
+    or struct field a file declares all-null has no say in it."""
     spellings: dict[str, Counter[str]] = {}
     types: dict[str, list[T.DataType]] = {}
     for schema in schemas.values():
         for field in schema.fields:
             key = field.name.lower()
             spellings.setdefault(key, Counter())[field.name] += 1
-            all_null = field.metadata.get(ALL_NULL, False)
-            types.setdefault(key, []).append(T.NullType() if all_null else field.dataType)
-    return [
-        CanonicalColumn(
-            spellings[key].most_common(1)[0][0],
-            common_type(types[key]),
-            all(isinstance(t, T.NullType) for t in types[key]),
+            types.setdefault(key, []).append(declared(field))
+    columns = []
+    for key, spelled in spellings.items():
+        name = spelled.most_common(1)[0][0]
+        merged = _common(types[key])
+        columns.append(
+            CanonicalColumn(
+                name,
+                as_text_where_null(merged),
+                isinstance(merged, T.NullType),
+                tuple((name, *path) for path in null_fields(merged)),
+            )
         )
-        for key in spellings
-    ]
+    return columns
 
 
 def common_type(seen: Sequence[T.DataType]) -> T.DataType:
@@ -67,8 +73,15 @@ def common_type(seen: Sequence[T.DataType]) -> T.DataType:
     for a mix of integer types, double for floats with integers narrower than bigint, the
     decimal holding every decimal of `seen` (up to 38 digits), Spark's wider type of dates and
     times, else string (structs, arrays and maps field by field). Files whose column is all
-    null (NullType) have no say; a column no file gives a type is a string."""
-    seen = [t for t in seen if not isinstance(t, T.NullType)] or [T.StringType()]
+    null (NullType) have no say; a column or struct field no file gives a type is a string."""
+    return as_text_where_null(_common(seen))
+
+
+def _common(seen: Sequence[T.DataType]) -> T.DataType:
+    """As common_type, with NullType where no file gives a type."""
+    seen = [t for t in seen if not isinstance(t, T.NullType)]
+    if not seen:
+        return T.NullType()
     names = {t.simpleString() for t in seen}
     if len(names) == 1:
         return seen[0]
@@ -114,25 +127,30 @@ def _merged_struct(seen: Sequence[T.StructType]) -> T.StructType:
         for field in struct.fields:
             spellings.setdefault(field.name.lower(), field.name)
             types.setdefault(field.name.lower(), []).append(field.dataType)
-    return T.StructType(
-        [T.StructField(spellings[key], common_type(types[key])) for key in spellings]
-    )
+    return T.StructType([T.StructField(spellings[key], _common(types[key])) for key in spellings])
 
 
-def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
+def conformed(
+    value: Column, source: T.DataType, target: T.DataType, spark_text: bool = False
+) -> Column:
     """`value`, of a file's `source` type, as the canonical `target` type. Spark casts a struct
     only to one with as many fields, so structs (also inside arrays and maps) are rebuilt field
     by field, with nulls for the fields this file lacks. A whole float or double as text is
-    written as the integer it is (`2`, not `2.0`), and so is a whole decimal (`2`, not `2.00`)."""
+    written as the integer it is (`2`, not `2.0`), and so is a whole decimal (`2`, not `2.00`),
+    unless `spark_text` (as Spark's cast writes them: a table's casts, see table_fit.py).
+    A `source` of NullType (a field the file declares all-null, see all_null.py) is a typed
+    null, whatever type Spark read it as."""
     if source.simpleString() == target.simpleString():
         return value
+    if isinstance(source, T.NullType):
+        return F.lit(None).cast(target)
     if isinstance(source, T.StructType) and isinstance(target, T.StructType):
         fields = {f.name.lower(): f for f in source.fields}
         parts = []
         for field in target.fields:
             own = fields.get(field.name.lower())
             part = (
-                conformed(value.getField(own.name), own.dataType, field.dataType)
+                conformed(value.getField(own.name), own.dataType, field.dataType, spark_text)
                 if own is not None
                 else F.lit(None).cast(field.dataType)
             )
@@ -140,15 +158,19 @@ def conformed(value: Column, source: T.DataType, target: T.DataType) -> Column:
         return F.when(value.isNull(), F.lit(None).cast(target)).otherwise(F.struct(*parts))
     if isinstance(source, T.ArrayType) and isinstance(target, T.ArrayType):
         return F.transform(
-            value, lambda item: conformed(item, source.elementType, target.elementType)
+            value,
+            lambda item: conformed(item, source.elementType, target.elementType, spark_text),
         )
     if isinstance(source, T.MapType) and isinstance(target, T.MapType):
         keyed = F.transform_keys(
-            value, lambda key, _: conformed(key, source.keyType, target.keyType)
+            value, lambda key, _: conformed(key, source.keyType, target.keyType, spark_text)
         )
         return F.transform_values(
-            keyed, lambda _, item: conformed(item, source.valueType, target.valueType)
+            keyed,
+            lambda _, item: conformed(item, source.valueType, target.valueType, spark_text),
         )
+    if spark_text:
+        return value.cast(target)
     if isinstance(target, T.StringType) and isinstance(source, T.DoubleType | T.FloatType):
         # A whole double below 2**63 is a bigint exactly (a decimal would go through
         # Double.toString, whose digits past the 17th depend on the JDK).

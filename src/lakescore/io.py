@@ -28,10 +28,10 @@ from pyspark.sql import types as T
 
 from lakescore import __version__
 from lakescore import columns as C
+from lakescore.all_null import Path, declared, marked, marked_paths, null_paths
 from lakescore.completeness import listed
 from lakescore.config import InputConfig
 from lakescore.drift import (
-    ALL_NULL,
     CanonicalColumn,
     canonical_schema,
     case_twins,
@@ -52,11 +52,6 @@ from lakescore.session import EVERY_FILE_READ, session_conf, session_confs
 _log = logging.getLogger(__name__)
 # Where Spark's Parquet schema conversion lives (internal to Spark, see _read_footers).
 _SPARK_PARQUET = "org.apache.spark.sql.execution.datasources.parquet"
-# A top-level column of a Parquet schema's text form whose logical type is UNKNOWN (all null),
-# with or without a field id (`= 7`).
-_NULL_COLUMN = re.compile(
-    r"^  (?:optional|required) \w+ (.+) \(UNKNOWN\)(?: = \d+)?;$", re.MULTILINE
-)
 # A column of nanosecond timestamps in a Parquet schema, at any depth (its leaf name).
 _NANOS_COLUMN = re.compile(
     r"^\s*(?:optional|required|repeated) int64 (.+) \(TIMESTAMP\(NANOS,", re.MULTILINE
@@ -107,8 +102,10 @@ class InputData:
     files: tuple[str, ...]
     table_version: int | None
     failed: tuple[FailedFile, ...] = ()
-    # Columns every file declares all-null: typed string here, they take a table's own type.
+    # Columns, and paths of struct fields (column first), that every file declares all-null:
+    # typed string here, they take a table's own type.
     all_null: frozenset[str] = frozenset()
+    null_fields: frozenset[Path] = frozenset()
 
 
 def failed_records(failed: Sequence[FailedFile]) -> list[dict[str, str]]:
@@ -199,7 +196,8 @@ def read_input(
         )
     frame = functools.reduce(DataFrame.unionByName, frames)
     all_null = frozenset(c.name for c in canonical if c.all_null)
-    return InputData(frame, tuple(read), None, tuple(failed), all_null)
+    null_fields = frozenset(path for c in canonical for path in c.null_fields)
+    return InputData(frame, tuple(read), None, tuple(failed), all_null, null_fields)
 
 
 def _completeness_files(spark: SparkSession, config: InputConfig) -> set[str]:
@@ -555,7 +553,7 @@ def _read_footers(
         types = _partition_types(spark, folder, list(schemas), list(names))
         nulls = _all_null_columns(spark, list(schemas))
         return {
-            path: _marked_all_null(_retyped(schema, types), nulls.get(path, set()))
+            path: marked(_retyped(schema, types), nulls.get(path, set()))
             for path, schema in schemas.items()
         }, failed
     try:
@@ -654,7 +652,9 @@ def _footer_reader(spark: SparkSession) -> Callable[[str], T.StructType | Failed
             )
             # Spark reads every file column as nullable, whatever the footer says.
             spark_schema = T.StructType.fromJson(json.loads(schema.asNullable().json()))
-            return _with_null_columns(spark_schema, parquet_schema)
+            # A column or struct field pyarrow wrote all-null (Parquet's null type, UNKNOWN in
+            # the text form) is read as int; all_null.py marks it to have no say in the type.
+            return marked(spark_schema, null_paths(parquet_schema))
         except Exception as exc:  # any reason a file cannot be read is recorded with the file
             if _missing_call(exc):
                 raise  # the call is missing, not the file broken: the caller falls back
@@ -678,39 +678,16 @@ def _explained(error: str, parquet_schema: str = "") -> str:
     )
 
 
-def _with_null_columns(schema: T.StructType, parquet_schema: str) -> T.StructType:
-    """Mark (in the field's metadata) the columns the file declares all-null: Parquet's UNKNOWN
-    logical type, what pyarrow writes for a column of nulls. Spark reads them as int, which
-    would make a boolean or date column of the other files a string; drift.py ignores them."""
-    return _marked_all_null(schema, set(_NULL_COLUMN.findall(parquet_schema)))
-
-
-def _all_null_columns(spark: SparkSession, files: Sequence[str]) -> dict[str, set[str]]:
-    """Each file's all-null columns, from its footer (for files whose schemas Spark read, in
-    partition folders); nothing where this Spark lacks the footer calls."""
+def _all_null_columns(spark: SparkSession, files: Sequence[str]) -> dict[str, set[Path]]:
+    """Each file's all-null columns and struct fields, from its footer (for files whose schemas
+    Spark read, in partition folders); nothing where this Spark lacks the footer calls."""
     try:
         schemas, _ = _collect_schemas(files, _footer_reader(spark))
     except Exception as exc:
         if not _missing_call(exc):
             raise
         return {}
-    return {
-        path: {f.name for f in schema.fields if f.metadata.get(ALL_NULL)}
-        for path, schema in schemas.items()
-    }
-
-
-def _marked_all_null(schema: T.StructType, nulls: set[str]) -> T.StructType:
-    if not nulls:
-        return schema
-    return T.StructType(
-        [
-            T.StructField(f.name, f.dataType, f.nullable, {ALL_NULL: True})
-            if f.name in nulls
-            else f
-            for f in schema.fields
-        ]
-    )
+    return {path: marked_paths(schema) for path, schema in schemas.items()}
 
 
 def _schemas_by_spark(
@@ -747,13 +724,11 @@ def _project(canonical: Sequence[CanonicalColumn], schema: T.StructType) -> list
     fields = {field.name: field for field in schema.fields}
     for column in canonical:
         source = source_column(column.name, schema)
-        all_null = source is None or fields[source].metadata.get(ALL_NULL, False)
+        # As the file declares it: a column or struct field it holds no value of is a typed null.
         value = (
             F.lit(None).cast(column.data_type)
-            if all_null
-            else conformed(
-                F.col(C.quoted(str(source))), fields[str(source)].dataType, column.data_type
-            )
+            if source is None
+            else conformed(F.col(C.quoted(source)), declared(fields[source]), column.data_type)
         )
         columns.append(value.alias(column.name))
     return columns

@@ -22,8 +22,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakescore import pipeline
+from lakescore.all_null import Path, as_text_where_null, with_nulls
 from lakescore.columns import quoted
 from lakescore.config import Deployment
+from lakescore.drift import conformed
 from lakescore.errors import DeploymentError, TableSchemaError
 from lakescore.model import ResolvedModel
 from lakescore.redaction import scrub
@@ -80,21 +82,30 @@ class Clash:
 @dataclass(frozen=True)
 class Fit:
     """How a run's frame goes into an existing table: columns to cast, columns that are null on
-    every row and take the table's type, and the clashes."""
+    every row and take the table's type, and the clashes. A cast column whose struct fields are
+    null on every row has its type with those fields null in `declared`: they are rebuilt as
+    typed nulls, which a cast of the text they are read as could not always give."""
 
     casts: Mapping[str, T.DataType]
     clashes: tuple[Clash, ...] = ()
     nulls: Mapping[str, T.DataType] = field(default_factory=dict)
+    declared: Mapping[str, T.DataType] = field(default_factory=dict)
 
 
 _NESTED = (T.StructType, T.ArrayType, T.MapType)
 
 
-def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str] = ()) -> Fit:
+def fit(
+    run: T.StructType,
+    table: T.StructType | None,
+    all_null: Collection[str] = (),
+    null_fields: Collection[Path] = (),
+) -> Fit:
     """Compare a run's schema with the table's (None: no table yet, anything fits). Columns
     match case-insensitively, as Delta matches them; new columns are added by the write.
 
-    A column in `all_null` (an input column no file holds a value of) takes the table's type.
+    A column in `all_null` (an input column no file holds a value of) takes the table's type,
+    and so does a struct field in `null_fields` (its path, the column's name first).
     A struct, array or map going to one of the same kind has the fields and elements the table
     holds without loss cast to the table's types (Delta refuses an int field for a bigint one),
     and keeps its new struct fields, which Delta adds; one going to a text column (where
@@ -107,6 +118,7 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
     all_null_names = {name.lower() for name in all_null}
     casts: dict[str, T.DataType] = {}
     nulls: dict[str, T.DataType] = {}
+    declared: dict[str, T.DataType] = {}
     clashes: list[Clash] = []
     for column in run.fields:
         target = stored.get(column.name.lower())
@@ -117,20 +129,25 @@ def fit(run: T.StructType, table: T.StructType | None, all_null: Collection[str]
         elif isinstance(column.dataType, _NESTED) and target.simpleString() == _TEXT:
             casts[column.name] = target  # as text, the way lakescore stored drifting structs
         elif isinstance(target, _NESTED) and type(target) is type(column.dataType):
+            below = [p[1:] for p in null_fields if p[0].lower() == column.name.lower()]
+            source = with_nulls(column.dataType, below)
             try:
-                fitted = _fitted(target, column.dataType, column.name)
+                # A field the table lacks is added as the run has it: text, where null.
+                fitted = as_text_where_null(_fitted(target, source, column.name))
             except _Unfit as unfit:
                 clashes.append(unfit.clash)
                 continue
             if fitted.simpleString() != column.dataType.simpleString():
                 casts[column.name] = fitted
+                if source.simpleString() != column.dataType.simpleString():
+                    declared[column.name] = source
         elif _holds(target, column.dataType):
             casts[column.name] = target
         else:
             clashes.append(
                 Clash(column.name, target.simpleString(), column.dataType.simpleString())
             )
-    return Fit(casts, tuple(clashes), nulls)
+    return Fit(casts, tuple(clashes), nulls, declared)
 
 
 class _Unfit(Exception):
@@ -196,7 +213,12 @@ def _conformed(name: str, decided: Fit) -> Column:
         return F.lit(None).cast(decided.nulls[name]).alias(name)
     column = F.col(quoted(name))
     target = decided.casts.get(name)
-    return column if target is None else column.cast(target).alias(name)
+    if target is None:
+        return column
+    if name in decided.declared:
+        # Rebuilt only for its null fields: its other values are cast as any column's are.
+        return conformed(column, decided.declared[name], target, spark_text=True).alias(name)
+    return column.cast(target).alias(name)
 
 
 # Column types Delta can keep min/max statistics for (data skipping).
@@ -207,6 +229,12 @@ def among(names: Collection[str], columns: Sequence[str]) -> list[str]:
     """The `columns` that `names` holds, matched case-insensitively (respell may have renamed)."""
     wanted = {name.lower() for name in names}
     return [c for c in columns if c.lower() in wanted]
+
+
+def fields_among(paths: Collection[Path], columns: Sequence[str]) -> list[Path]:
+    """The struct fields' `paths` that lie in the `columns`, matched case-insensitively."""
+    wanted = {column.lower() for column in columns}
+    return [path for path in paths if path[0].lower() in wanted]
 
 
 def refuse_clashes(decided: Fit, table: str, path: str, model: ResolvedModel) -> Fit:

@@ -225,3 +225,23 @@ def test_an_input_column_of_nulls_named_like_the_models_output_does_not_hide_a_c
     empty = week(pa.array([1, 2])).append_column("prediction", pa.array([None, None], pa.null()))
     with pytest.raises(TableSchemaError, match="prediction is bigint there and double"):
         run_week(tmp_path, "w2", empty, echo_model(tmp_path, "double"))
+
+
+def test_a_week_whose_struct_field_is_all_null_keeps_the_tables_type_of_it(
+    tmp_path: Path, spark: Any
+) -> None:
+    """A struct's field null on every row of the week's file (Parquet's null type, read as int)
+    must not become text and clash with the table's boolean: a sparse flag inside a struct."""
+    model = echo_model(tmp_path, "long")
+    flagged = pa.struct([("a", pa.int64()), ("flag", pa.bool_())])
+    unset = pa.struct([("a", pa.int64()), ("flag", pa.null())])
+    first = week(pa.array([{"a": 1, "flag": True}, {"a": 2, "flag": False}], flagged))
+    second = week(pa.array([{"a": 3, "flag": None}, {"a": 4, "flag": None}], unset))
+    records = [run_week(tmp_path, f"w{n}", t, model) for n, t in enumerate([first, second], 1)]
+    assert [r.status for r in records] == ["succeeded"] * 2
+    quarantine = DeltaTable(str(tmp_path / "out/quarantine")).to_pyarrow_table()
+    assert quarantine.schema.field("z").type == flagged
+    assert sorted((z["a"], z["flag"]) for z in quarantine.column("z").to_pylist()) == [
+        (2, False),
+        (4, None),
+    ]

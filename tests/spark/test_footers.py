@@ -468,3 +468,27 @@ def test_a_folder_reached_by_many_links_is_walked_once(spark: Any, tmp_path: Pat
     listed = list_input_files(spark, str(folder))
 
     assert [p.removeprefix("file:") for p in listed] == [str(d / "part.parquet") for d in days]
+
+
+@pytest.mark.parametrize("partitions", [("", ""), ("day=1/", "day=2/")])
+def test_a_struct_field_all_null_in_a_file_has_no_say_in_the_fields_type(
+    spark: Any, tmp_path: Path, partitions: tuple[str, str]
+) -> None:
+    """pyarrow writes a struct's field that is null on every row with Parquet's null type, which
+    Spark reads as int: it made the other file's boolean and date fields text ("true"), in flat
+    folders and in partition folders (whose schemas Spark reads)."""
+    folder = tmp_path / "input"
+    for partition in partitions:
+        (folder / partition).mkdir(parents=True, exist_ok=True)
+    fields = [("flag", pa.bool_()), ("day", pa.date32())]
+    typed = pa.array([{"flag": True, "day": date(2026, 1, 2)}], pa.struct(fields))
+    nulls = pa.array([{"flag": None, "day": None}], pa.struct([(n, pa.null()) for n, _ in fields]))
+    pq.write_table(pa.table({"id": ["a"], "s": typed}), folder / f"{partitions[0]}a.parquet")
+    pq.write_table(pa.table({"id": ["b"], "s": nulls}), folder / f"{partitions[1]}b.parquet")
+
+    data = read_input(spark, InputConfig(format="parquet", path=str(folder)))
+
+    assert dict(data.frame.dtypes)["s"] == "struct<flag:boolean,day:date>"
+    assert data.failed == ()
+    rows = {r.id: (r.s.flag, r.s.day) for r in data.frame.select("id", "s").collect()}
+    assert rows == {"a": (True, date(2026, 1, 2)), "b": (None, None)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def test_each_run_record_write_leaves_one_data_file_and_the_table_uses_it(
     # A one-row frame made on the driver has one partition per core; Delta wrote a file for the
     # empty ones too, which no table version references and only VACUUM removes.
     path = tmp_path / "runs"
-    started = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 26, tzinfo=UTC)
     for run_id in ("r1", "r2", "r3"):
         write_run(spark, str(path), RunRecord(run_id, "d", RUNNING, started, "/in"))
     on_disk = {f.name for f in path.glob("*.parquet")}
@@ -281,4 +281,42 @@ def test_a_write_delta_skips_is_reported_as_not_committed(spark: Any, tmp_path: 
     commit = replace_run_rows(spark.range(0).selectExpr("id", "'r' AS run"), path, "run", "r", {})
 
     assert (commit.committed, commit.rows, commit.version) == (False, 0, 0)
+    assert commit.recorded_version is None
     assert DeltaTable.forPath(spark, path).history(1).first()["version"] == 0
+
+
+def test_struct_fields_null_on_every_row_go_into_the_tables_struct_as_typed_nulls(
+    spark: Any,
+) -> None:
+    """Read as text, a field no file held a value of cannot be cast to the table's struct
+    (Spark casts no string to a struct) nor, in ANSI mode, to every scalar type: rebuilt. Its
+    other fields are cast as in any other column (a double as text is Spark's `2.0`)."""
+    from pyspark.sql import Row
+
+    from lakescore.table_fit import conform, fit
+
+    frame = spark.sql(
+        "SELECT named_struct('a', 1, 'x', 2.0D, 'flag', CAST(NULL AS STRING), 'inner', "
+        "CAST(NULL AS STRING)) AS s"
+    )
+    inner = T.StructType([T.StructField("x", T.IntegerType())])
+    table = T.StructType(
+        [
+            T.StructField(
+                "s",
+                T.StructType(
+                    [
+                        T.StructField("a", T.LongType()),
+                        T.StructField("x", T.StringType()),
+                        T.StructField("flag", T.BooleanType()),
+                        T.StructField("inner", inner),
+                    ]
+                ),
+            )
+        ]
+    )
+
+    fitted = conform(frame, fit(frame.schema, table, null_fields=[("s", "flag"), ("s", "inner")]))
+
+    assert fitted.schema.simpleString() == table.simpleString()
+    assert fitted.collect() == [Row(s=Row(a=1, x="2.0", flag=None, inner=None))]

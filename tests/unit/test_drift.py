@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import types as T
 
-from lakescore.drift import ALL_NULL, canonical_schema, case_twins, common_type, nested_names
+from lakescore.all_null import ALL_NULL
+from lakescore.drift import canonical_schema, case_twins, common_type, nested_names
 from lakescore.io import _has_timestamp_ntz
 
 
@@ -99,3 +100,22 @@ def test_timestamp_ntz_is_found_by_type_not_by_name() -> None:
     nested = struct(m=T.MapType(T.StringType(), T.ArrayType(struct(t=T.TimestampNTZType()))))
     assert not _has_timestamp_ntz(named_so)
     assert _has_timestamp_ntz(nested)
+
+
+def test_a_struct_field_all_null_in_a_file_has_no_say_in_its_type() -> None:
+    """The same for a struct's field (pyarrow's null type inside a struct): its path is kept
+    where no file gives it a value, for a table's own type to take its place."""
+    typed = struct(a=T.LongType(), flag=T.BooleanType())
+    empty = T.StructType(
+        [
+            T.StructField("a", T.LongType()),
+            T.StructField("flag", T.IntegerType(), True, {ALL_NULL: True}),
+        ]
+    )
+    files = {"a.parquet": T.StructType([T.StructField("s", typed)])}
+    files["b.parquet"] = T.StructType([T.StructField("S", empty)])
+    [column] = canonical_schema(files)
+    assert (column.data_type, column.null_fields) == (typed, ())
+    [only_nulls] = canonical_schema({"b.parquet": files["b.parquet"]})
+    assert only_nulls.data_type == struct(a=T.LongType(), flag=T.StringType())
+    assert (only_nulls.all_null, only_nulls.null_fields) == (False, (("S", "flag"),))

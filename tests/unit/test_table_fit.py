@@ -217,3 +217,32 @@ def test_stats_columns_named_like_numbers_are_quoted(tmp_path: Path) -> None:
 def test_stats_columns_match_the_tables_names_without_regard_to_case(tmp_path: Path) -> None:
     run = schema(meter_id=T.StringType(), prediction=T.DoubleType())
     assert _stats_setting(["Meter_ID", "PREDICTION"], run, tmp_path) == "meter_id,prediction"
+
+
+def test_a_struct_field_no_file_holds_a_value_of_takes_the_tables_type() -> None:
+    """Read as text, it would clash with the table's boolean, and a cast of text could not make
+    the table's struct: its type is given as null, which the cast rebuilds as a typed null."""
+    inner = T.StructType([T.StructField("x", T.IntegerType())])
+    run = schema(s=struct(a=T.IntegerType(), flag=T.StringType(), inner=T.StringType()))
+    table = schema(s=struct(a=T.LongType(), flag=T.BooleanType(), inner=inner))
+    assert [c.column for c in fit(run, table).clashes] == ["s.flag"]
+
+    decided = fit(run, table, null_fields=[("S", "flag"), ("s", "inner")])
+
+    assert decided.clashes == ()
+    assert decided.casts == {"s": struct(a=T.LongType(), flag=T.BooleanType(), inner=inner)}
+    assert decided.declared == {
+        "s": struct(a=T.IntegerType(), flag=T.NullType(), inner=T.NullType())
+    }
+
+
+def test_a_null_struct_field_the_table_lacks_is_added_as_text() -> None:
+    """Delta adds the field; as the null type it would be one no other reader knows."""
+    run = schema(s=struct(a=T.IntegerType(), flag=T.StringType()))
+    table = schema(s=struct(a=T.LongType()))
+    decided = fit(run, table, null_fields=[("s", "flag")])
+    assert decided.casts == {"s": struct(a=T.LongType(), flag=T.StringType())}
+
+
+def struct(**fields: T.DataType) -> T.StructType:
+    return T.StructType([T.StructField(name, kind) for name, kind in fields.items()])
