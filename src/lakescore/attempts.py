@@ -3,7 +3,7 @@ its run id left in the tables (pure: from the records alone)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from lakescore.errors import LakescoreError, LimitExceededError
@@ -13,6 +13,8 @@ from lakescore.runs import ABORTED, FAILED, INTERRUPTED, SUCCEEDED, RunRecord
 
 # How a stop during the commits says that its rows may be in the tables.
 STOPPED_COMMITTING = "it was committing, and the tables may hold rows it committed"
+# ... and that they are not: every commit that landed was taken back.
+TOOK_BACK_COMMITS = "it was committing, and took back every commit it made"
 
 
 def ended_record(record: RunRecord, exc: LakescoreError, status: str) -> RunRecord:
@@ -27,8 +29,14 @@ def ended_record(record: RunRecord, exc: LakescoreError, status: str) -> RunReco
     if not isinstance(exc, LimitExceededError):
         if finished:
             kept = attempts[finished[-1]]
+            # But for the tables whose commit this attempt may have left (the error names them).
+            hold = (
+                "Apart from the tables named above, the tables"
+                if STOPPED_COMMITTING in error
+                else "The tables"
+            )
             error += (
-                f" The tables still hold the rows that attempt {kept.get('attempt')} of run "
+                f" {hold} still hold the rows that attempt {kept.get('attempt')} of run "
                 f"{record.run_id} committed (it {kept.get('status')} at "
                 f"{kept.get('finished_at')}{_counts(kept)}; its record is in previous_attempts)."
             )
@@ -39,7 +47,7 @@ def ended_record(record: RunRecord, exc: LakescoreError, status: str) -> RunReco
                 "committed before it was interrupted or failed; a successful rerun of this run "
                 "id replaces them."
             )
-    return record.with_(status=status, error=error, finished_at=datetime.now(timezone.utc))
+    return record.with_(status=status, error=error, finished_at=datetime.now(UTC))
 
 
 def _committed(attempt: dict[str, Any]) -> bool:

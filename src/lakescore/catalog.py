@@ -25,22 +25,26 @@ def uses_catalog(deployment: Deployment) -> bool:
 def resolve_tables(spark: SparkSession, deployment: Deployment, create: bool = True) -> Deployment:
     """The deployment with every catalog table's location as its path.
 
-    `create=False` is for looking at a deployment's runs: no schema is created, and a missing
-    input table is left unresolved (its path empty), since its runs are worth seeing all the
-    more when the input has gone.
+    `create=False` is for looking at a deployment's runs: no schema is created. A missing input
+    table is left unresolved (its path empty): a run fails on it once it has a record to say so
+    in (see require_input_table), and its runs are worth seeing all the more when it has gone.
     """
     changes: dict[str, Any] = {}
     input_table = deployment.input.table
     if input_table and spark.catalog.tableExists(input_table):
         location = table_location(spark, input_table, create=False)
         changes["input"] = replace(deployment.input, path=location)
-    elif input_table and create:
-        raise InputError(f"Input table {input_table} does not exist.")
     for key in ("output", "quarantine", "runs"):
         config = getattr(deployment, key)
         if config.table:
             changes[key] = replace(config, path=table_location(spark, config.table, create))
     return replace(deployment, **changes) if changes else deployment
+
+
+def require_input_table(deployment: Deployment) -> None:
+    """Fail a run whose input table resolve_tables did not find (dropped, renamed)."""
+    if deployment.input.table and not deployment.input.path:
+        raise InputError(f"Input table {deployment.input.table} does not exist.")
 
 
 def table_location(spark: SparkSession, name: str, create: bool = True) -> str:

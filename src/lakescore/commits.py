@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
@@ -126,7 +126,7 @@ def commit_tables(
         output_version=out.recorded_version,
         rows_quarantined=quarantined_commit.rows,
         quarantine_version=quarantined_commit.recorded_version,
-        finished_at=datetime.now(timezone.utc),
+        finished_at=datetime.now(UTC),
     )
 
 
@@ -198,11 +198,14 @@ class Commits:
                 if failure is not None and failure is not error:
                     _log.warning("the %s commit failed too", started.table, exc_info=failure)
                 landed.append((started, _landed_version(self._run, started)))
-            if any(version is not None for _, version in landed) and self._superseded():
+            kept = [started.table for started, version in landed if version is not None]
+            if kept and self._superseded():
+                self._run.state.left_to_newer.extend(kept)  # the run's error says so
                 return
             for started, version in reversed(landed):
                 if version is not None:
                     _take_back(self._run, started, version)
+            self._run.state.took_back = True  # but for the tables `unreverted` names
 
     def _superseded(self) -> bool:
         """Whether a newer attempt of the run id has claimed it: a revert puts back the rows
@@ -390,7 +393,7 @@ def commit_failed_files(
     path = failed_files_path(deployment.quarantine.path)
     if not failed and read_table(spark, path) is None:
         return None
-    recorded_at = datetime.now(timezone.utc)
+    recorded_at = datetime.now(UTC)
     run = (record.run_id, deployment.name, recorded_at, record.attempt, record.attempt_id)
     rows = [(f.path, f.error, *run) for f in failed]
     frame = spark.createDataFrame(rows, FAILED_FILES_SCHEMA).coalesce(1)  # as in runs.write_run

@@ -61,7 +61,10 @@ def print_run(record: dict[str, Any], deployment: Deployment) -> None:
     )
     for reason, count in sorted((record.get("quarantined_by_reason") or {}).items()):
         _say(f"    {reason:<34} {count:>10,}")
-    kept = "scored anyway" if record.get("status") == "succeeded" else "would have been scored"
+    # A run whose counts did not reconcile is failed, yet its predictions are committed (an
+    # aborted rerun's predictions commit removes the earlier attempt's: none scored).
+    scored = record.get("status") == "succeeded" or (record.get("rows_scored") or 0) > 0
+    kept = "scored anyway" if scored else "would have been scored"
     for rule, count in sorted((record.get("warnings_by_rule") or {}).items()):
         _say(f"  warned       {rule}: {_rows(count)} ({kept})")
     for executor in record.get("executors") or []:

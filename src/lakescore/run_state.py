@@ -37,6 +37,8 @@ class RunState:
         self.committing = False  # set once the first table commit may have begun
         self.unreverted: list[str] = []  # tables whose commit could not be taken back
         self.unchecked: list[str] = []  # tables whose commit may have landed, unseen
+        self.left_to_newer: list[str] = []  # tables whose commit a newer attempt replaces
+        self.took_back = False  # set once every commit that landed was taken back
         self._recorded = recorded
 
     def wait_until_recorded(self) -> None:

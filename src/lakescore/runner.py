@@ -13,11 +13,12 @@ import logging
 import os
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NoReturn
 from urllib.parse import unquote
 
@@ -26,8 +27,8 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 
 from lakescore import pipeline
-from lakescore.attempts import STOPPED_COMMITTING, ended_record
-from lakescore.catalog import resolve_tables
+from lakescore.attempts import STOPPED_COMMITTING, TOOK_BACK_COMMITS, ended_record
+from lakescore.catalog import require_input_table, resolve_tables
 from lakescore.commits import (
     Commits,
     commit_failed_files,
@@ -106,6 +107,7 @@ from lakescore.session import (
 from lakescore.spark_logs import query_context_logs_quieted
 from lakescore.table_fit import (
     among,
+    fields_among,
     fit,
     left_null,
     refuse_clashes,
@@ -130,7 +132,7 @@ class RunResult:
 
 def new_run_id() -> str:
     """A sortable, unique run id made on the driver."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
 def check_run_id(run_id: str) -> str:
@@ -169,13 +171,15 @@ def score(
     check_rule_syntax(spark, deployment.rules)  # before resolve_tables creates a schema
     deployment = resolve_tables(spark, deployment)
     check_locations(deployment)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     record = RunRecord(
         run_id,
         deployment.name,
         RUNNING,
         started,
-        scrub(deployment.input.path),
+        # A catalog input by its name: its location says nothing of a table dropped and made
+        # again there, and it has none once dropped.
+        scrub(deployment.input.table or deployment.input.path),
         # As requested until it is pinned: a run whose model cannot be resolved still says which.
         model_uri=scrub(deployment.model.uri),
         requested_model_uri=scrub(deployment.model.uri),
@@ -217,7 +221,7 @@ def score(
             stop.ending()  # nor does one while the run takes back its commits and records
             _end_failed_run(spark, deployment, state, progress, exc)
         try:
-            _finish(spark, deployment, record, progress)
+            _finish(spark, deployment, record, progress, waits=_FINAL_RECORD_WAITS)
         except (Py4JJavaError, PySparkException) as exc:
             versions = ", ".join(
                 f"{table} version {version}"
@@ -266,7 +270,7 @@ def _end_failed_run(
         failed = ended_record(state.record, error, ABORTED if aborted else FAILED)
         state.wait_quietly()
         _drop_older_staging(spark, deployment, failed)
-        _record_failure(spark, deployment, failed, progress, error)
+        _record_failure(spark, deployment, failed, progress, error, _may_hold_rows(state))
         _raise_with_record(error, failed, exc)
     # Stopped by a signal (Py4J may surface it as an error of the connection it closed), a
     # cancelled notebook cell, or a bug: record the end anyway, or the runs table would say
@@ -288,8 +292,9 @@ def _end_failed_run(
 
 
 def _left_committed(state: RunState) -> str:
-    """Why commits of a failed run may remain: a take-back failed, or a commit whose call
-    failed could not be looked for in its table's history."""
+    """Why commits of a failed run may remain: a take-back failed, a commit whose call failed
+    could not be looked for in its table's history, or a newer attempt claimed the run (whose
+    own commits a take-back would remove)."""
     said = []
     if state.unreverted:
         said.append(f"taking back its commit to the {_tables(state.unreverted)} failed too")
@@ -297,7 +302,19 @@ def _left_committed(state: RunState) -> str:
         said.append(
             f"whether its commit to the {_tables(state.unchecked)} landed could not be seen"
         )
+    if state.left_to_newer:
+        said.append(
+            f"its commit to the {_tables(state.left_to_newer)} was left for the newer attempt "
+            "that claimed the run to replace"
+        )
     return "; ".join(said)
+
+
+def _may_hold_rows(state: RunState) -> bool:
+    """Whether the tables may hold rows this attempt committed: it left some (see
+    _left_committed), or it ended after committing without a take-back (an abort commits its
+    quarantine; an error past the commits)."""
+    return bool(_left_committed(state)) or (state.committing and not state.took_back)
 
 
 def _tables(names: Sequence[str]) -> str:
@@ -339,7 +356,12 @@ def _stopped(state: RunState, exc: BaseException) -> str:
         )
     else:
         said = f"Run {run_id} was {interruption(exc)} before it finished"
-    if state.committing:
+    left = _left_committed(state)
+    if left:
+        said += f"; {STOPPED_COMMITTING}: {left} (a rerun of this run id replaces those rows)"
+    elif state.committing and state.took_back:  # Commits.take_back ran to its end
+        said += f"; {TOOK_BACK_COMMITS}"
+    elif state.committing:  # it ended past the take-back: what landed stays
         said += f"; {STOPPED_COMMITTING} (a rerun of this run id replaces them)"
     return said + "."
 
@@ -357,7 +379,7 @@ def _record_quietly(
     try:
         state.wait_quietly()
         _drop_older_staging(spark, deployment, record)
-        _finish(spark, deployment, record, progress)
+        _finish(spark, deployment, record, progress, _may_hold_rows(state))
     except BaseException:  # a second Ctrl-C where lakescore could not take the signals over
         _log.warning("run %s could not record how it ended", record.run_id, exc_info=True)
         return False
@@ -402,13 +424,14 @@ def _record_failure(
     record: RunRecord,
     progress: Progress,
     error: LakescoreError,
+    left_rows: bool = False,
 ) -> None:
     """Record a failed run; when the runs table cannot take the record either (the usual reason
     the run failed so early), raise the run's error with that said, not the storage traceback.
     The error itself is reworded, not rebuilt: what it carries (the files that could not be
     read, say) stays with it."""
     try:
-        _finish(spark, deployment, record, progress)
+        _finish(spark, deployment, record, progress, left_rows)
     except (Py4JJavaError, PySparkException) as exc:
         reason = spark_error_message(exc)
         where = f"the runs table at {scrub(deployment.runs.path)}"
@@ -433,6 +456,7 @@ def _score(
     workdir: str,
 ) -> RunRecord:
     """Resolve the model into `workdir` (removed after the run), then score the input."""
+    require_input_table(deployment)
     progress.stage(f"resolving model {deployment.model.uri}")
     model = resolve_model(
         deployment.model.uri,
@@ -549,7 +573,7 @@ def _score_input(
     validated = pipeline.validate(
         data.frame, checked, deployment.rules, deployment.quarantine.redact
     )
-    stamp = pipeline.RunStamp(record.run_id, datetime.now(timezone.utc), model)
+    stamp = pipeline.RunStamp(record.run_id, datetime.now(UTC), model)
     state.wait_until_recorded()
     fault_point("before_scoring")
     run_staging, staging = _staging_folders(deployment, record)
@@ -578,7 +602,12 @@ def _score_input(
         stats_columns,
         # Only input columns can be null in every file; a model output of the same name cannot.
         refuse_clashes(
-            fit(predictions_schema, output_schema, among(data.all_null, carried)),
+            fit(
+                predictions_schema,
+                output_schema,
+                among(data.all_null, carried),
+                fields_among(data.null_fields, carried),
+            ),
             "predictions",
             deployment.output.path,
             model,
@@ -588,6 +617,7 @@ def _score_input(
                 quarantine_schema,
                 table_schema(spark, deployment.quarantine.path),
                 among(data.all_null, validated.input_columns),
+                fields_among(data.null_fields, validated.input_columns),
             ),
             "quarantine",
             deployment.quarantine.path,
@@ -810,13 +840,42 @@ def _require_complete(problems: list[str], scored: bool = False) -> None:
         )
 
 
+# Seconds before each retry of a finished run's record.
+_FINAL_RECORD_WAITS = (2.0, 8.0)
+
+
 def _finish(
-    spark: SparkSession, deployment: Deployment, record: RunRecord, progress: Progress
+    spark: SparkSession,
+    deployment: Deployment,
+    record: RunRecord,
+    progress: Progress,
+    left_rows: bool = False,
+    waits: Sequence[float] = (),
 ) -> None:
+    """Write the run's last record, unless a newer attempt has claimed the run; `left_rows`: a
+    failed run that may have left commits in the tables; `waits`: seconds before each retry of
+    a write that failed (a run that committed: a storage error that passes must not leave it
+    `running` for ever, and a generated run id is never rerun)."""
     fault_point("before_run_record")
-    committed = record.output_version is not None or record.quarantine_version is not None
-    require_ownership(spark, deployment.runs.path, record, committed)
+    committed = (
+        left_rows or record.output_version is not None or record.quarantine_version is not None
+    )
     if record.finished_at is None:
-        record = record.with_(finished_at=datetime.now(timezone.utc))
-    write_run(spark, deployment.runs.path, record, deployment.runs.table)
+        record = record.with_(finished_at=datetime.now(UTC))
+    for wait in (*waits, None):
+        # Before each write: a newer attempt may claim the run while this one waits.
+        require_ownership(spark, deployment.runs.path, record, committed)
+        try:
+            write_run(spark, deployment.runs.path, record, deployment.runs.table)
+            break
+        except (Py4JJavaError, PySparkException) as exc:
+            if wait is None:
+                raise
+            _log.warning(
+                "could not write the final record of run %s (%s); trying again in %.0f s",
+                record.run_id,
+                scrub(spark_error_message(exc)),
+                wait,
+            )
+            time.sleep(wait)
     progress.stage(f"run {record.run_id} {record.status}")

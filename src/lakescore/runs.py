@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -115,7 +115,7 @@ RUNS_COMMENTS = {
     "model_uri": "model URI pinned for the run (as requested, if it could not be resolved)",
     "model_name": "registered model name",
     "model_version": "model version the run used",
-    "input": "input path read",
+    "input": "input location read, or a catalog input's table name",
     "rows_read": "rows read from the input",
     "rows_scored": "rows committed to the predictions table",
     "rows_quarantined": "rows committed to the quarantine table",
@@ -290,7 +290,7 @@ def _in_utc(value: Any) -> Any:
     """PySpark collects timestamps as naive datetimes in the process's local time zone: make
     them UTC, with the offset, as the tables' comments and `score --json` state them."""
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     if isinstance(value, dict):
         return {key: _in_utc(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -52,6 +52,7 @@ def test_catalog_tables_are_read_and_written_by_name(
     quarantined = spark.table(f"{schema}.quarantine")
     run = spark.table(f"{schema}.runs").where("run_id = 'by-name'").first()
     assert run["status"] == "succeeded" and run["attempt"] == 2
+    assert run["input"] == f"{schema}.meters"  # by name, as the deployment gives it
     assert scored.count() == run["rows_scored"] and quarantined.count() == run["rows_quarantined"]
     assert run["rows_read"] == 200 == scored.count() + quarantined.count()
     assert scored.select("meter_id").distinct().count() == scored.count()
@@ -77,8 +78,11 @@ def test_catalog_tables_are_read_and_written_by_name(
     assert json.loads(capsys.readouterr().out)["rows_read"] == 200
     assert main(["runs", "show", str(deployment_file), "no-such-run"]) == 1
     assert f"not in the runs table {schema}.runs." in capsys.readouterr().err
-    assert main(["score", str(deployment_file)]) == 1
-    assert f"Input table {schema}.meters does not exist" in capsys.readouterr().err
+    assert main(["score", str(deployment_file), "--run-id", "gone", "--json"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["run"]["error"] == f"Input table {schema}.meters does not exist."
+    gone = spark.table(f"{schema}.runs").where("run_id = 'gone'").first()
+    assert (gone["status"], gone["input"]) == ("failed", f"{schema}.meters")
 
 
 def test_a_local_metastore_keeps_catalog_tables_across_processes(

@@ -175,3 +175,33 @@ def test_a_run_whose_counts_do_not_reconcile_is_failed_and_keeps_its_commits(
         deployment.quarantine.path, "miscounted"
     )
     assert len(kept) == 100  # both commits stay
+
+
+def test_a_final_record_whose_write_fails_once_is_written_again(
+    lakehouse: Any, spark: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The rows are committed: a storage error that passes must not leave the run `running`
+    for ever (its write raised a real Spark error the first time)."""
+    from pyspark.errors import PySparkException
+
+    from lakescore import runner
+
+    deployment = load_deployment(lakehouse(rows=50, files=1))
+    monkeypatch.setattr(runner, "_FINAL_RECORD_WAITS", (0.0, 0.0))
+    write_run, failures = runner.write_run, []
+
+    def failing_once(session: Any, path: str, record: Any, table: Any = None) -> None:
+        if record.status != "running" and not failures:
+            try:
+                session.sql(f"SELECT * FROM delta.`{tmp_path / 'no-such-table'}`").collect()
+            except PySparkException as exc:
+                failures.append(exc)
+                raise
+        write_run(session, path, record, table)
+
+    monkeypatch.setattr(runner, "write_run", failing_once)
+    result = runner.score(spark, deployment, "flaky")
+
+    assert len(failures) == 1 and result.record.status == "succeeded"
+    runs = DeltaTable(deployment.runs.path).to_pyarrow_table().to_pylist()
+    assert [(r["run_id"], r["status"]) for r in runs] == [("flaky", "succeeded")]

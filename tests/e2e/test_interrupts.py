@@ -12,7 +12,7 @@ import re
 import signal
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 from deltalake import DeltaTable
 from paused_runs import paused_run
 
-from lakescore.attempts import STOPPED_COMMITTING
+from lakescore.attempts import STOPPED_COMMITTING, TOOK_BACK_COMMITS
 from lakescore.cli import main
 from lakescore.config import load_deployment
 from lakescore.errors import LakescoreError
@@ -105,7 +105,8 @@ def test_sigterm_after_the_predictions_commit_takes_it_back(lakehouse: Any, tmp_
     assert output["error"] == run["error"]
     assert run["status"] == "failed" and run["finished_at"] is not None
     assert run["error"].startswith("Run nightly was terminated (SIGTERM) before it finished")
-    assert "it was committing" in run["error"]
+    # Every commit was taken back: neither this record nor a later attempt's warns of its rows.
+    assert TOOK_BACK_COMMITS in run["error"] and STOPPED_COMMITTING not in run["error"]
     # The predictions commit happened and was taken back; so was the quarantine's.
     history = DeltaTable(deployment.output.path).history()
     assert any("revert" in str(entry.get("userMetadata")) for entry in history)
@@ -171,7 +172,8 @@ def test_a_cancelled_notebook_cell_records_the_run_and_takes_back_its_commit(
 
     run = read(deployment.runs.path).set_index("run_id").loc["cell"]
     assert run["status"] == "failed" and "interrupted" in run["error"]
-    assert "it was committing" in run["error"] and "it was committing" in str(stopped.value)
+    assert TOOK_BACK_COMMITS in run["error"] and TOOK_BACK_COMMITS in str(stopped.value)
+    assert STOPPED_COMMITTING not in run["error"]
     assert stopped.value.run_record["status"] == "failed"  # type: ignore[attr-defined]
     assert rows_of(deployment.output.path, "cell") == 0
     assert rows_of(deployment.quarantine.path, "cell") == 0
@@ -280,7 +282,7 @@ class _ClaimedThenBroken(Progress):
             return
         older = get_run(self._spark, self._runs_path, self._run_id)
         assert older is not None
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         running = RunRecord(self._run_id, older["deployment"], "running", started, older["input"])
         write_run(self._spark, self._runs_path, next_attempt(running, older))
         raise RuntimeError("reporter broke")
@@ -294,7 +296,10 @@ def test_a_failed_attempt_leaves_its_commits_to_a_newer_attempt_that_claimed_the
     deployment = load_deployment(lakehouse(rows=200, files=2))
     progress = _ClaimedThenBroken(spark, deployment.runs.path, "claimed")
 
-    with caplog.at_level(logging.WARNING, logger="lakescore"), pytest.raises(RuntimeError):
+    with (
+        caplog.at_level(logging.WARNING, logger="lakescore"),
+        pytest.raises(RuntimeError, match="reporter broke"),
+    ):
         score(spark, deployment, "claimed", progress)
 
     assert "not taking back this attempt's commits" in caplog.text
@@ -473,7 +478,7 @@ def test_a_commit_that_could_not_be_taken_back_is_in_the_runs_record(
     assert rows_of(deployment.quarantine.path, "stuck") > 0  # as the record says
 
     monkeypatch.undo()
-    with pytest.raises(LakescoreError):
+    with pytest.raises(LakescoreError, match="again"):
         score(spark, deployment, "stuck", _StopWhen("validating", LakescoreError("again.")))
     rerun = read(deployment.runs.path).set_index("run_id").loc["stuck"]
     assert "may still hold rows that attempt 1 of run stuck committed" in rerun["error"]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lakescore.attempts import STOPPED_COMMITTING, ended_record
 from lakescore.config import Limits
-from lakescore.errors import InputError
+from lakescore.errors import InputError, LakescoreError
 from lakescore.limits import limit_exceeded
 from lakescore.runs import FAILED, RunRecord
 
-STARTED = datetime(2026, 11, 26, tzinfo=timezone.utc)
+STARTED = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 def failed_after(*statuses: str, errors: dict[int, str] | None = None) -> str:
@@ -94,3 +94,23 @@ def test_a_small_error_fraction_limit_is_shown_as_given_not_rounded_to_zero() ->
         "(0.0001, that is 0.01%)"
     )
     assert limit_exceeded(Limits(max_error_fraction=0.0001), 20_000, 2) is None
+
+
+def test_an_attempt_that_left_its_commit_does_not_say_the_tables_hold_only_older_rows() -> None:
+    """Its take-back failed: the table it names holds this attempt's rows, not attempt 1's."""
+    record = RunRecord(
+        "r",
+        "d",
+        "running",
+        STARTED,
+        "/in",
+        previous_attempts=[{"attempt": 1, "status": "succeeded", "finished_at": STARTED}],
+    )
+    own = (
+        f"the quarantine commit broke; {STOPPED_COMMITTING}: taking back its commit to the "
+        "predictions table failed too (a rerun of this run id replaces those rows)."
+    )
+    error = ended_record(record, LakescoreError(own), FAILED).error
+    assert error is not None
+    assert "Apart from the tables named above, the tables still hold the rows that" in error
+    assert "The tables still hold" in failed_after("succeeded")  # this attempt left nothing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def test_a_run_with_many_unreadable_files_lists_ten_and_counts_the_rest(
     assert "... and 2 more" in out
 
 
-STARTED = datetime(2026, 11, 26, 10, 40, 24, tzinfo=timezone.utc)
+STARTED = datetime(2026, 11, 26, 10, 40, 24, tzinfo=UTC)
 
 
 def test_runs_list_shows_when_each_run_started_and_how_long_it_took() -> None:
@@ -84,9 +84,14 @@ def test_a_run_that_committed_nothing_does_not_say_its_warned_rows_were_scored(
     warned = {"input": "in", "warnings_by_rule": {"plausible": 5}}
     print_run({"run_id": "ok", "status": "succeeded", **warned}, deployment)
     print_run({"run_id": "stopped", "status": "aborted", **warned}, deployment)
-    succeeded, aborted = capsys.readouterr().out.split("run stopped aborted")
+    # Failed on counts that did not reconcile, after committing its predictions.
+    unreconciled = {"status": "failed", "output_version": 4, "rows_scored": 90}
+    print_run({"run_id": "off", **unreconciled, **warned}, deployment)
+    succeeded, rest = capsys.readouterr().out.split("run stopped aborted")
+    aborted, unreconciled = rest.split("run off failed")
     assert "warned       plausible: 5 rows (scored anyway)" in succeeded
     assert "warned       plausible: 5 rows (would have been scored)" in aborted
+    assert "warned       plausible: 5 rows (scored anyway)" in unreconciled
 
 
 def test_one_row_is_a_row(deployment: Deployment, capsys: Any) -> None:
