@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = pipeline.model_inputs(model, data.frame, deployment.input.key)
         carried = pipeline.carried_columns(deployment.input.key, deployment.input.passthrough)
         validated = pipeline.validate(data.frame, inputs, deployment.rules)
-        stamp = pipeline.RunStamp("profile", datetime.now(timezone.utc), model)
+        stamp = pipeline.RunStamp("profile", datetime.now(UTC), model)
         spark.conf.set(
             "spark.sql.execution.arrow.maxRecordsPerBatch", str(deployment.scoring.batch_size)
         )

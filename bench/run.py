@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     workdir: Path = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     load_before = os.getloadavg()
 
     say(f"input: {args.rows:,} rows")
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "benchmark": "lakescore bench/run.py",
         "started_at": started_at.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "rows": args.rows,
         "repeat": args.repeat,
         "batch_size": args.batch_size,

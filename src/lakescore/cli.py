@@ -1,8 +1,9 @@
 """Command line: argument parsing → config → runner, and the `deployment show`, `runs` and
 `demo` commands, which print what model.py and runs.py find, or build and score the demo.
 
-Exit codes: 0 succeeded, 1 failed, 2 bad usage or deployment file, 3 aborted by an error limit,
-130 interrupted (SIGINT), 143 terminated (SIGTERM).
+Exit codes: 0 succeeded, 1 failed, 2 bad usage or deployment file, 3 aborted (by an error
+limit, a model that failed on every row, or an incomplete input), 130 interrupted (SIGINT), 143
+terminated (SIGTERM).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def test_scoring_times_are_utc_instants_in_a_session_whose_timestamps_default_to
     and `_quarantined_at` are still `timestamp` columns holding the run's instant (they were
     timestamp_ntz holding Tokyo's wall time, and refused by an existing table)."""
     deployment = load_deployment(lakehouse(rows=200, files=1))
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     settings = {
         "spark__sql__timestampType": "TIMESTAMP_NTZ",
         "spark__sql__session__timeZone": "Asia/Tokyo",
@@ -63,7 +63,7 @@ def test_scoring_times_are_utc_instants_in_a_session_whose_timestamps_default_to
     with session_settings(spark, **settings):
         assert score(spark, deployment).succeeded
         assert score(spark, deployment).succeeded  # against the tables the first run made
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     for table, column in (
         (deployment.output.path, "_scored_at"),
         (deployment.quarantine.path, "_quarantined_at"),
@@ -74,7 +74,7 @@ def test_scoring_times_are_utc_instants_in_a_session_whose_timestamps_default_to
         stamps = frame.select(column).distinct().collect()
         assert stamps
         for row in stamps:
-            stamp = row[0].replace(tzinfo=timezone.utc)
+            stamp = row[0].replace(tzinfo=UTC)
             assert before <= stamp <= after, (column, stamp, before, after)
 
 
@@ -145,7 +145,7 @@ def test_a_models_datetime_output_is_a_timestamp_in_a_session_whose_timestamps_d
 
     signature = ModelSignature(Schema([ColSpec("datetime", "n")]), Schema([ColSpec("datetime")]))
     model = scoring_models.save_echo(tmp_path / "echo-time", signature)
-    due = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    due = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     times = pa.array([due, due], pa.timestamp("us", tz="UTC"))
     table = pa.table({"id": ["a", "b"], "n": times})
     loaded = load_deployment(parquet_lakehouse(tmp_path, model, table))
@@ -158,7 +158,7 @@ def test_a_models_datetime_output_is_a_timestamp_in_a_session_whose_timestamps_d
         assert score(spark, loaded).succeeded
     frame = spark.read.format("delta").load(loaded.output.path)
     assert dict(frame.dtypes)["prediction"] == "timestamp"
-    stamps = {row[0].replace(tzinfo=timezone.utc) for row in frame.select("prediction").collect()}
+    stamps = {row[0].replace(tzinfo=UTC) for row in frame.select("prediction").collect()}
     assert stamps == {due}
 
 

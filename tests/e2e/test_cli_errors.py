@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,11 +226,12 @@ def test_model_that_raises_on_every_row_trips_the_limits(
 
 
 def test_model_returning_too_few_rows_fails_naming_the_model(lakehouse: Any, capsys: Any) -> None:
-    code, err = run(["score", str(lakehouse(rows=40, files=1, model="models:/short/1"))], capsys)
+    deployment = lakehouse(rows=40, files=1, bad=False, model="models:/short/1")
+    code, err = run(["score", str(deployment)], capsys)
     assert code == 1
     assert "models:/short/1" in err and "predictions for" in err
     assert err.splitlines()[-1] == (  # the model named once, its own message not wrapped again
-        "lakescore: error: Model models:/short/1 returned 35 predictions for 36 rows."
+        "lakescore: error: Model models:/short/1 returned 39 predictions for 40 rows."
     )
 
 
@@ -318,9 +319,7 @@ def test_an_unrecordable_failure_keeps_what_its_error_carries(
     unreadable = [{"path": "/raw/part-0.parquet", "error": "not a Parquet file"}]
     error = NoReadableInputError("No input file of run r could be read.", unreadable)
     error.__cause__ = OSError("the storage's reason")
-    record = RunRecord(
-        "r", deployment.name, "failed", datetime.now(timezone.utc), deployment.input.path
-    )
+    record = RunRecord("r", deployment.name, "failed", datetime.now(UTC), deployment.input.path)
     with pytest.raises(NoReadableInputError) as raised:
         runner._record_failure(spark, deployment, record, Progress(enabled=False), error)
     assert raised.value.files_failed == unreadable

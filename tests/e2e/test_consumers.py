@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable as RustDeltaTable
 from pyspark.sql import types as T
 
+from lakescore import __version__
 from lakescore.config import Deployment, load_deployment
 from lakescore.runner import score
 from lakescore.runs import RunRecord
@@ -57,7 +59,7 @@ def canonical(value: Any, dtype: T.DataType) -> Any:
         return {f.name: canonical(fields.get(f.name), f.dataType) for f in dtype.fields}
     if isinstance(dtype, T.TimestampType):
         # PySpark gives naive local times; delta-rs and polars give aware UTC times.
-        return value.astimezone(timezone.utc).isoformat()
+        return value.astimezone(UTC).isoformat()
     if isinstance(dtype, T.FloatType | T.DoubleType):
         return "NaN" if math.isnan(value) else float(value)
     return value
@@ -208,3 +210,68 @@ def test_change_data_feed_shows_each_runs_inserts_and_a_reruns_replacements(
     kinds = feed.column("_change_type").to_pylist()
     assert sorted(set(kinds)) == ["delete", "insert"]
     assert kinds.count("insert") == kinds.count("delete") == len(scored_keys)
+
+
+def test_the_tables_have_the_columns_and_types_the_design_names(
+    scored: tuple[Deployment, RunRecord],
+) -> None:
+    """As a consumer reads them (delta-rs, Arrow types), written out here rather than taken
+    from lakescore's own schema constants, which would agree with any change made to them."""
+    deployment, _ = scored
+    string, when = pa.string(), pa.timestamp("us", tz="UTC")
+
+    def columns(path: str) -> list[tuple[str, pa.DataType]]:
+        schema = RustDeltaTable(path).to_pyarrow_table().schema
+        return [(field.name, field.type) for field in schema]
+
+    assert columns(deployment.output.path) == [
+        ("meter_id", string),
+        ("region", string),
+        ("risk_score", pa.float64()),  # the model's two outputs, a column each
+        ("high_risk", pa.bool_()),
+        ("_run_id", string),
+        ("_model_name", string),
+        ("_model_version", string),
+        ("_model_uri", string),
+        ("_scored_at", when),
+        ("_source_file", string),
+        ("_source_file_modified_at", when),  # and `_source_table_version` for a Delta input
+    ]
+    errors = pa.list_(
+        pa.struct([(name, string) for name in ("stage", "rule", "column", "message")])
+    )
+    quarantine = columns(deployment.quarantine.path)
+    assert quarantine[-5:] == [
+        ("_errors", errors),
+        ("_run_id", string),
+        ("_quarantined_at", when),
+        ("_source_file", string),
+        ("_model_version", string),
+    ]
+    runs = dict(columns(deployment.runs.path))
+    assert {name: runs[name] for name in _RUNS_DESIGN} == _RUNS_DESIGN
+
+    # Path tables say which deployment and lakescore version made them, as catalog tables do.
+    for path in table_paths(deployment).values():
+        table = RustDeltaTable(path)
+        settings = table.metadata().configuration
+        assert settings["lakescore.deployment"] == deployment.name == "meter-risk-test"
+        assert settings["lakescore.version"] == __version__
+    comments = {
+        f.name: f.metadata.get("comment")
+        for f in RustDeltaTable(deployment.output.path).schema().fields
+    }
+    assert comments["_run_id"] == "lakescore run that wrote this row"
+
+
+_RUNS_DESIGN = {
+    **{name: pa.string() for name in ("run_id", "deployment", "status")},
+    **{name: pa.timestamp("us", tz="UTC") for name in ("started_at", "finished_at")},
+    **{name: pa.string() for name in ("model_uri", "model_name", "model_version", "input")},
+    **{name: pa.int64() for name in ("rows_read", "rows_scored", "rows_quarantined")},
+    "files_read": pa.int64(),
+    "files_failed": pa.list_(pa.struct([("path", pa.string()), ("error", pa.string())])),
+    "output_version": pa.int64(),
+    "quarantine_version": pa.int64(),
+    "error": pa.string(),
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def test_console_script_scores_and_keeps_stdout_for_json(lakehouse: Any, tmp_pat
     assert record["rows_read"] == 200 == record["rows_scored"] + record["rows_quarantined"]
     assert "Traceback" not in done.stderr
     assert "resolving dependencies" not in done.stderr  # Ivy's report is kept off the terminal
+    assert "[lakescore" not in done.stderr  # --json: no stage lines
 
 
 @pytest.mark.e2e
@@ -83,6 +85,17 @@ def test_console_script_exit_codes_of_an_aborted_and_a_failed_run(
     assert said in line and "Traceback" not in done.stderr
     run_record = RustDeltaTable(load_deployment(deployment_file).runs.path).to_pandas()
     assert list(run_record["status"]) == ["aborted" if exit_code == 3 else "failed"]
+    # One line per stage on stderr, timed from the start, in the order the run reaches them.
+    stages = [
+        line.split("] ", 1)[1]
+        for line in done.stderr.splitlines()
+        if re.match(r"\[lakescore +\d+\.\ds\] ", line)
+    ]
+    expected = ["run exits of meter-risk-test started", "resolving model "]
+    if exit_code == 3:
+        expected += ["model pinned to ", "reading 1 parquet file(s) from ", "validated 100 rows: "]
+    found = iter(stages)
+    assert all(any(s.startswith(e) for s in found) for e in expected), stages
 
 
 @pytest.mark.e2e

@@ -3,7 +3,7 @@ fractions for integer inputs, optional inputs the data lacks, and values of reda
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -478,7 +478,7 @@ def test_a_time_pandas_cannot_hold_is_quarantined_not_fatal(
     Python it would fail its whole batch and the run. It is quarantined as a type mismatch."""
     inputs = Schema([ColSpec("long", "n"), ColSpec("datetime", "t")])
     path = save_echo(tmp_path / "timed", inputs if signed else None)
-    times = [datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, tzinfo=timezone.utc)]
+    times = [datetime(2026, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)]
     table = pa.table(
         {
             "id": ["a", "b"],
@@ -500,13 +500,13 @@ def test_a_session_writing_int96_timestamps_still_leaves_tables_delta_rs_reads(
     read. A run writes its tables with standard timestamps and puts the session's setting back."""
     setting = "spark.sql.parquet.outputTimestampType"
     before = spark.conf.get(setting)
-    sentinel = datetime(9999, 12, 31, tzinfo=timezone.utc)
+    sentinel = datetime(9999, 12, 31, tzinfo=UTC)
     table = pa.table(
         {
             "id": ["a", "b", "c"],
             "n": pa.array([1, 2, None], pa.int64()),  # c is quarantined, b scored
             "t": pa.array(
-                [datetime(2026, 1, 1, tzinfo=timezone.utc), sentinel, sentinel],
+                [datetime(2026, 1, 1, tzinfo=UTC), sentinel, sentinel],
                 pa.timestamp("us", tz="UTC"),
             ),
         }
@@ -589,7 +589,7 @@ def test_times_with_and_without_a_time_zone_and_dates_across_files_stay_times(
     def table(key: str, seen: pa.Array) -> pa.Table:
         return pa.table({"id": [key], "n": pa.array([1], pa.int64()), "seen_at": seen})
 
-    zoned = table("zoned", pa.array([datetime(2026, 1, 4, 5, 6, 7, tzinfo=timezone.utc)]))
+    zoned = table("zoned", pa.array([datetime(2026, 1, 4, 5, 6, 7, tzinfo=UTC)]))
     naive = table("naive", pa.array([datetime(2026, 1, 2, 3, 4, 5)], pa.timestamp("us")))
     day = table("day", pa.array([date(2026, 1, 3)]))
     carried = {"format": "parquet", "path": "raw", "key": "id", "passthrough": ["seen_at"]}
@@ -600,7 +600,7 @@ def test_times_with_and_without_a_time_zone_and_dates_across_files_stay_times(
     assert dict(stored.dtypes)["seen_at"] == "timestamp"
     local = ZoneInfo(spark.conf.get("spark.sql.session.timeZone"))
     assert dict(zip(predictions["id"], predictions["seen_at"], strict=True)) == {
-        "zoned": datetime(2026, 1, 4, 5, 6, 7, tzinfo=timezone.utc),
+        "zoned": datetime(2026, 1, 4, 5, 6, 7, tzinfo=UTC),
         "naive": datetime(2026, 1, 2, 3, 4, 5, tzinfo=local),
         "day": datetime(2026, 1, 3, tzinfo=local),
     }

@@ -5,7 +5,7 @@ say which attempt recorded them."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ def test_a_runs_table_from_before_gets_the_new_fields(
     deployment_file = lakehouse(rows=100, files=1)
     deployment = load_deployment(deployment_file)
     (Path(deployment.input.path) / "broken.parquet").write_text("not parquet")
-    started = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 1, tzinfo=UTC)
     old = {name: None for name in older_runs_schema().fieldNames()} | {
         "run_id": "weekly",
         "deployment": deployment.name,

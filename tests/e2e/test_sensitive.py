@@ -78,15 +78,23 @@ def test_credentials_in_the_tracking_uri_never_appear(
     captured = capsys.readouterr()
     assert code == 1
     assert "s3cr3t" not in captured.err + captured.out
-    assert "could not be reached" in json.loads(captured.out)["error"]
+    printed = json.loads(captured.out)["error"]
+    assert "could not be reached" in printed and "***@127.0.0.1:9" in printed  # masked, not cut
     run = read(deployment.runs.path).iloc[0]
-    assert "s3cr3t" not in str(run.to_dict())
+    assert "s3cr3t" not in str(run.to_dict()) and "***@127.0.0.1:9" in run["error"]
     history = DeltaTable(deployment.runs.path).history()
     assert "s3cr3t" not in json.dumps(history, default=str)
 
     assert main(["deployment", "show", str(deployment_file), "--json"]) == 1
     captured = capsys.readouterr()
     assert "s3cr3t" not in captured.err + captured.out
+    assert "***@127.0.0.1:9" in captured.err + captured.out
+
+    # Without --json: the stage lines on stderr mask it too.
+    assert main(["score", str(deployment_file), "--run-id", "creds"]) == 1
+    captured = capsys.readouterr()
+    assert "s3cr3t" not in captured.err + captured.out
+    assert "resolving model" in captured.err
 
 
 def test_a_notebooks_error_does_not_show_the_tracking_uris_credentials(

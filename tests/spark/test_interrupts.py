@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def test_an_earlier_attempts_row_does_not_supersede_a_later_attempt(
     """When attempt 2 could not write its `running` record (a stop cancelled it), the runs
     table still holds attempt 1's row: attempt 2 may still record how it ended."""
     path = str(tmp_path / "runs")
-    started = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 26, tzinfo=UTC)
     first = RunRecord("r", "d", "succeeded", started, "/in")
     write_run(spark, path, first)
     second = next_attempt(RunRecord("r", "d", "running", started, "/in"), first.__dict__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,8 @@ def test_parquet_rows_keep_their_source_file_and_its_modification_time(
     for path, (rows, modified) in per_file.items():
         local = Path(path.removeprefix("file:"))
         assert rows == 30
-        mtime = datetime.fromtimestamp(os.stat(local).st_mtime, tz=timezone.utc)
-        assert abs(modified.replace(tzinfo=timezone.utc) - mtime).total_seconds() < 1
+        mtime = datetime.fromtimestamp(os.stat(local).st_mtime, tz=UTC)
+        assert abs(modified.replace(tzinfo=UTC) - mtime).total_seconds() < 1
     assert data.frame.where(F.col("_source_table_version").isNotNull()).count() == 0
 
 
@@ -70,7 +70,7 @@ def test_every_row_is_either_scored_or_quarantined_never_both(
     data = read_input(spark, deployment.input)
     inputs = pipeline.model_inputs(model, data.frame, "meter_id")
     validated = pipeline.validate(data.frame, inputs, (Rule("nonneg", "kwh_7d >= 0"),))
-    stamp = pipeline.RunStamp("run-split", datetime.now(timezone.utc), model)
+    stamp = pipeline.RunStamp("run-split", datetime.now(UTC), model)
     udf = scoring_udf(
         ship_model(spark, model.local_path),
         inputs,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakescore import columns as C
 from lakescore import pipeline
 from lakescore.config import Rule
 from lakescore.model import InputColumn, ModelVersion, OutputColumn, ResolvedModel
@@ -129,7 +130,7 @@ def test_staged_rows_count_each_check_and_fail_rules_do_not_quarantine(spark: An
         F.lit(None).cast("bigint").alias("_source_table_version"),
     )
     validated = pipeline.validate(as_read, INPUTS, rules)
-    stamp = pipeline.RunStamp("run-1", datetime.now(timezone.utc), _MODEL)
+    stamp = pipeline.RunStamp("run-1", datetime.now(UTC), _MODEL)
     staged = pipeline.staged(validated, INPUTS, _MODEL.outputs, _constant_score, ["id"], False)
     counts = {
         (r["rule"], r["column"]): r["rows"] for r in pipeline.check_failures(staged).collect()
@@ -215,10 +216,12 @@ def test_integral_signature_rejects_fractional_strings_only_when_uncastable(
     spark: Any, typed: str
 ) -> None:
     inputs = (InputColumn("kwh", typed),)
-    rows = [("a", "12", "s"), ("b", "twelve", "s")]
+    rows = [("a", "12", "s"), ("b", "twelve", "s"), ("c", "12.5", "s")]
     validated = pipeline.validate(spark.createDataFrame(rows, SCHEMA), inputs, ())
-    bad = {r["id"] for r in validated.frame.where(~F.col(pipeline.VALID)).collect()}
-    assert bad == {"b"}
+    bad = validated.frame.where(~F.col(pipeline.VALID))
+    assert {r["id"] for r in bad.collect()} == {"b", "c"}
+    rules = {e["rule"] for r in bad.collect() for e in r[C.ERRORS]}
+    assert rules == {"type_mismatch"}
 
 
 def test_missing_required_inputs_are_named(spark: Any) -> None:

@@ -827,11 +827,26 @@ def test_a_database_file_given_as_tracking_uri_is_refused_with_the_uri_to_write(
     assert f"write sqlite:///{given} for a SQLite registry" in str(parse_error(raw, tmp_path))
 
 
-def test_only_true_and_false_are_booleans_as_in_yaml_1_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("word", ["on", "off", "yes", "no", "y", "n", "On", "YES"])
+def test_only_true_and_false_are_booleans_as_in_yaml_1_2(tmp_path: Path, word: str) -> None:
     """PyYAML (YAML 1.1) read a key spelled `on` as True: "unknown key limits.True"."""
-    text = yaml.safe_dump(minimal()) + "limits:\n  on: 1\n"
-    with pytest.raises(DeploymentError, match=r"unknown key limits\.on;"):
+    text = yaml.safe_dump(minimal()) + f"limits:\n  {word}: 1\n"
+    with pytest.raises(DeploymentError, match=rf"unknown key limits\.{word};"):
         load_deployment(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        *[(word, True) for word in ("true", "True", "TRUE")],
+        *[(word, False) for word in ("false", "False", "FALSE")],
+        *[(word, word) for word in ("on", "off", "yes", "no", "y", "n", "tRUE")],
+    ],
+)
+def test_booleans_are_read_as_yaml_1_2_reads_them(written: str, read: Any) -> None:
+    from lakescore.config import _UniqueKeyLoader
+
+    assert yaml.load(f"value: {written}\n", Loader=_UniqueKeyLoader) == {"value": read}
 
 
 @pytest.mark.parametrize(

@@ -654,3 +654,44 @@ def test_overlapping_resolutions_keep_the_fail_fast_settings_until_the_last_ends
     assert os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") == "2"
     second.__exit__(None, None, None)
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_an_unavailable_registry_is_asked_three_times_not_mlflows_eight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A registry answering 503: with MLflow's defaults (7 retries, backoff doubling from 2 s) a
+    run would wait minutes before failing; lakescore's calls retry twice. Counted at a real
+    HTTP server, with none of the settings made by the user."""
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    for key in _FAIL_FAST_KEYS:
+        monkeypatch.delenv(key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(RegistryUnreachableError):
+            pin_model_version("models:/meter_risk/1", f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert len(asked) == 3 and "/model-versions/get" in asked[0]
+    assert not set(_FAIL_FAST_KEYS) & set(os.environ)
+
+
+_FAIL_FAST_KEYS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+)

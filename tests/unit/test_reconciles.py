@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from lakescore.runs import RunRecord
 
-STARTED = datetime(2026, 11, 26, tzinfo=timezone.utc)
+STARTED = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

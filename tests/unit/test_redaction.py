@@ -92,8 +92,7 @@ def test_a_cause_whose_text_cannot_be_scrubbed_is_left_out_with_a_note() -> None
 
     shown = _traceback_of(error)
     assert "s3cr3t" not in shown and "_OwnStr" not in shown.split("LakescoreError")[0]
-    if sys.version_info >= (3, 11):  # exception notes
-        assert "raised from a _OwnStr left out here" in shown
+    assert "raised from a _OwnStr left out here" in shown
 
 
 def test_a_cause_without_credentials_is_kept_as_it_is() -> None:
