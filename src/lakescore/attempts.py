@@ -29,9 +29,9 @@ def ended_record(record: RunRecord, exc: LakescoreError, status: str) -> RunReco
     if not isinstance(exc, LimitExceededError):
         if finished:
             kept = attempts[finished[-1]]
-            # But for the tables whose commit this attempt may have left (the error names them).
+            # But where this attempt's own commits, which it may have left, replaced them.
             hold = (
-                "Apart from the tables named above, the tables"
+                "Where this attempt's own commits did not replace them, the tables"
                 if STOPPED_COMMITTING in error
                 else "The tables"
             )

@@ -213,7 +213,7 @@ class Commits:
         committed since (it replaces this attempt's rows anyway when it commits)."""
         run = self._run
         try:
-            require_ownership(run.spark, run.deployment.runs.path, run.state.record)
+            require_ownership(run.spark, run.deployment.runs.path, run.state.record, committed=True)
         except AttemptSupersededError as superseded:
             _log.warning("not taking back this attempt's commits: %s", superseded)
             return True

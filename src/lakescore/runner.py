@@ -260,7 +260,8 @@ def _end_failed_run(
             if isinstance(exc, LakescoreError)
             else LakescoreError(f"Run {run_id} failed: {spark_error_message(exc)}")
         )
-        left = _left_committed(state)  # a failed run changes no table, but for these
+        # A failed run changes no table, but for these; an abort keeps its quarantine commit.
+        left = "" if isinstance(error, LimitExceededError) else _left_committed(state)
         if left:
             error.args = (
                 f"{str(error).rstrip('.')}; {STOPPED_COMMITTING}: {left} (a rerun of this run "
@@ -277,24 +278,20 @@ def _end_failed_run(
     # `running` for ever.
     stopped = _stopped(state, exc)
     failed = ended_record(state.record, LakescoreError(stopped), FAILED)
-    recorded = _record_quietly(spark, deployment, state, failed, progress)
+    unrecorded = _record_quietly(spark, deployment, state, failed, progress)
+    recorded = failed if unrecorded is None else None
     if state.stop.stopped:
         # What the runs table now says (the run id, rows an earlier attempt left), or why not.
-        said = (
-            str(failed.error)
-            if recorded
-            else stopped.removesuffix(".")
-            + "; the run could not record this, so the runs table still shows what it held "
-            "before (this run's `running` record, or an earlier attempt's)."
-        )
-        _raise_with_record(state.stop.exception(said), failed if recorded else None, exc)
-    _raise_with_record(exc, failed if recorded else None, None)
+        said = str(failed.error) if unrecorded is None else f"{stopped} {unrecorded}"
+        _raise_with_record(state.stop.exception(said), recorded, exc)
+    _raise_with_record(exc, recorded, None)
 
 
 def _left_committed(state: RunState) -> str:
     """Why commits of a failed run may remain: a take-back failed, a commit whose call failed
-    could not be looked for in its table's history, or a newer attempt claimed the run (whose
-    own commits a take-back would remove)."""
+    could not be looked for in its table's history, a newer attempt claimed the run (whose
+    own commits a take-back would remove), or the run ended past its commits without a
+    take-back (an abort commits its quarantine; an error after both commits landed)."""
     said = []
     if state.unreverted:
         said.append(f"taking back its commit to the {_tables(state.unreverted)} failed too")
@@ -307,14 +304,14 @@ def _left_committed(state: RunState) -> str:
             f"its commit to the {_tables(state.left_to_newer)} was left for the newer attempt "
             "that claimed the run to replace"
         )
+    if state.committing and not state.took_back and not said:
+        said.append("it ended after committing, without taking its commits back")
     return "; ".join(said)
 
 
 def _may_hold_rows(state: RunState) -> bool:
-    """Whether the tables may hold rows this attempt committed: it left some (see
-    _left_committed), or it ended after committing without a take-back (an abort commits its
-    quarantine; an error past the commits)."""
-    return bool(_left_committed(state)) or (state.committing and not state.took_back)
+    """Whether the tables may hold rows this attempt committed (see _left_committed)."""
+    return bool(_left_committed(state))
 
 
 def _tables(names: Sequence[str]) -> str:
@@ -359,10 +356,8 @@ def _stopped(state: RunState, exc: BaseException) -> str:
     left = _left_committed(state)
     if left:
         said += f"; {STOPPED_COMMITTING}: {left} (a rerun of this run id replaces those rows)"
-    elif state.committing and state.took_back:  # Commits.take_back ran to its end
+    elif state.committing:  # and Commits.take_back ran to its end (else `left` says why not)
         said += f"; {TOOK_BACK_COMMITS}"
-    elif state.committing:  # it ended past the take-back: what landed stays
-        said += f"; {STOPPED_COMMITTING} (a rerun of this run id replaces them)"
     return said + "."
 
 
@@ -372,18 +367,24 @@ def _record_quietly(
     state: RunState,
     record: RunRecord,
     progress: Progress,
-) -> bool:
+) -> str | None:
     """Best effort, on the way out of a stopped run: the stop is what the caller must see,
     even when the record cannot be written (a signal to the whole process group stops
-    Spark's JVM too). Whether the record was written."""
+    Spark's JVM too). None once the record is written, else what the runs table shows."""
     try:
         state.wait_quietly()
         _drop_older_staging(spark, deployment, record)
         _finish(spark, deployment, record, progress, _may_hold_rows(state))
+    except AttemptSupersededError as superseded:  # the newer attempt's record is the run's
+        _log.warning("run %s does not record how this attempt ended: %s", record.run_id, superseded)
+        return str(superseded)
     except BaseException:  # a second Ctrl-C where lakescore could not take the signals over
         _log.warning("run %s could not record how it ended", record.run_id, exc_info=True)
-        return False
-    return True
+        return (
+            "The run could not record this, so the runs table still shows what it held before "
+            "(this run's `running` record, or an earlier attempt's)."
+        )
+    return None
 
 
 def _drop_older_staging(spark: SparkSession, deployment: Deployment, record: RunRecord) -> None:
@@ -432,6 +433,10 @@ def _record_failure(
     read, say) stays with it."""
     try:
         _finish(spark, deployment, record, progress, left_rows)
+    except AttemptSupersededError as superseded:  # the newer attempt's record is the run's
+        error.args = (f"{str(error).rstrip('. ')}. {superseded}",)
+        _scrub_message(error)
+        raise error from (error.__cause__ or superseded)
     except (Py4JJavaError, PySparkException) as exc:
         reason = spark_error_message(exc)
         where = f"the runs table at {scrub(deployment.runs.path)}"
@@ -705,9 +710,9 @@ def _stage_and_commit(
     # Once for every commit below (each check is a read of the runs table, seconds in a cold
     # JVM), and before the first: a superseded attempt changes no table.
     require_ownership(run.spark, run.deployment.runs.path, record)
-    run.state.committing = True
     with Commits(run) as commits:
         try:
+            run.state.committing = True  # once a take-back follows any error
             commits.start(
                 "failed files",
                 failed_files_path(run.deployment.quarantine.path),
@@ -863,9 +868,9 @@ def _finish(
     if record.finished_at is None:
         record = record.with_(finished_at=datetime.now(UTC))
     for wait in (*waits, None):
-        # Before each write: a newer attempt may claim the run while this one waits.
-        require_ownership(spark, deployment.runs.path, record, committed)
         try:
+            # Before each write: a newer attempt may claim the run while this one waits.
+            require_ownership(spark, deployment.runs.path, record, committed)
             write_run(spark, deployment.runs.path, record, deployment.runs.table)
             break
         except (Py4JJavaError, PySparkException) as exc:

@@ -273,9 +273,12 @@ class _ClaimedThenBroken(Progress):
     """Once the quarantine is committed, a newer attempt of the run claims it (someone started
     it again by hand), then the older attempt fails."""
 
-    def __init__(self, spark: Any, runs_path: str, run_id: str) -> None:
+    def __init__(
+        self, spark: Any, runs_path: str, run_id: str, error: Exception | None = None
+    ) -> None:
         super().__init__(enabled=False)
         self._spark, self._runs_path, self._run_id = spark, runs_path, run_id
+        self._error = error or RuntimeError("reporter broke")
 
     def stage(self, message: str) -> None:
         if not re.match(r"committed [\d,]+ quarantined rows", message):
@@ -285,7 +288,7 @@ class _ClaimedThenBroken(Progress):
         started = datetime.now(UTC)
         running = RunRecord(self._run_id, older["deployment"], "running", started, older["input"])
         write_run(self._spark, self._runs_path, next_attempt(running, older))
-        raise RuntimeError("reporter broke")
+        raise self._error
 
 
 def test_a_failed_attempt_leaves_its_commits_to_a_newer_attempt_that_claimed_the_run(
@@ -306,6 +309,28 @@ def test_a_failed_attempt_leaves_its_commits_to_a_newer_attempt_that_claimed_the
     assert rows_of(deployment.quarantine.path, "claimed") > 0
     history = DeltaTable(deployment.quarantine.path).history()
     assert not any("revert" in str(entry.get("userMetadata")) for entry in history)
+    # Its record is not written over the newer attempt's, and no log says it committed nothing.
+    assert "stops without committing" not in caplog.text
+    assert "does not record how this attempt ended" in caplog.text
+    assert read(deployment.runs.path).set_index("run_id").loc["claimed", "status"] == "running"
+
+
+def test_a_failure_after_a_newer_attempt_claimed_the_run_is_raised_saying_so(
+    spark: Any, lakehouse: Any
+) -> None:
+    """A failure of lakescore's own kind: the run's error is raised, with the claim and what
+    this attempt left said, not only the claim (which said it had committed nothing)."""
+    deployment = load_deployment(lakehouse(rows=200, files=2))
+    broken = LakescoreError("The quarantine commit's reporter broke.")
+    progress = _ClaimedThenBroken(spark, deployment.runs.path, "claimed", broken)
+
+    with pytest.raises(LakescoreError) as raised:
+        score(spark, deployment, "claimed", progress)
+
+    said = str(raised.value)
+    assert said.startswith("The quarantine commit's reporter broke; it was committing")
+    assert "was left for the newer attempt that claimed the run to replace" in said
+    assert "this attempt's rows are committed, and are replaced when that attempt commits" in said
 
 
 def test_an_unexpected_error_is_recorded_with_its_type(spark: Any, lakehouse: Any) -> None:

@@ -112,5 +112,5 @@ def test_an_attempt_that_left_its_commit_does_not_say_the_tables_hold_only_older
     )
     error = ended_record(record, LakescoreError(own), FAILED).error
     assert error is not None
-    assert "Apart from the tables named above, the tables still hold the rows that" in error
+    assert "Where this attempt's own commits did not replace them, the tables still hold" in error
     assert "The tables still hold" in failed_after("succeeded")  # this attempt left nothing
