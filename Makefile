@@ -49,5 +49,5 @@ clean:
 
 # Throughput and memory against the reference scorers (see bench/README.md); ROWS=1000000|2000000|8000000
 ROWS ?= 2000000
-bench: $(STAMP)
+bench: check-java $(STAMP)
 	$(BIN)/python bench/run.py --rows $(ROWS)

@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()
+    # Before any scorer runs: the code the scorers import is the code at the start.
+    versions_at_start = versions()
 
     say(f"input: {args.rows:,} rows")
     step = time.perf_counter()
@@ -148,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         shift = (repetition - 1) % len(args.scorer_list)
         for scorer in args.scorer_list[shift:] + args.scorer_list[:shift]:
             say(f"[{repetition}/{args.repeat}] {scorer} ...")
-            run = run_scorer(scorer, repetition, workdir, config_path, args.timeout)
+            run = check_rows(
+                run_scorer(scorer, repetition, workdir, config_path, args.timeout), args.rows
+            )
             runs[scorer].append(run)
             say(f"    {describe_run(run)}")
 
@@ -162,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeat": args.repeat,
         "batch_size": args.batch_size,
         "machine": machine(load_before),
-        "versions": versions(),
+        "versions": versions_at_start,
+        # The checkout changed while the scorers ran: the numbers belong to no one commit.
+        "versions_changed_during_run": versions() != versions_at_start,
         "input": {k: v for k, v in dataset.items() if k != "cached"},
         "model": {k: v for k, v in registered.items() if k != "cached"},
         "deployment": (workdir / f"deployment-{args.rows}.yaml").read_text(),
@@ -311,6 +317,18 @@ def run_scorer(
     else:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
         run["error"] = "\n".join(tail) or f"exit code {code}"
+    return run
+
+
+def check_rows(run: dict[str, Any], rows: int) -> dict[str, Any]:
+    """A run that did not account for every input row (scored, or quarantined) failed: its
+    speed would be that of less work."""
+    if "error" in run:
+        return run
+    done = (run.get("rows_scored") or 0) + (run.get("rows_quarantined") or 0)
+    read = run.get("rows_read")
+    if done != rows or read != rows:
+        run["error"] = f"read {read} rows and scored or quarantined {done}, of {rows}"
     return run
 
 
