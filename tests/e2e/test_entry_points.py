@@ -94,8 +94,9 @@ def test_console_script_exit_codes_of_an_aborted_and_a_failed_run(
     expected = ["run exits of meter-risk-test started", "resolving model "]
     if exit_code == 3:
         expected += ["model pinned to ", "reading 1 parquet file(s) from ", "validated 100 rows: "]
-    found = iter(stages)
-    assert all(any(s.startswith(e) for s in found) for e in expected), stages
+    at = [[i for i, s in enumerate(stages) if s.startswith(e)] for e in expected]
+    assert all(len(places) == 1 for places in at), stages  # each stage once
+    assert [places[0] for places in at] == sorted(places[0] for places in at), stages
 
 
 @pytest.mark.e2e
