@@ -13,13 +13,19 @@ from lakescore.runs import FAILED, RunRecord
 STARTED = datetime(2026, 11, 26, tzinfo=UTC)
 
 
-def failed_after(*statuses: str, errors: dict[int, str] | None = None) -> str:
+def failed_after(
+    *statuses: str,
+    errors: dict[int, str] | None = None,
+    ending: LakescoreError | None = None,
+) -> str:
+    """The error of an attempt that failed with `ending` after attempts of `statuses`."""
     earlier = [
         {"attempt": n, "status": status, "finished_at": STARTED, "error": (errors or {}).get(n)}
         for n, status in enumerate(statuses, start=1)
     ]
     record = RunRecord("r", "d", "running", STARTED, "/in", previous_attempts=earlier)
-    error = ended_record(record, InputError("Input /in does not exist."), FAILED).error
+    ending = ending or InputError("Input /in does not exist.")
+    error = ended_record(record, ending, FAILED).error
     assert error is not None
     return error
 
@@ -98,19 +104,10 @@ def test_a_small_error_fraction_limit_is_shown_as_given_not_rounded_to_zero() ->
 
 def test_an_attempt_that_left_its_commit_does_not_say_the_tables_hold_only_older_rows() -> None:
     """Its take-back failed: the table it names holds this attempt's rows, not attempt 1's."""
-    record = RunRecord(
-        "r",
-        "d",
-        "running",
-        STARTED,
-        "/in",
-        previous_attempts=[{"attempt": 1, "status": "succeeded", "finished_at": STARTED}],
-    )
     own = (
         f"the quarantine commit broke; {STOPPED_COMMITTING}: taking back its commit to the "
         "predictions table failed too (a rerun of this run id replaces those rows)."
     )
-    error = ended_record(record, LakescoreError(own), FAILED).error
-    assert error is not None
+    error = failed_after("succeeded", ending=LakescoreError(own))
     assert "Where this attempt's own commits did not replace them, the tables still hold" in error
     assert "The tables still hold" in failed_after("succeeded")  # this attempt left nothing
